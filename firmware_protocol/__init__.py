@@ -1,0 +1,1 @@
+"""Byte-level protocols of real lock-control boards. Sans-IO: no serial, no asyncio."""
