@@ -1,0 +1,81 @@
+"""Typed server settings, read from ``LOCKER_*`` environment variables.
+
+Settings are created once at the edge (CLI, app factory) and passed *into* the
+services; nothing below imports a global settings object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "placeholder", "xxx", "todo"}
+
+
+class Settings(BaseSettings):
+    """Server configuration. Every field can be set as ``LOCKER_<FIELD_NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and keys live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
+    )
+    secrets_dir: Path | None = Field(
+        default=None, description="Key files (outside the database); default: data_dir/secrets"
+    )
+
+    # Pickup credentials and lockout (field-notes: 8 digits, 5 failures -> 15 minutes).
+    pickup_code_digits: int = Field(default=8, ge=6, le=12)
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+
+    # Parcel lifecycle.
+    reservation_minutes: int = Field(default=15, ge=1)
+    pickup_hours: int = Field(default=72, ge=1)
+    reminder_hours_before_expiry: int = Field(default=24, ge=1)
+    extension_window_hours: int = Field(
+        default=24, ge=1, description="A recipient may extend only this close to expiry"
+    )
+    max_extension_hours: int = Field(default=48, ge=1)
+    max_extensions: int = Field(default=1, ge=0)
+
+    # Authentication.
+    access_token_minutes: int = Field(default=60, ge=1)
+
+    # Notifications.
+    public_base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = "Parcel lockers <lockers@localhost>"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    sms_gateway_url: str | None = None
+    sms_gateway_token: SecretStr | None = None
+    notification_max_attempts: int = Field(default=8, ge=1)
+    notification_backoff_seconds: float = Field(default=30.0, gt=0)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Audit log checkpoints (issue: at least every 5 minutes or 1,000 entries).
+    audit_checkpoint_seconds: int = Field(default=300, ge=1, le=300)
+    audit_checkpoint_entries: int = Field(default=1000, ge=1, le=1000)
+
+    @field_validator("smtp_password", "sms_gateway_token")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+            raise ValueError("a placeholder value is not a secret; set a real one")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'locker.sqlite3').resolve()}"
+
+    @property
+    def resolved_secrets_dir(self) -> Path:
+        return self.secrets_dir if self.secrets_dir is not None else self.data_dir / "secrets"
