@@ -22,6 +22,7 @@ _MIN_SYMMETRIC_BYTES = 32
 _PICKUP_HMAC = "pickup-hmac.key"
 _TOKEN_SIGNING = "token-signing.key"  # noqa: S105  (a file name, not a secret)
 _WEBHOOK_SIGNING = "webhook-signing.key"
+_OUTBOX_SEALING = "outbox-sealing.key"
 _AUDIT_SIGNING = "audit-signing-ed25519.pem"
 
 
@@ -32,6 +33,8 @@ class ServerKeys:
     pickup_hmac_key: bytes
     token_signing_key: bytes
     webhook_signing_key: bytes
+    #: AES-256-GCM key sealing a pickup code in the notification outbox until it is sent.
+    outbox_sealing_key: bytes
     audit_signing_key: Ed25519PrivateKey
 
 
@@ -75,5 +78,6 @@ def load_keys(secrets_dir: Path) -> ServerKeys:
         pickup_hmac_key=_symmetric_key(secrets_dir / _PICKUP_HMAC),
         token_signing_key=_symmetric_key(secrets_dir / _TOKEN_SIGNING),
         webhook_signing_key=_symmetric_key(secrets_dir / _WEBHOOK_SIGNING),
+        outbox_sealing_key=_symmetric_key(secrets_dir / _OUTBOX_SEALING),
         audit_signing_key=_ed25519_key(secrets_dir / _AUDIT_SIGNING),
     )

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_MODULES = (
     "locker_server.audit.models",
+    "locker_server.auth.models",
     "locker_server.models",
     "locker_server.notifications.models",
 )
