@@ -4,6 +4,7 @@ Every error this package raises derives from :class:`ProtocolError`, so callers
 never see ``IndexError``, ``struct.error`` or ``ValueError`` from malformed bytes::
 
     ProtocolError
+    ├── UnknownProtocolError no protocol of that name (get_protocol)
     ├── EncodeError          we were asked to build a frame that cannot exist
     │                        (board or lock out of range, bad status byte)
     └── FrameError           bytes from the wire do not form a valid frame
@@ -19,6 +20,10 @@ from __future__ import annotations
 
 class ProtocolError(Exception):
     """Base class of every error raised by firmware_protocol."""
+
+
+class UnknownProtocolError(ProtocolError):
+    """No lock-board protocol is registered under that name."""
 
 
 class EncodeError(ProtocolError):
