@@ -530,26 +530,34 @@ class ReplyStreamDecoder:
             for length in range(FRAME_LENGTH, min(len(window), MAX_FRAME_LENGTH) + 1)
             if (frame := _try_decode(window[:length])) is not None
         ]
-        more_possible = any(_all_locks_possible(window, n) for n in _longer_lengths(window))
         wants_all = self._expected is not None and self._expected.kind is RequestKind.QUERY_ALL
-        prompt = [f for f in found if not wants_all and not isinstance(f.frame, AllLocksReply)]
         if ended:
             whole = [f for f in found if f.length == len(window)]
-            return self._best(whole or found, wants_all)
-        if prompt:
-            return prompt[0]
-        if more_possible:
+            return _best(whole or found, wants_all)
+        if not wants_all and found and not _all_locks(found):
+            return found[0]  # a complete single-lock or address reply: no need to wait
+        if any(_all_locks_possible(window, n) for n in _longer_lengths(window)):
             return WAIT
-        return self._best(found, wants_all)
+        return _best(found, wants_all)
 
-    @staticmethod
-    def _best(found: list[Found[XorReply]], wants_all: bool) -> Verdict[XorReply]:
-        if not found:
-            return Reject("no valid 80 reply in these bytes")
-        all_locks = [f for f in found if isinstance(f.frame, AllLocksReply)]
-        others = [f for f in found if not isinstance(f.frame, AllLocksReply)]
-        ranked = (all_locks[::-1] + others) if wants_all else (others + all_locks[::-1])
-        return ranked[0]
+
+def _all_locks(found: list[Found[XorReply]]) -> list[Found[XorReply]]:
+    """The query-all readings among ``found``, longest first."""
+    readings = [f for f in found if isinstance(f.frame, AllLocksReply)]
+    return sorted(readings, key=lambda f: f.length, reverse=True)
+
+
+def _best(found: list[Found[XorReply]], wants_all: bool) -> Verdict[XorReply]:
+    """Choose among complete readings: the longest query-all one when it was asked for or
+    when it explains more bytes than a 5-byte reply (a late query-all answer must not
+    pass for a single-lock one); otherwise the 5-byte reply."""
+    if not found:
+        return Reject("no valid 80 reply in these bytes")
+    all_locks = _all_locks(found)
+    others = [f for f in found if not isinstance(f.frame, AllLocksReply)]
+    if wants_all or (all_locks and all_locks[0].length > FRAME_LENGTH):
+        return (all_locks + others)[0]
+    return (others + all_locks)[0]
 
 
 def _longer_lengths(window: bytes) -> range:
