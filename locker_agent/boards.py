@@ -1,0 +1,114 @@
+"""Typed board API: open a lock, read door states, over one :class:`SerialLink`.
+
+This is where raw feedback becomes a door state, through each board's configured
+:class:`~locker_agent.layout.Polarity`. A lock that a reply does not cover is an
+error, never a guess.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from firmware_protocol.base import BoardProtocol, Reply
+from locker_agent.errors import BoardReplyError, ConfigError
+from locker_agent.layout import Polarity
+from locker_agent.serial_link import Exchange, SerialLink
+
+logger = logging.getLogger(__name__)
+
+
+class DoorState(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    #: the board did not answer: we have not observed the door, so we do not say
+    UNKNOWN = "unknown"
+
+
+def door_state(signal: bool, polarity: Polarity) -> DoorState:
+    """Raw feedback signal → door state. NORMAL: signal present means closed."""
+    closed = signal if polarity is Polarity.NORMAL else not signal
+    return DoorState.CLOSED if closed else DoorState.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockAck:
+    """The board acknowledged an unlock. Not proof that the door opened."""
+
+    board: int
+    lock: int
+    frame: bytes
+    sent_at: float
+    answered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BoardReading:
+    """Door states of one board, as observed by one answered query."""
+
+    board: int
+    doors: Mapping[int, DoorState]
+    sent_at: float
+    answered_at: float
+
+
+class BoardClient:
+    """Open locks and read doors on the boards of one bus."""
+
+    def __init__(
+        self,
+        link: SerialLink,
+        polarity: Mapping[int, Polarity] | None = None,
+    ) -> None:
+        self.link = link
+        self.protocol: BoardProtocol = link.protocol
+        self._polarity = MappingProxyType(dict(polarity or {}))
+
+    def polarity_of(self, board: int) -> Polarity:
+        return self._polarity.get(board, Polarity.NORMAL)
+
+    def open_lock(self, board: int, lock: int) -> UnlockAck:
+        """Send ONE unlock. Raises BoardTimeout/BoardReplyError: outcome unknown then."""
+        request = self.protocol.unlock(board, lock)
+        exchange = self.link.request(request)
+        return UnlockAck(board, lock, request.to_bytes(), exchange.sent_at, exchange.answered_at)
+
+    def unlock_frame(self, board: int, lock: int) -> bytes:
+        """The bytes an unlock of (board, lock) puts on the line (for logs and demos)."""
+        return self.protocol.unlock(board, lock).to_bytes()
+
+    def read_lock(self, board: int, lock: int) -> DoorState:
+        """Query one lock (Kerong answers with the whole board; we take ours)."""
+        exchange = self.link.request(self.protocol.query_lock(board, lock))
+        return self._states(exchange, (lock,))[lock]
+
+    def read_board(self, board: int, locks: tuple[int, ...] | None = None) -> BoardReading:
+        """Query every lock of ``board``; ``locks`` are the ones that must be covered
+        (default: whatever the reply carries)."""
+        exchange = self.link.request(self.protocol.query_all(board))
+        states = self._states(exchange, locks)
+        return BoardReading(board, MappingProxyType(states), exchange.sent_at, exchange.answered_at)
+
+    def _states(self, exchange: Exchange, locks: tuple[int, ...] | None) -> dict[int, DoorState]:
+        reply: Reply = exchange.reply
+        feedback = reply.feedback()
+        wanted = tuple(sorted(feedback)) if locks is None else locks
+        missing = [lock for lock in wanted if lock not in feedback]
+        if missing:
+            raise BoardReplyError(
+                f"reply from board {reply.board} does not cover locks {missing}",
+                board=reply.board,
+                kind=exchange.request.kind.value,
+            )
+        polarity = self.polarity_of(reply.board)
+        return {lock: door_state(feedback[lock], polarity) for lock in wanted}
+
+
+def parse_polarity(value: str) -> Polarity:
+    try:
+        return Polarity(value)
+    except ValueError:
+        raise ConfigError(f"polarity must be 'normal' or 'inverted', not {value!r}") from None

@@ -1,0 +1,383 @@
+"""Door controller of one cabinet: polls the boards, opens doors, emits door events.
+
+Rules it keeps (protocol reference §1.3, §1.6, §7; field notes 1, 3, 4):
+
+* "relay pulsed" is not "door opened": after ONE unlock it waits for the door sensor
+  within ``confirm_window``: seen open → ``open_confirmed``, not seen → ``jammed``;
+* an unanswered unlock is ``open_outcome_unknown`` until the polls tell; it may become
+  ``open_confirmed`` by the sensor, never by a resend. It never resends an unlock;
+* the relay fires even when the sensor already says open (a broken input may say so);
+* doors open one after another; each door has a rolling-minute open budget;
+* a door that opens without a command → ``forced_open``; one open too long →
+  ``left_open`` (once per opening); a door whose board does not answer is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from locker_agent.boards import BoardClient, BoardReading, DoorState
+from locker_agent.errors import AgentError, BoardError, ConfigError, TransportError
+from locker_agent.layout import CabinetLayout, DoorAddress
+
+logger = logging.getLogger(__name__)
+
+
+class DoorEventKind(enum.StrEnum):
+    OPENED = "opened"
+    CLOSED = "closed"
+    FORCED_OPEN = "forced_open"
+    LEFT_OPEN = "left_open"
+    JAMMED = "jammed"
+    OPEN_CONFIRMED = "open_confirmed"
+    OPEN_OUTCOME_UNKNOWN = "open_outcome_unknown"
+    OPEN_REFUSED = "open_refused"
+    #: the door's board stopped answering: its state is no longer known
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class DoorEvent:
+    kind: DoorEventKind
+    door: int
+    address: DoorAddress
+    monotonic: float
+    wall: datetime
+    detail: str = ""
+
+
+class OpenOutcome(enum.StrEnum):
+    CONFIRMED = "confirmed"
+    JAMMED = "jammed"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenResult:
+    """What became of one ``open_door`` call."""
+
+    door: int
+    address: DoorAddress
+    outcome: OpenOutcome
+    #: the board answered the unlock (an acknowledgement, not proof of opening)
+    acknowledged: bool
+    #: the unlock frame put on the line, or None when nothing was sent
+    frame: bytes | None
+    requested_at: float
+    confirmed_at: float | None = None
+    detail: str = ""
+
+    @property
+    def seconds_to_open(self) -> float | None:
+        return None if self.confirmed_at is None else self.confirmed_at - self.requested_at
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    poll_interval: float = 0.15
+    confirm_window: float = 3.0
+    left_open_after: float = 120.0
+    max_opens_per_door: int = 6
+    rate_window: float = 60.0
+    #: a board that did not answer is polled again after this long, so it cannot
+    #: slow down the polls of the boards that do answer
+    unanswered_poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.poll_interval, self.confirm_window, self.left_open_after) <= 0:
+            raise ConfigError("poll interval, confirm window and left-open limit must be positive")
+        if self.max_opens_per_door < 1 or self.rate_window <= 0:
+            raise ConfigError("the open rate limit needs at least one open per positive window")
+
+
+EventHandler = Callable[[DoorEvent], None]
+
+
+@dataclass(slots=True)
+class _Track:
+    """What the controller knows about one door (guarded by the controller's lock)."""
+
+    address: DoorAddress
+    state: DoorState = DoorState.UNKNOWN
+    last_known: DoorState | None = None
+    opened_at: float | None = None
+    left_open_reported: bool = False
+    #: openings observed before this monotonic time are attributed to our command
+    command_until: float = 0.0
+    #: sent_at of the latest query that saw the door open
+    open_seen_sent_at: float = float("-inf")
+
+
+class DoorController:
+    """Polls every board of a cabinet and opens its doors one at a time."""
+
+    def __init__(
+        self,
+        layout: CabinetLayout,
+        client: BoardClient,
+        settings: ControllerSettings | None = None,
+    ) -> None:
+        self.layout = layout
+        self.client = client
+        self.settings = settings or ControllerSettings()
+        self._tracks = {door: _Track(address) for door, address in layout.doors.items()}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._polled_boards: set[int] = set()
+        self._open_serial = threading.Lock()
+        self._opens: dict[int, deque[float]] = {door: deque() for door in layout.doors}
+        self._handlers: list[EventHandler] = []
+        self._stop = threading.Event()
+        #: set to poll the boards now instead of at the next interval
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> DoorController:
+        self._thread = threading.Thread(target=self._poll_forever, name="door-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+
+    def __enter__(self) -> DoorController:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- queries ---------------------------------------------------------------
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler`` for every door event (in the poller or caller thread)."""
+        with self._lock:
+            self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if handler in self._handlers:
+                    self._handlers.remove(handler)
+
+        return unsubscribe
+
+    def state(self, door: int) -> DoorState:
+        self.layout.address_of(door)
+        with self._lock:
+            return self._tracks[door].state
+
+    def states(self) -> dict[int, DoorState]:
+        with self._lock:
+            return {door: track.state for door, track in self._tracks.items()}
+
+    def wait_first_poll(self, timeout: float) -> bool:
+        """Block until every board has been polled once (answered or not)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._polled_boards >= set(self.layout.boards), timeout
+            )
+
+    # -- opening ---------------------------------------------------------------
+
+    def open_door(self, door: int) -> OpenResult:
+        """Send ONE unlock to ``door`` and confirm by its sensor. Never resends."""
+        address = self.layout.address_of(door)
+        with self._open_serial:
+            requested_at = time.monotonic()
+            refusal = self._refuse_if_over_budget(door, address, requested_at)
+            if refusal is not None:
+                return refusal
+            return self._unlock_and_confirm(door, address, requested_at)
+
+    def _refuse_if_over_budget(
+        self, door: int, address: DoorAddress, now: float
+    ) -> OpenResult | None:
+        opens = self._opens[door]
+        while opens and now - opens[0] >= self.settings.rate_window:
+            opens.popleft()
+        if len(opens) < self.settings.max_opens_per_door:
+            opens.append(now)
+            return None
+        retry_after = self.settings.rate_window - (now - opens[0])
+        detail = (
+            f"door {door} opened {len(opens)} times in {self.settings.rate_window:.0f} s; "
+            f"try again in {retry_after:.0f} s"
+        )
+        logger.warning("refused to open: %s", detail)
+        self._emit([self._event(DoorEventKind.OPEN_REFUSED, door, detail)])
+        return OpenResult(door, address, OpenOutcome.RATE_LIMITED, False, None, now, detail=detail)
+
+    def _unlock_and_confirm(
+        self, door: int, address: DoorAddress, requested_at: float
+    ) -> OpenResult:
+        frame = self.client.unlock_frame(address.board, address.lock)
+        with self._lock:
+            track = self._tracks[door]
+            already_open = track.state is DoorState.OPEN
+            track.command_until = float("inf")  # any opening now is ours, not forced
+        acknowledged, sent_after, problem = self._send_unlock(door, address)
+        self._wake.set()  # look at the door now rather than at the next interval
+        deadline = time.monotonic() + self.settings.confirm_window
+        confirmed_at = self._wait_open_seen(door, sent_after, deadline)
+        with self._lock:
+            # a door that springs late (just after the window) is still ours, not forced
+            track.command_until = time.monotonic() + self.settings.confirm_window
+        outcome = self._outcome(acknowledged, confirmed_at)
+        detail = self._detail(outcome, problem, already_open)
+        self._report_open(door, outcome, detail)
+        return OpenResult(
+            door, address, outcome, acknowledged, frame, requested_at, confirmed_at, detail
+        )
+
+    def _send_unlock(self, door: int, address: DoorAddress) -> tuple[bool, float, str]:
+        """Fire the relay once. Returns (acknowledged, time before the write, problem)."""
+        before = time.monotonic()
+        try:
+            ack = self.client.open_lock(address.board, address.lock)
+        except (BoardError, TransportError) as exc:
+            logger.warning("unlock of door %d (%s) unanswered: %s", door, address, exc)
+            self._emit([self._event(DoorEventKind.OPEN_OUTCOME_UNKNOWN, door, str(exc))])
+            return False, before, str(exc)
+        return True, ack.sent_at, ""
+
+    def _wait_open_seen(self, door: int, sent_after: float, deadline: float) -> float | None:
+        track = self._tracks[door]
+        with self._changed:
+            seen = self._changed.wait_for(
+                lambda: track.open_seen_sent_at >= sent_after,
+                max(0.0, deadline - time.monotonic()),
+            )
+        return time.monotonic() if seen else None
+
+    @staticmethod
+    def _outcome(acknowledged: bool, confirmed_at: float | None) -> OpenOutcome:
+        if confirmed_at is not None:
+            return OpenOutcome.CONFIRMED
+        return OpenOutcome.JAMMED if acknowledged else OpenOutcome.OUTCOME_UNKNOWN
+
+    def _detail(self, outcome: OpenOutcome, problem: str, already_open: bool) -> str:
+        notes = []
+        if problem:
+            notes.append(f"unlock unanswered ({problem})")
+        if already_open:
+            notes.append("the sensor already said open before the unlock")
+        if outcome is OpenOutcome.JAMMED:
+            notes.append(f"not seen open within {self.settings.confirm_window} s")
+        return "; ".join(notes)
+
+    def _report_open(self, door: int, outcome: OpenOutcome, detail: str) -> None:
+        kinds = {
+            OpenOutcome.CONFIRMED: DoorEventKind.OPEN_CONFIRMED,
+            OpenOutcome.JAMMED: DoorEventKind.JAMMED,
+        }
+        if outcome in kinds:
+            self._emit([self._event(kinds[outcome], door, detail)])
+        logger.info("door %d open: %s %s", door, outcome.value, detail)
+
+    # -- polling ---------------------------------------------------------------
+
+    def _poll_forever(self) -> None:
+        next_due = dict.fromkeys(self.layout.boards, 0.0)
+        while not self._stop.is_set():
+            cycle_started = time.monotonic()
+            for board in self.layout.boards:
+                if self._stop.is_set():
+                    return
+                if time.monotonic() >= next_due[board]:
+                    answered = self._poll_board(board)
+                    backoff = 0.0 if answered else self.settings.unanswered_poll_interval
+                    next_due[board] = time.monotonic() + backoff
+            pause = cycle_started + self.settings.poll_interval - time.monotonic()
+            self._wake.wait(max(0.0, pause))
+            self._wake.clear()
+
+    def _poll_board(self, board: int) -> bool:
+        locks = tuple(sorted(self.layout.doors_on(board)))
+        try:
+            reading = self.client.read_board(board, locks)
+        except AgentError as exc:  # BoardError, TransportError: the board is not observed
+            logger.debug("board %d not read: %s", board, exc)
+            self._apply_unknown(board)
+            return False
+        self._apply(reading)
+        return True
+
+    def _apply(self, reading: BoardReading) -> None:
+        events: list[DoorEvent] = []
+        with self._changed:
+            doors = self.layout.doors_on(reading.board)
+            for lock, state in reading.doors.items():
+                events.extend(self._observe(doors[lock], state, reading))
+            self._polled_boards.add(reading.board)
+            self._changed.notify_all()
+        self._emit(events)
+
+    def _observe(self, door: int, state: DoorState, reading: BoardReading) -> list[DoorEvent]:
+        track = self._tracks[door]
+        previous, track.state = track.last_known, state
+        track.last_known = state
+        events: list[DoorEvent] = []
+        if state is DoorState.OPEN:
+            track.open_seen_sent_at = reading.sent_at
+            if previous is not DoorState.OPEN:
+                track.opened_at, track.left_open_reported = reading.answered_at, False
+            if previous is DoorState.CLOSED:
+                events.append(self._event(DoorEventKind.OPENED, door))
+                if reading.answered_at > track.command_until:
+                    events.append(
+                        self._event(DoorEventKind.FORCED_OPEN, door, "opened without a command")
+                    )
+            events.extend(self._left_open_check(door, track, reading.answered_at))
+        elif previous is DoorState.OPEN:
+            events.append(self._event(DoorEventKind.CLOSED, door))
+        return events
+
+    def _left_open_check(self, door: int, track: _Track, now: float) -> list[DoorEvent]:
+        if track.opened_at is None or track.left_open_reported:
+            return []
+        if now - track.opened_at < self.settings.left_open_after:
+            return []
+        track.left_open_reported = True
+        detail = f"open for {now - track.opened_at:.1f} s"
+        return [self._event(DoorEventKind.LEFT_OPEN, door, detail)]
+
+    def _apply_unknown(self, board: int) -> None:
+        events: list[DoorEvent] = []
+        with self._changed:
+            for door in self.layout.doors_on(board).values():
+                track = self._tracks[door]
+                if track.state is not DoorState.UNKNOWN:
+                    events.append(self._event(DoorEventKind.UNKNOWN, door, "board not answering"))
+                track.state = DoorState.UNKNOWN
+            self._polled_boards.add(board)
+            self._changed.notify_all()
+        self._emit(events)
+
+    # -- events ----------------------------------------------------------------
+
+    def _event(self, kind: DoorEventKind, door: int, detail: str = "") -> DoorEvent:
+        address = self.layout.doors.get(door, DoorAddress(0, 0))
+        return DoorEvent(kind, door, address, time.monotonic(), datetime.now(UTC), detail)
+
+    def _emit(self, events: list[DoorEvent]) -> None:
+        with self._lock:
+            handlers = list(self._handlers)
+        for event in events:
+            logger.info("door %d: %s %s", event.door, event.kind.value, event.detail)
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    logger.exception("door event handler failed on %s", event.kind.value)

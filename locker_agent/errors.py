@@ -1,0 +1,67 @@
+"""Exceptions raised by :mod:`locker_agent`.
+
+Every error the agent raises derives from :class:`AgentError`. Library errors
+(``serial.SerialException``, ``OSError``) are translated where they enter our code::
+
+    AgentError
+    ├── ConfigError            the cabinet layout or a setting is invalid
+    │   └── UnknownDoorError   a door number that the layout does not know
+    ├── TransportError         the serial port cannot be opened, or I/O on it failed
+    │   └── LinkClosedError    the link was stopped while a request was waiting
+    ├── BoardError             a board gave no usable answer to a request
+    │   ├── BoardTimeout       no valid answer before the request's timeout
+    │   └── BoardReplyError    the board answered, but with something invalid
+    │                          (bad check byte, truncated frame, missing locks)
+    └── RateLimited            a door was asked to open too often; nothing was sent
+
+"We sent something bad" is a ConfigError (or firmware_protocol's EncodeError, caught
+at configuration time); "the board sent something bad" is a BoardReplyError.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class of every error raised by locker_agent."""
+
+
+class ConfigError(AgentError):
+    """The cabinet layout or a setting is invalid."""
+
+
+class UnknownDoorError(ConfigError):
+    """A door number that is not in the cabinet layout."""
+
+
+class TransportError(AgentError):
+    """The serial port cannot be opened, or reading/writing it failed."""
+
+
+class LinkClosedError(TransportError):
+    """The serial link was stopped while a request was queued or in flight."""
+
+
+class BoardError(AgentError):
+    """A board gave no usable answer to a request."""
+
+    def __init__(self, message: str, *, board: int, kind: str) -> None:
+        super().__init__(message)
+        self.board = board
+        self.kind = kind
+
+
+class BoardTimeout(BoardError):
+    """No valid answer arrived before the request's timeout."""
+
+
+class BoardReplyError(BoardError):
+    """The board answered, but the answer was invalid (check byte, shape, content)."""
+
+
+class RateLimited(AgentError):
+    """A door was opened too often within the rolling window; no frame was sent."""
+
+    def __init__(self, message: str, *, door: int, retry_after: float) -> None:
+        super().__init__(message)
+        self.door = door
+        self.retry_after = retry_after
