@@ -1,0 +1,55 @@
+"""Errors of the notifications package.
+
+Channel adapters translate library errors (``smtplib``, ``httpx``) into these where they
+enter our code; the worker only needs to know whether trying again could help::
+
+    NotificationError
+    ├── DeliveryError                 a channel did not take the message
+    │   ├── TransientDeliveryError    try again later (timeout, refused connection, SMTP 4xx,
+    │   │                             HTTP 408/425/429/5xx, channel not configured yet)
+    │   └── PermanentDeliveryError    retrying cannot help (SMTP 5xx recipient/data refused,
+    │                                 other HTTP 4xx, malformed destination)
+    ├── SealingError                  a sealed pickup secret cannot be opened (wrong key or
+    │                                 an edited row)
+    ├── WebhookSignatureInvalid       receiver side: missing, stale or wrong signature
+    ├── MessageNotFound               also a locker_server.errors.NotFound (HTTP 404)
+    └── NotResendable                 also a locker_server.errors.Conflict (HTTP 409)
+"""
+
+from __future__ import annotations
+
+from locker_server.errors import Conflict, NotFound
+
+
+class NotificationError(Exception):
+    """Base of every error raised by ``locker_server.notifications``."""
+
+
+class DeliveryError(NotificationError):
+    """A channel did not accept a message. The text never holds a secret or an address."""
+
+    permanent: bool = False
+
+
+class TransientDeliveryError(DeliveryError):
+    permanent = False
+
+
+class PermanentDeliveryError(DeliveryError):
+    permanent = True
+
+
+class SealingError(NotificationError):
+    """The sealed secret of an outbox row could not be opened."""
+
+
+class WebhookSignatureInvalid(NotificationError):
+    """A received webhook does not carry a valid, fresh signature."""
+
+
+class MessageNotFound(NotFound, NotificationError):
+    """No outbox message with that id."""
+
+
+class NotResendable(Conflict, NotificationError):
+    """Only failed (or cancelled) messages whose secret is still sealed can be resent."""
