@@ -1,0 +1,101 @@
+"""The application factory: ``create_app(settings)`` wires settings, database, keys,
+the audit log and the notifier into ``app.state`` and mounts every router.
+
+Routers are modules ``locker_server.api.routes.<name>`` exposing ``router``. A module
+listed in ``ROUTER_MODULES`` that does not exist yet is skipped (parts of the server are
+built in parallel); any other import error fails loudly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from locker_server.api.errors import install_error_handlers
+from locker_server.auth.audit_bridge import audit_log_class, notifier_class
+from locker_server.config import Settings
+from locker_server.db import make_engine
+from locker_server.keys import ServerKeys, load_keys
+
+logger = logging.getLogger(__name__)
+
+ROUTER_MODULES = (
+    "health",
+    "auth",
+    "users",
+    "sites",
+    "cabinets",
+    "parcels",
+    "recipients",
+    "couriers",
+    "carriers",
+    "pickups",
+    "audit",
+    "notifications",
+)
+
+_PACKAGE = "locker_server.api.routes"
+
+
+def load_router(name: str) -> APIRouter | None:
+    module_name = f"{_PACKAGE}.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        logger.info("router module %s not present; skipped", module_name)
+        return None
+    router: APIRouter = module.router
+    return router
+
+
+def _make_audit(settings: Settings, keys: ServerKeys) -> Any:
+    audit_log = audit_log_class()
+    if audit_log is None:
+        logger.warning("locker_server.audit not present: audit entries will not be written")
+        return None
+    return audit_log(
+        signing_key=keys.audit_signing_key,
+        checkpoint_entries=settings.audit_checkpoint_entries,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
+
+
+def _make_notifier(settings: Settings, keys: ServerKeys) -> Any:
+    notifier = notifier_class()
+    return None if notifier is None else notifier(settings=settings, keys=keys)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    keys = load_keys(settings.resolved_secrets_dir)
+    engine = make_engine(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Parcel locker server",
+        version="0.1.0",
+        description="Sites, cabinets, parcels, pickups and the tamper-evident audit log.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    app.state.engine = engine
+    app.state.audit = _make_audit(settings, keys)
+    app.state.notifier = _make_notifier(settings, keys)
+    install_error_handlers(app)
+    for name in ROUTER_MODULES:
+        router = load_router(name)
+        if router is not None:
+            app.include_router(router)
+    return app

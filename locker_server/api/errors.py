@@ -1,0 +1,119 @@
+"""The one place where errors become HTTP responses.
+
+Every error answer has the same envelope::
+
+    {"error": {"code": "not_found", "message": "parcel 7 not found", "fields": []}}
+
+* ``DomainError`` (``locker_server.errors``) → its ``http_status`` and ``code``; a domain
+  error may carry ``fields`` (a list of ``{"field", "reason"}``). ``PermissionDenied``
+  is audited here as ``access.denied`` (own transaction), whoever raised it.
+* Request validation → 422 ``validation_failed``, one field entry per problem
+  (``{"field": "body.email", "reason": "value is not a valid email address"}``).
+* ``IntegrityError`` → 409 ``conflict``; ``DataError`` (value out of range for the
+  database, NUL in text) → 422 ``validation_failed``: bad input is never a 500.
+* Starlette HTTP errors (unknown route, wrong method) → the same envelope.
+* Anything else → 500 ``internal_error`` with an ``error_id`` that is logged with the
+  traceback; no exception text reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from locker_server.api.deps import record_refusal
+from locker_server.errors import AuthenticationFailed, DomainError, PermissionDenied
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_failed",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_body(code: str, message: str, fields: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": list(fields)}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: Sequence[dict[str, str]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, fields), status_code=status, headers=headers)
+
+
+def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    if isinstance(exc, PermissionDenied):
+        record_refusal(request, action="access.denied", reason=exc.message)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+    fields = getattr(exc, "fields", None) or ()
+    return error_response(exc.http_status, exc.code, exc.message, fields, headers)
+
+
+def _field_name(location: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def handle_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": _field_name(error.get("loc", ())), "reason": str(error.get("msg", "invalid"))}
+        for error in exc.errors()
+    ]
+    return error_response(422, "validation_failed", "the request is not valid", fields)
+
+
+def handle_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    logger.info("integrity conflict: %s", type(getattr(exc, "orig", exc)).__name__)
+    return error_response(409, "conflict", "the change conflicts with existing data")
+
+
+def handle_statement_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StatementError)
+    if isinstance(exc, DataError) or isinstance(exc.orig, OverflowError | ValueError):
+        return error_response(422, "validation_failed", "a value is not acceptable to store")
+    return handle_unexpected_error(request, exc)
+
+
+def handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex
+    logger.error(
+        "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
+    )
+    body = error_body("internal_error", "internal server error")
+    body["error"]["error_id"] = error_id
+    return JSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(IntegrityError, handle_integrity_error)
+    app.add_exception_handler(StatementError, handle_statement_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,1 @@
+"""Identity: users, roles, password hashing, bearer tokens, carrier API keys, principals."""
