@@ -26,7 +26,7 @@ class User(SQLModel, table=True):
     active: bool = True
     #: True: every site. False: only the sites linked in ``user_sites``.
     all_sites: bool = True
-    courier_id: int | None = Field(default=None)
+    courier_id: int | None = Field(default=None, foreign_key="couriers.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
@@ -34,7 +34,7 @@ class UserSite(SQLModel, table=True):
     __tablename__ = "user_sites"
 
     user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
-    site_id: int = Field(primary_key=True)
+    site_id: int = Field(foreign_key="sites.id", primary_key=True, ondelete="CASCADE")
 
 
 class ApiKey(SQLModel, table=True):
@@ -46,7 +46,7 @@ class ApiKey(SQLModel, table=True):
     secret_hash: str = Field(sa_type=String(64))
     name: str = Field(sa_type=String(100))
     role: str = Field(default="carrier", sa_type=String(16))
-    carrier_id: int = Field(index=True)
+    carrier_id: int = Field(foreign_key="carriers.id", index=True, ondelete="CASCADE")
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
