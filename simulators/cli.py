@@ -1,0 +1,217 @@
+"""``locker-sim``: serve simulated lock-control boards until SIGINT/SIGTERM.
+
+::
+
+    locker-sim board --protocol 8a80 --boards 1 2 --locks 24            # raw pty
+    locker-sim board --protocol kerong --boards 0 1 --locks 16 --tcp    # socket://…
+    locker-sim board --protocol 8a80 --boards 1 --link /tmp/locker-bus --no-pacing
+
+The first stdout line is the device path (or socket URL) to give the agent. After it,
+every door move is printed (``door 1/5 open``), and these commands are read from stdin::
+
+    open B L | close B L | jam B L | unjam B L | slow B L SECONDS | item B L | noitem B L
+    push B [L]                 board B sends an unsolicited frame
+    fault B NAME VALUE         e.g. ``fault 2 offline on``, ``fault 1 reply_delay 0.8``
+    echo on|off                adapter echo on the whole bus
+    doors                      print every open door
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+
+from simulators.board import BoardConfig, DoorChange, SimulatedDoor
+from simulators.bus import SimulatedBus
+from simulators.errors import SimulatorError
+from simulators.faults import BoardFaults
+from simulators.timing import Timing
+
+logger = logging.getLogger(__name__)
+
+_TRUE = {"1", "on", "true", "yes"}
+_FALSE = {"0", "off", "false", "no"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="locker-sim", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    board = commands.add_parser("board", help="serve a bus of simulated lock-control boards")
+    board.add_argument("--protocol", choices=("8a80", "kerong"), default="8a80")
+    board.add_argument("--boards", type=int, nargs="+", default=[1], metavar="ADDRESS")
+    board.add_argument("--locks", type=int, default=None, help="locks per board")
+    board.add_argument("--tcp", type=int, nargs="?", const=0, default=None, metavar="PORT")
+    board.add_argument("--baud", type=int, default=None, help="pacing rate (protocol default)")
+    board.add_argument("--no-pacing", action="store_true", help="send replies in one go")
+    board.add_argument("--link", default=None, help="also make this symlink to the pty")
+    board.add_argument("--verbose", "-v", action="store_true", help="debug logs to stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        bus = SimulatedBus(
+            args.protocol,
+            [BoardConfig(address, args.locks) for address in args.boards],
+            Timing(baud=args.baud, pacing=not args.no_pacing),
+        )
+    except SimulatorError as exc:
+        print(f"locker-sim: {exc}", file=sys.stderr)
+        return 2
+    return _serve(bus, tcp_port=args.tcp, link=args.link)
+
+
+def _serve(bus: SimulatedBus, *, tcp_port: int | None, link: str | None) -> int:
+    stop = threading.Event()
+    _on_signals(lambda: stop.set())
+    with bus:
+        try:
+            address = bus.start_pty() if tcp_port is None else bus.start_tcp(tcp_port)
+        except SimulatorError as exc:
+            print(f"locker-sim: {exc}", file=sys.stderr)
+            return 1
+        print(address, flush=True)
+        with _symlink(address if tcp_port is None else None, link):
+            bus.subscribe(_print_change)
+            threading.Thread(target=_read_commands, args=(bus,), daemon=True).start()
+            while not stop.wait(0.5):
+                pass
+    return 0
+
+
+def _on_signals(handler: Callable[[], None]) -> None:
+    def _handle(signum: int, frame: FrameType | None) -> None:
+        handler()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+
+
+@contextlib.contextmanager
+def _symlink(target: str | None, link: str | None) -> Iterator[None]:
+    if target is None or link is None:
+        yield
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    os.symlink(target, link)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+
+
+def _print_change(change: DoorChange) -> None:
+    print(f"door {change.board}/{change.lock} {'open' if change.is_open else 'closed'}", flush=True)
+
+
+# ------------------------------------------------------------------ stdin commands
+Command = Callable[[SimulatedBus, list[str]], str | None]
+
+
+def _read_commands(bus: SimulatedBus) -> None:
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            answer = _run(bus, words)
+        except (SimulatorError, ValueError, IndexError) as exc:
+            answer = f"error: {exc}"
+        if answer:
+            print(answer, flush=True)
+
+
+def _run(bus: SimulatedBus, words: list[str]) -> str | None:
+    command = _COMMANDS.get(words[0])
+    if command is None:
+        return f"error: unknown command {words[0]!r}; try: {', '.join(sorted(_COMMANDS))}"
+    return command(bus, words[1:])
+
+
+def _door_command(action: Callable[..., None]) -> Command:
+    """A command taking ``B L`` and calling ``action(door, *rest)``."""
+
+    def run(bus: SimulatedBus, args: list[str]) -> str | None:
+        door = bus.board(int(args[0])).door(int(args[1]))
+        action(door, *args[2:])
+        return None
+
+    return run
+
+
+def _set_door_fault(name: str, value: object) -> Callable[..., None]:
+    return lambda door: setattr(door.faults, name, value)
+
+
+def _slow(door: SimulatedDoor, seconds: str) -> None:
+    door.faults.slow_open = float(seconds)
+
+
+def _push(bus: SimulatedBus, args: list[str]) -> str | None:
+    lock = int(args[1]) if len(args) > 1 else 1
+    bus.board(int(args[0])).send_unsolicited(lock)
+    return None
+
+
+def _fault(bus: SimulatedBus, args: list[str]) -> str:
+    board, name, raw = bus.board(int(args[0])), args[1], args[2]
+    fields = {f.name: str(f.type) for f in dataclasses.fields(BoardFaults)}
+    if name not in fields:
+        raise ValueError(f"no board fault {name!r}; known: {', '.join(sorted(fields))}")
+    setattr(board.faults, name, parse_value(raw, fields[name]))
+    return f"board {board.address}: {name} = {getattr(board.faults, name)!r}"
+
+
+def _echo(bus: SimulatedBus, args: list[str]) -> str:
+    bus.faults.echo = parse_value(args[0], "bool") is True
+    return f"bus: echo = {bus.faults.echo}"
+
+
+def _doors(bus: SimulatedBus, args: list[str]) -> str:
+    opened = [f"{d.board}/{d.lock}" for b in bus.boards for d in b.doors if d.is_open]
+    return "open doors: " + (" ".join(opened) or "none")
+
+
+def parse_value(raw: str, type_name: str) -> bool | int | float | None:
+    """Parse ``raw`` for a fault field whose annotation reads ``type_name``."""
+    text = raw.lower()
+    if "None" in type_name and text in {"none", "off"}:
+        return None
+    if type_name == "bool":
+        if text not in _TRUE | _FALSE:
+            raise ValueError(f"{raw!r} is not on/off")
+        return text in _TRUE
+    if type_name == "int":
+        return int(raw)
+    return float(raw)
+
+
+_COMMANDS: dict[str, Command] = {
+    "open": _door_command(lambda door: door.force_open()),
+    "close": _door_command(lambda door: door.close()),
+    "jam": _door_command(_set_door_fault("jammed", True)),
+    "unjam": _door_command(_set_door_fault("jammed", False)),
+    "slow": _door_command(_slow),
+    "item": _door_command(lambda door: door.put_item()),
+    "noitem": _door_command(lambda door: door.remove_item()),
+    "push": _push,
+    "fault": _fault,
+    "echo": _echo,
+    "doors": _doors,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
