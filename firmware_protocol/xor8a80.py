@@ -489,7 +489,12 @@ class ReplyStreamDecoder:
     line goes quiet (:meth:`line_quiet`), at the longest possible length, or as soon as
     no longer reading is possible. While a query-all request is expected, a 5-byte
     ``80`` frame is held until then; otherwise single-lock and address replies are
-    returned as soon as their 5 bytes check, so a query-one answer needs no quiet gap.
+    returned as soon as their 5 bytes check (no quiet gap needed), unless the bytes
+    already buffered complete a longer query-all reading, which then wins: a late
+    query-all reply must not pass for a single-lock answer.
+
+    Half-duplex echo is the transport's job: an unlock reply with status ``11`` is
+    byte-identical to its request, and so is a 1-status query-all reply of ``00``.
     """
 
     def __init__(self) -> None:
