@@ -12,15 +12,16 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 from locker_server.api.errors import install_error_handlers
-from locker_server.auth.audit_bridge import audit_log_class, notifier_class
+from locker_server.audit import AuditLog
+from locker_server.auth.login import LoginThrottle
 from locker_server.config import Settings
 from locker_server.db import make_engine
-from locker_server.keys import ServerKeys, load_keys
+from locker_server.keys import load_keys
+from locker_server.notifications import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ ROUTER_MODULES = (
     "health",
     "auth",
     "users",
+    "api_keys",
     "sites",
     "cabinets",
     "parcels",
@@ -55,23 +57,6 @@ def load_router(name: str) -> APIRouter | None:
     return router
 
 
-def _make_audit(settings: Settings, keys: ServerKeys) -> Any:
-    audit_log = audit_log_class()
-    if audit_log is None:
-        logger.warning("locker_server.audit not present: audit entries will not be written")
-        return None
-    return audit_log(
-        signing_key=keys.audit_signing_key,
-        checkpoint_entries=settings.audit_checkpoint_entries,
-        checkpoint_seconds=settings.audit_checkpoint_seconds,
-    )
-
-
-def _make_notifier(settings: Settings, keys: ServerKeys) -> Any:
-    notifier = notifier_class()
-    return None if notifier is None else notifier(settings=settings, keys=keys)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     keys = load_keys(settings.resolved_secrets_dir)
@@ -91,8 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     app.state.engine = engine
-    app.state.audit = _make_audit(settings, keys)
-    app.state.notifier = _make_notifier(settings, keys)
+    app.state.audit = AuditLog(
+        signing_key=keys.audit_signing_key,
+        checkpoint_entries=settings.audit_checkpoint_entries,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
+    app.state.notifier = Notifier(settings=settings, keys=keys)
+    app.state.login_throttle = LoginThrottle()
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         router = load_router(name)

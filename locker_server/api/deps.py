@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from locker_server.auth.audit_bridge import make_actor, make_event
+from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.auth.errors import CredentialsRejected
 from locker_server.auth.principal import Principal
 from locker_server.auth.principals import authenticate_credential
@@ -47,6 +47,7 @@ from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.errors import AuthenticationFailed, PermissionDenied
 from locker_server.keys import ServerKeys
+from locker_server.notifications import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -85,19 +86,21 @@ def get_keys(request: Request) -> ServerKeys:
     return keys
 
 
-def get_audit(request: Request) -> Any:
-    return request.app.state.audit
+def get_audit(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
 
 
-def get_notifier(request: Request) -> Any:
-    return request.app.state.notifier
+def get_notifier(request: Request) -> Notifier:
+    notifier: Notifier = request.app.state.notifier
+    return notifier
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeysDep = Annotated[ServerKeys, Depends(get_keys)]
-AuditDep = Annotated[Any, Depends(get_audit)]
-NotifierDep = Annotated[Any, Depends(get_notifier)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 
 #: A positive database id in a path, e.g. ``site_id: IdPath`` (bounded so no backend overflows).
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -127,7 +130,7 @@ def record_refusal(
     action: str,
     reason: str,
     outcome: str = "denied",
-    actor: Any | None = None,
+    actor: Actor | None = None,
     **targets: Any,
 ) -> None:
     """Audit a refusal in its own transaction (the request's own session will roll back).
@@ -136,13 +139,9 @@ def record_refusal(
     ``parcel_id``, ``recipient_id``) and optionally ``details``. ``reason`` must carry no
     personal data and no secret.
     """
-    audit = request.app.state.audit
-    if audit is None:
-        logger.warning("refusal %s not audited: no audit log configured", action)
-        return
     client = get_client_info(request)
     details = {"method": client.method, "path": client.path, **targets.pop("details", {})}
-    event = make_event(
+    event = AuditEvent(
         action=action,
         actor=actor or _request_actor(request),
         outcome=outcome,
@@ -152,15 +151,15 @@ def record_refusal(
         details=details,
         **targets,
     )
-    _append_alone(request.app.state.engine, audit, event)
+    _append_alone(request.app.state.engine, request.app.state.audit, event)
 
 
-def _request_actor(request: Request) -> Any:
+def _request_actor(request: Request) -> Actor:
     principal: Principal | None = getattr(request.state, "principal", None)
-    return principal.actor if principal is not None else make_actor("anonymous", None)
+    return principal.actor if principal is not None else Actor(type="anonymous")
 
 
-def _append_alone(engine: Engine, audit: Any, event: Any) -> None:
+def _append_alone(engine: Engine, audit: AuditLog, event: AuditEvent) -> None:
     try:
         with session_scope(engine) as session:
             audit.record(session, event)

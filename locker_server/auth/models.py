@@ -6,14 +6,12 @@ hashes (HMAC-SHA256 with the token signing key, kept outside the database).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from locker_server.models.types import UTCDateTime, utcnow
 
 
 class User(SQLModel, table=True):
@@ -27,7 +25,7 @@ class User(SQLModel, table=True):
     #: True: every site. False: only the sites linked in ``user_sites``.
     all_sites: bool = True
     courier_id: int | None = Field(default=None, foreign_key="couriers.id", ondelete="SET NULL")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class UserSite(SQLModel, table=True):
@@ -48,6 +46,6 @@ class ApiKey(SQLModel, table=True):
     role: str = Field(default="carrier", sa_type=String(16))
     carrier_id: int = Field(foreign_key="carriers.id", index=True, ondelete="CASCADE")
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
-    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from locker_server.auth.audit_bridge import make_actor
+from locker_server.audit import Actor
 from locker_server.auth.roles import Role
 
 PrincipalKind = Literal["user", "api_key", "cabinet"]
@@ -35,6 +35,6 @@ class Principal:
         return self.role in roles
 
     @property
-    def actor(self) -> Any:
+    def actor(self) -> Actor:
         """The audit ``Actor`` for this principal (type ``user``/``api_key``/``cabinet``)."""
-        return make_actor(self.kind, str(self.id))
+        return Actor(type=self.kind, id=str(self.id))

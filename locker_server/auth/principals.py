@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import text
 from sqlmodel import Session, select
 
 from locker_server.auth.apikeys import api_key_matches, looks_like_api_key, parse_api_key
@@ -18,6 +17,7 @@ from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
 from locker_server.auth.tokens import decode_access_token
 from locker_server.keys import ServerKeys
+from locker_server.models import Courier
 
 
 def authenticate_credential(session: Session, keys: ServerKeys, credential: str) -> Principal:
@@ -58,9 +58,10 @@ def user_site_ids(session: Session, user: User) -> frozenset[int] | None:
 def _carrier_of_courier(session: Session, courier_id: int | None) -> int | None:
     if courier_id is None:
         return None
-    query = text("SELECT carrier_id FROM couriers WHERE id = :courier_id")
-    carrier_id = session.connection().execute(query, {"courier_id": courier_id}).scalar()
-    return int(carrier_id) if carrier_id is not None else None
+    courier = session.get(Courier, courier_id)
+    if courier is None or not courier.active:
+        raise CredentialsRejected("courier unknown or deactivated")
+    return courier.carrier_id
 
 
 def _principal_for_api_key(session: Session, keys: ServerKeys, credential: str) -> Principal:
