@@ -85,6 +85,9 @@ class LinkSettings:
     #: give up waiting for quiet after this long (a chattering line) and flush anyway
     settle_limit: float = 1.0
     query_retries: int = 1
+    #: after a request timed out, a matching frame arriving within this long is taken
+    #: as its late answer and discarded, never as the answer to a later request
+    late_reply_horizon: float = 1.0
     #: the adapter hands back what we transmit: discard those bytes after each write
     echo: bool = False
 
@@ -132,6 +135,7 @@ class LinkStats:
     garbage: int = 0
     unexpected_frames: int = 0
     echoes_discarded: int = 0
+    late_replies_discarded: int = 0
     flushed_bytes: int = 0
 
 
@@ -222,6 +226,9 @@ class SerialLink:
         self._stats_lock = threading.Lock()
         self._last_activity = 0.0
         self._rx_since_quiet = False
+        #: request bytes → (request, until when a matching frame is its late answer)
+        self._owed: dict[bytes, tuple[Request, float]] = {}
+        self._late_answer_seen = False
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -315,6 +322,10 @@ class SerialLink:
             exchange = self._exchange_once(request, job.attempt)
         except (BoardTimeout, BoardReplyError) as exc:
             self._count("timeouts" if isinstance(exc, BoardTimeout) else "bad_replies")
+            if isinstance(exc, BoardTimeout) and not self._late_answer_seen:
+                # (if a frame was just discarded as a late answer, it may have been this
+                # request's answer: owing again would discard every answer from now on)
+                self._remember_owed(request)
             self._settle()
             if not self._requeued_for_retry(job, request, exc):
                 job.future.set_exception(exc)
@@ -352,6 +363,7 @@ class SerialLink:
     def _exchange_once(self, request: Request, attempt: int) -> Exchange:
         port = self._require_port()
         self._prepare_line()
+        self._late_answer_seen = False
         self._decoder.expect(request)
         sent_at = self._write(port, request.to_bytes())
         echo = _EchoFilter(request.to_bytes()) if self.settings.echo else None
@@ -421,12 +433,38 @@ class SerialLink:
             if isinstance(frame, Garbage):
                 saw_garbage = True
                 self._note_garbage(frame)
+            elif self._is_late_answer(frame):
+                continue
             elif request is not None and self._answers(request, frame):
                 assert isinstance(frame, Reply)
                 return frame, saw_garbage
             else:
                 self._note_unexpected(frame, request)
         return None, saw_garbage
+
+    def _remember_owed(self, request: Request) -> None:
+        """The board may still answer ``request``: that answer must not serve another."""
+        expires = time.monotonic() + self.settings.late_reply_horizon
+        self._owed[request.to_bytes()] = (request, expires)
+
+    def _is_late_answer(self, frame: object) -> bool:
+        if not self._owed or not isinstance(frame, Reply):
+            return False
+        now = time.monotonic()
+        for key, (owed, expires) in list(self._owed.items()):
+            if expires < now:
+                del self._owed[key]
+            elif owed.matches(frame):
+                del self._owed[key]
+                self._late_answer_seen = True
+                self._count("late_replies_discarded")
+                logger.info(
+                    "discarded a late answer to an earlier %s to board %d",
+                    owed.kind.value,
+                    owed.board,
+                )
+                return True
+        return False
 
     def _answers(self, request: Request, frame: object) -> bool:
         if not isinstance(frame, Reply) or not request.matches(frame):
@@ -468,20 +506,22 @@ class SerialLink:
         with _translated_io(self.url):
             busy = port.in_waiting > 0
         if busy or self._decoder.buffered:
-            self._settle()
+            self._settle(self.settings.quiet_gap)  # let the frame on the line finish
         pause = self._last_activity + self.settings.transaction_gap - time.monotonic()
         if pause > 0:
             time.sleep(pause)
 
-    def _settle(self) -> None:
-        """Wait until the line is quiet for ``settle_after_error``, then flush everything."""
+    def _settle(self, quiet_for: float | None = None) -> None:
+        """Wait until the line is quiet for ``quiet_for`` (default ``settle_after_error``),
+        logging what arrives, then flush everything."""
+        quiet_for = self.settings.settle_after_error if quiet_for is None else quiet_for
         port = self._require_port()
         self._decoder.expect(None)
         started = last_rx = time.monotonic()
         flushed = 0
         while True:
             now = time.monotonic()
-            if now - last_rx >= self.settings.settle_after_error:
+            if now - last_rx >= quiet_for:
                 break
             if now - started >= self.settings.settle_limit:
                 logger.warning("line on %s never went quiet; flushing anyway", self.url)
