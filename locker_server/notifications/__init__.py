@@ -7,7 +7,35 @@ SMS (a pluggable HTTP gateway) and HMAC-signed webhooks to carriers. See docs/no
 
 from __future__ import annotations
 
+from locker_server.notifications.mail import EmailTransport, SmtpEmailTransport
 from locker_server.notifications.models import Channel, NotificationMessage, Status
 from locker_server.notifications.notifier import Notifier, RecipientContact
+from locker_server.notifications.outbox import cancel_pending, list_messages, resend
+from locker_server.notifications.sms import HttpSmsGateway, SmsGateway
+from locker_server.notifications.webhooks import (
+    HttpWebhookPoster,
+    WebhookPoster,
+    carrier_webhook_secret,
+    verify_webhook_signature,
+)
+from locker_server.notifications.worker import NotificationWorker
 
-__all__ = ["Channel", "NotificationMessage", "Notifier", "RecipientContact", "Status"]
+__all__ = [
+    "Channel",
+    "EmailTransport",
+    "HttpSmsGateway",
+    "HttpWebhookPoster",
+    "NotificationMessage",
+    "NotificationWorker",
+    "Notifier",
+    "RecipientContact",
+    "SmsGateway",
+    "SmtpEmailTransport",
+    "Status",
+    "WebhookPoster",
+    "cancel_pending",
+    "carrier_webhook_secret",
+    "list_messages",
+    "resend",
+    "verify_webhook_signature",
+]

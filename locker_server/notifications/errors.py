@@ -9,6 +9,7 @@ enter our code; the worker only needs to know whether trying again could help::
     │   │                             HTTP 408/425/429/5xx, channel not configured yet)
     │   └── PermanentDeliveryError    retrying cannot help (SMTP 5xx recipient/data refused,
     │                                 other HTTP 4xx, malformed destination)
+    ├── TemplateRenderError           no template for this event, or a parameter missing
     ├── SealingError                  a sealed pickup secret cannot be opened (wrong key or
     │                                 an edited row)
     ├── WebhookSignatureInvalid       receiver side: missing, stale or wrong signature
@@ -37,6 +38,10 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     permanent = True
+
+
+class TemplateRenderError(NotificationError):
+    """A message text could not be rendered (missing template or parameter)."""
 
 
 class SealingError(NotificationError):

@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from locker_server.config import Settings
 from locker_server.keys import ServerKeys
+from locker_server.notifications import outbox
 from locker_server.notifications.models import (
     Channel,
     NotificationMessage,
@@ -149,6 +150,12 @@ class Notifier:
         self._stamp(message)
         session.add(message)
         return message
+
+    def cancel_pending(
+        self, session: Session, *, parcel_id: int, events: tuple[str, ...] = ()
+    ) -> int:
+        """Cancel a parcel's undelivered messages (picked up, cancelled, code re-issued)."""
+        return outbox.cancel_pending(session, parcel_id=parcel_id, events=events)
 
     def _enqueue_for(
         self,
