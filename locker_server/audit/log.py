@@ -1,0 +1,196 @@
+"""The audit log service: append entries to the chain, sign checkpoints, verify.
+
+``record`` appends in the *caller's* transaction: the caller commits, and a rollback
+removes the entry together with the business change, so log and state always agree.
+
+Appends are serialised by the one-row ``audit_head``. Its first touch is a write
+(``UPDATE ... RETURNING``), which takes PostgreSQL's row lock and, on SQLite, the database
+write lock before this transaction has read anything — so a deferred SQLite transaction
+never has to upgrade a stale read snapshot (the ``SQLITE_BUSY_SNAPSHOT`` dead end), and two
+appenders never see the same tip. Record audit entries late in a transaction: the head
+stays locked until commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlmodel import Session
+
+from locker_server.audit import canonical
+from locker_server.audit.events import AuditEvent
+from locker_server.audit.models import HEAD_ID, checkpoints_table, entries_table, head_table
+from locker_server.audit.verify import VerificationReport, verify_chain
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEntry:
+    """Where an event landed in the chain."""
+
+    seq: int
+    entry_hash: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    seq: int
+    entry_hash: str
+    signed_at: datetime
+    key_id: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    seq: int
+    entry_hash: str
+    last_checkpoint_seq: int
+    last_checkpoint_at: datetime | None
+
+
+class AuditLog:
+    """Tamper-evident audit log; one instance per application, shared by all requests."""
+
+    def __init__(
+        self,
+        *,
+        signing_key: Ed25519PrivateKey,
+        checkpoint_entries: int = 1000,
+        checkpoint_seconds: int = 300,
+        trusted_public_keys: Iterable[Ed25519PublicKey] = (),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not 1 <= checkpoint_entries <= 1000 or not 1 <= checkpoint_seconds <= 300:
+            raise ValueError("checkpoints are due at least every 1,000 entries and 300 s")
+        self._signing_key = signing_key
+        self.public_key = signing_key.public_key()
+        self.key_id = canonical.key_id(self.public_key)
+        self.checkpoint_entries = checkpoint_entries
+        self.checkpoint_interval = timedelta(seconds=checkpoint_seconds)
+        keys = [self.public_key, *trusted_public_keys]
+        #: Keys whose checkpoints verification accepts (the current one and retired ones).
+        self.trusted_keys = {canonical.key_id(key): key for key in keys}
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def record(self, session: Session, event: AuditEvent) -> RecordedEntry:
+        """Append ``event`` in the caller's transaction (the caller commits)."""
+        head = self._lock_head(session)
+        now = self._now()
+        values = _canonical_values(head.seq + 1, now, event)
+        new_hash = canonical.entry_hash(head.entry_hash, values)
+        row = dict(zip(canonical.CANONICAL_FIELDS, values, strict=True))
+        row.update(recorded_at=now, device_time=_utc(event.device_time))
+        session.execute(
+            sa.insert(entries_table).values(prev_hash=head.entry_hash, entry_hash=new_hash, **row)
+        )
+        _advance_head(session, head.seq + 1, new_hash)
+        if self._checkpoint_due(head, head.seq + 1, now):
+            self._write_checkpoint(session, head.seq + 1, new_hash, now)
+        return RecordedEntry(seq=head.seq + 1, entry_hash=new_hash, recorded_at=now)
+
+    def checkpoint_now(self, session: Session) -> Checkpoint | None:
+        """Sign the current tip unless it is already signed (or the log is empty).
+
+        Run by the CLI (``audit checkpoint``) or a worker so a quiet log's tail is signed too.
+        """
+        head = self._lock_head(session)
+        if head.seq == 0 or head.seq == head.last_checkpoint_seq:
+            return None
+        return self._write_checkpoint(session, head.seq, head.entry_hash, self._now())
+
+    def verify(
+        self, session: Session, *, progress: Callable[[int], None] | None = None
+    ) -> VerificationReport:
+        """Check the whole chain and every checkpoint; report the first bad position."""
+        return verify_chain(session, self.trusted_keys, progress=progress)
+
+    def _now(self) -> datetime:
+        # Canonical timestamps have microsecond resolution; so does every backend.
+        return self._clock().astimezone(UTC)
+
+    def _lock_head(self, session: Session) -> _Head:
+        statement = (
+            sa.update(head_table)
+            .where(head_table.c.id == HEAD_ID)
+            .values(seq=head_table.c.seq)
+            .returning(
+                head_table.c.seq,
+                head_table.c.entry_hash,
+                head_table.c.last_checkpoint_seq,
+                head_table.c.last_checkpoint_at,
+            )
+        )
+        row = session.execute(statement).one()
+        return _Head(row[0], row[1], row[2], _utc(row[3]))
+
+    def _checkpoint_due(self, head: _Head, seq: int, now: datetime) -> bool:
+        if seq - head.last_checkpoint_seq >= self.checkpoint_entries:
+            return True
+        last = head.last_checkpoint_at
+        return last is None or now - last >= self.checkpoint_interval
+
+    def _write_checkpoint(
+        self, session: Session, seq: int, entry_hash: str, now: datetime
+    ) -> Checkpoint:
+        signed_at = canonical.format_time(now)
+        key, signature = canonical.sign_checkpoint(self._signing_key, seq, entry_hash, signed_at)
+        checkpoint = Checkpoint(seq, entry_hash, now, key, signature)
+        session.execute(
+            sa.insert(checkpoints_table).values(
+                seq=seq, entry_hash=entry_hash, signed_at=now, key_id=key, signature=signature
+            )
+        )
+        session.execute(
+            sa.update(head_table)
+            .where(head_table.c.id == HEAD_ID)
+            .values(last_checkpoint_seq=seq, last_checkpoint_at=now)
+        )
+        logger.debug("audit checkpoint signed at seq %s", seq)
+        return checkpoint
+
+
+def _advance_head(session: Session, seq: int, entry_hash: str) -> None:
+    session.execute(
+        sa.update(head_table)
+        .where(head_table.c.id == HEAD_ID)
+        .values(seq=seq, entry_hash=entry_hash)
+    )
+
+
+def _canonical_values(seq: int, now: datetime, event: AuditEvent) -> list[object]:
+    device_time = _utc(event.device_time)
+    return [
+        seq,
+        canonical.format_time(now),
+        canonical.format_time(device_time) if device_time is not None else None,
+        event.actor.type,
+        event.actor.id,
+        event.action,
+        event.outcome,
+        event.site_id,
+        event.cabinet_id,
+        event.door_id,
+        event.parcel_id,
+        event.recipient_id,
+        event.channel,
+        event.source,
+        event.reason,
+        canonical.canonical_details(event.details),
+    ]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Aware UTC; naive values (SQLite's, or a device's) are taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
