@@ -1,0 +1,167 @@
+"""The recipient directory, carriers and couriers (courier codes kept only as keyed hashes).
+
+Recipients' personal data stays in this table; audit entries name them by id only.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from sqlmodel import Session, col, select
+
+from locker_server.errors import NotFound
+from locker_server.models import (
+    Carrier,
+    CarrierCreate,
+    CarrierUpdate,
+    Courier,
+    CourierCreate,
+    Recipient,
+    RecipientCreate,
+    RecipientUpdate,
+)
+from locker_server.services.config import _flush_unique
+from locker_server.services.context import Caller, DomainDeps, Target, audit
+from locker_server.services.credentials import courier_code_hash
+
+
+def get_recipient(session: Session, recipient_id: int) -> Recipient:
+    recipient = session.get(Recipient, recipient_id)
+    if recipient is None:
+        raise NotFound(f"recipient {recipient_id} not found")
+    return recipient
+
+
+def list_recipients(session: Session, *, active_only: bool = False) -> list[Recipient]:
+    query = select(Recipient).order_by(col(Recipient.id))
+    if active_only:
+        query = query.where(col(Recipient.active).is_(True))
+    return list(session.exec(query).all())
+
+
+def create_recipient(
+    session: Session, deps: DomainDeps, body: RecipientCreate, *, caller: Caller
+) -> Recipient:
+    recipient = Recipient.model_validate(body)
+    session.add(recipient)
+    session.flush()
+    audit(
+        session,
+        deps,
+        action="config.recipient_created",
+        caller=caller,
+        target=Target(recipient_id=recipient.id),
+    )
+    return recipient
+
+
+def update_recipient(
+    session: Session,
+    deps: DomainDeps,
+    recipient_id: int,
+    body: RecipientUpdate,
+    *,
+    caller: Caller,
+) -> Recipient:
+    recipient = get_recipient(session, recipient_id)
+    changes = body.model_dump(exclude_unset=True)
+    recipient.sqlmodel_update(changes)
+    session.add(recipient)
+    audit(
+        session,
+        deps,
+        action="config.recipient_updated",
+        caller=caller,
+        target=Target(recipient_id=recipient_id),
+        details={"fields": sorted(changes)},
+    )
+    return recipient
+
+
+def get_carrier(session: Session, carrier_id: int) -> Carrier:
+    carrier = session.get(Carrier, carrier_id)
+    if carrier is None:
+        raise NotFound(f"carrier {carrier_id} not found")
+    return carrier
+
+
+def list_carriers(session: Session, *, carrier_id: int | None = None) -> list[Carrier]:
+    query = select(Carrier).order_by(col(Carrier.id))
+    if carrier_id is not None:
+        query = query.where(Carrier.id == carrier_id)
+    return list(session.exec(query).all())
+
+
+def create_carrier(
+    session: Session, deps: DomainDeps, body: CarrierCreate, *, caller: Caller
+) -> Carrier:
+    carrier = Carrier.model_validate(body)
+    session.add(carrier)
+    _flush_unique(session, f"a carrier named {body.name}")
+    audit(
+        session,
+        deps,
+        action="config.carrier_created",
+        caller=caller,
+        target=Target(),
+        details={"carrier_id": carrier.id},
+    )
+    return carrier
+
+
+def update_carrier(
+    session: Session, deps: DomainDeps, carrier_id: int, body: CarrierUpdate, *, caller: Caller
+) -> Carrier:
+    carrier = get_carrier(session, carrier_id)
+    changes = body.model_dump(exclude_unset=True)
+    carrier.sqlmodel_update(changes)
+    session.add(carrier)
+    _flush_unique(session, "a carrier with that name")
+    audit(
+        session,
+        deps,
+        action="config.carrier_updated",
+        caller=caller,
+        target=Target(),
+        details={"carrier_id": carrier_id, "fields": sorted(changes)},
+    )
+    return carrier
+
+
+def list_couriers(session: Session, *, carrier_id: int | None = None) -> list[Courier]:
+    query = select(Courier).order_by(col(Courier.id))
+    if carrier_id is not None:
+        query = query.where(Courier.carrier_id == carrier_id)
+    return list(session.exec(query).all())
+
+
+def create_courier(
+    session: Session, deps: DomainDeps, body: CourierCreate, *, caller: Caller
+) -> Courier:
+    """Register a courier; its code is kept only as a keyed hash."""
+    get_carrier(session, body.carrier_id)
+    courier = Courier(
+        carrier_id=body.carrier_id,
+        name=body.name,
+        code_hash=courier_code_hash(deps.pickup_hmac_key, body.code),
+    )
+    session.add(courier)
+    _flush_unique(session, "a courier with that code")
+    audit(
+        session,
+        deps,
+        action="config.courier_created",
+        caller=caller,
+        target=Target(),
+        details={"courier_id": courier.id, "carrier_id": courier.carrier_id},
+    )
+    return courier
+
+
+def authenticate_courier(session: Session, key: bytes, code: str) -> Courier | None:
+    """The active courier whose code this is (for the cabinet link), or ``None``."""
+    presented = courier_code_hash(key, code)
+    courier = session.exec(select(Courier).where(Courier.code_hash == presented)).first()
+    if courier is None or not courier.active:
+        return None
+    return courier if hmac.compare_digest(courier.code_hash, presented) else None

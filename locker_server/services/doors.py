@@ -1,0 +1,110 @@
+"""Door events reported by cabinets, and remote opens requested by operators.
+
+A door's state is only ever what a cabinet reported: a ``jammed`` report (the lock was
+driven but the sensor never saw the door open) leaves the last observed state alone,
+and a report older than the one we hold is audited but does not overwrite it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from locker_server.errors import NotFound
+from locker_server.models import Door, DoorCommand, DoorEvent, DoorState
+from locker_server.services.config import Scope, get_cabinet, get_door
+from locker_server.services.context import Caller, DomainDeps, Target, audit
+
+_STATE_AFTER = {
+    DoorEvent.opened: DoorState.open,
+    DoorEvent.forced_open: DoorState.open,
+    DoorEvent.left_open: DoorState.open,
+    DoorEvent.closed: DoorState.closed,
+}
+_OUTCOMES = {
+    DoorEvent.forced_open: "alarm",
+    DoorEvent.left_open: "alarm",
+    DoorEvent.jammed: "failure",
+}
+
+
+def _door_by_number(session: Session, cabinet_id: int, door_number: int) -> Door:
+    door = session.exec(
+        select(Door).where(Door.cabinet_id == cabinet_id, Door.number == door_number)
+    ).first()
+    if door is None:
+        raise NotFound(f"door {door_number} not found in cabinet {cabinet_id}")
+    return door
+
+
+def _is_newer(door: Door, observed_at: datetime) -> bool:
+    return door.door_state_at is None or observed_at >= door.door_state_at
+
+
+def record_door_event(
+    session: Session,
+    deps: DomainDeps,
+    *,
+    cabinet_id: int,
+    door_number: int,
+    event: DoorEvent,
+    caller: Caller,
+    device_time: datetime | None = None,
+) -> Door:
+    """Apply a door report from a cabinet and audit it as ``door.<event>``."""
+    cabinet = get_cabinet(session, cabinet_id)
+    door = _door_by_number(session, cabinet_id, door_number)
+    observed_at = device_time or deps.clock()
+    new_state = _STATE_AFTER.get(event)
+    applied = new_state is not None and _is_newer(door, observed_at)
+    if applied and new_state is not None:
+        door.door_state, door.door_state_at = new_state, observed_at
+        session.add(door)
+    audit(
+        session,
+        deps,
+        action=f"door.{event.value}",
+        caller=caller,
+        target=Target(site_id=cabinet.site_id, cabinet_id=cabinet_id, door_id=door.id),
+        outcome=_OUTCOMES.get(event, "success"),
+        device_time=device_time,
+        details={"door_number": door_number, "state_applied": applied},
+    )
+    return door
+
+
+def request_remote_open(
+    session: Session,
+    deps: DomainDeps,
+    *,
+    cabinet_id: int,
+    door_id: int,
+    reason: str,
+    caller: Caller,
+    site_ids: Scope = None,
+) -> DoorCommand:
+    """Queue an operator's remote open (executed by the cabinet link, a later issue)."""
+    door = get_door(session, cabinet_id, door_id, site_ids=site_ids)
+    cabinet = get_cabinet(session, cabinet_id)
+    command = DoorCommand(
+        door_id=door_id,
+        kind="open",
+        reason=reason,
+        requested_by_type=caller.actor_type,
+        requested_by_id=caller.actor_id,
+        requested_at=deps.clock(),
+    )
+    session.add(command)
+    session.flush()
+    audit(
+        session,
+        deps,
+        action="door.remote_open",
+        caller=caller,
+        target=Target(site_id=cabinet.site_id, cabinet_id=cabinet_id, door_id=door.id),
+        outcome="requested",
+        reason=reason,
+        details={"command_id": command.id},
+    )
+    return command
