@@ -108,7 +108,17 @@ class SimulatedBus:
             raise SimulatorConfigError(f"{protocol.name} boards have 1..{protocol.max_locks} locks")
         board = SimulatedBoard(config, locks, self._world)
         board.attach(self._send_unsolicited)
+        self._check_reportable(board)
         return board
+
+    def _check_reportable(self, board: SimulatedBoard) -> None:
+        """Refuse a board whose full status the codec cannot encode (e.g. too few bytes)."""
+        try:
+            self._dialect.board_reply(board).to_bytes()
+        except ProtocolError as exc:
+            raise SimulatorConfigError(
+                f"board {board.address} cannot report its {board.locks} locks: {exc}"
+            ) from exc
 
     # ------------------------------------------------------------ public state
     @property
@@ -224,7 +234,10 @@ class SimulatedBus:
         if handler is None:
             logger.debug("ignored %r: boards do not implement %s", frame, frame.kind)
             return
-        handler(frame)
+        try:
+            handler(frame)
+        except Exception:  # a simulator bug must not kill the line for the next request
+            logger.exception("simulated boards failed to handle %r", frame)
 
     # ----------------------------------------------------------------- handlers
     def _listening_board(self, request: Request) -> SimulatedBoard | None:

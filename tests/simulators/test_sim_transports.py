@@ -146,6 +146,7 @@ def test_byte_time_follows_the_protocols_default_baud():
         ("8a80", [BoardConfig(1), BoardConfig(1)], "two boards with address 1"),
         ("8a80", [BoardConfig(32)], "address 32"),
         ("8a80", [BoardConfig(1, locks=0)], "locks"),
+        ("8a80", [BoardConfig(1, locks=32, status_bytes=3)], "cannot report its 32 locks"),
     ],
 )
 def test_a_bus_that_cannot_exist_is_refused(protocol, boards, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 
 from sim_helpers import FAST, SILENCE, wait_until
@@ -133,3 +134,15 @@ def test_a_torn_request_is_skipped_and_the_next_whole_one_answered(serve):
 
     assert host.ask(xor8a80.QueryLockRequest(1, 1)) == xor8a80.LockStatusReply(1, 1, xor8a80.SIGNAL)
     assert bus.board(1).door(1).unlock_pulses == 0  # half an unlock is no unlock
+
+
+def test_line_noise_never_stops_the_boards_from_answering(serve):
+    bus, host = serve("8a80", boards=[1], locks=8)
+    noise = random.Random(20261126).randbytes(2000)
+
+    for start in range(0, len(noise), 97):
+        host.port.write(noise[start : start + 97])
+    host.read_bytes(SILENCE)  # whatever the noise happened to ask for
+
+    assert bus.garbage
+    assert host.ask(xor8a80.QueryLockRequest(1, 8)).board == 1
