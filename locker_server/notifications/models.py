@@ -83,7 +83,8 @@ class NotificationMessage(SQLModel, table=True):
     )
     kind: str = Field(sa_type=sa.String(16), nullable=False)
     event: str = Field(sa_type=sa.String(64), nullable=False)
-    parcel_id: int | None = Field(default=None, index=True)
+    parcel_id: int | None = Field(default=None, foreign_key="parcels.id", index=True)
+    # Plain ids, no foreign keys: the delivery record outlives directory changes.
     recipient_id: int | None = Field(default=None)
     carrier_id: int | None = Field(default=None)
     language: str = Field(default="en", sa_type=sa.String(16), nullable=False)

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from notification_support import (
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from locker_server.config import Settings
+from locker_server.keys import ServerKeys
+from locker_server.notifications import NotificationWorker, Notifier, RecipientContact
+from tests.notifications.notification_support import (
     CODE,
     QR_TOKEN,
     SMS_TOKEN,
@@ -25,13 +32,6 @@ from notification_support import (
     free_port,
     handler_for,
 )
-from pydantic import SecretStr
-from sqlalchemy import Engine
-from sqlmodel import Session
-
-from locker_server.config import Settings
-from locker_server.keys import ServerKeys
-from locker_server.notifications import NotificationWorker, Notifier, RecipientContact
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from email.message import EmailMessage
 
 import zxingcpp
-from notification_support import CODE, QR_TOKEN, FakeClock, MailSink
 from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,6 +18,7 @@ from locker_server.notifications import (
     Status,
 )
 from locker_server.notifications.mail import QR_FILENAME
+from tests.notifications.notification_support import CODE, QR_TOKEN, FakeClock, MailSink
 
 EmailOnly = Callable[[RecipientContact], list[int]]
 

@@ -15,7 +15,7 @@ from alembic import op
 revision: str = "n001_notifications"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("notifications",)
-depends_on: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = "d001_domain"
 
 
 def upgrade() -> None:
@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["parcel_id"], ["parcels.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("notification_outbox") as batch:
