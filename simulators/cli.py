@@ -80,8 +80,8 @@ def _serve(bus: SimulatedBus, *, tcp_port: int | None, link: str | None) -> int:
         except SimulatorError as exc:
             print(f"locker-sim: {exc}", file=sys.stderr)
             return 1
-        print(address, flush=True)
         with _symlink(address if tcp_port is None else None, link):
+            print(address, flush=True)  # only once the link exists too
             bus.subscribe(_print_change)
             threading.Thread(target=_read_commands, args=(bus,), daemon=True).start()
             while not stop.wait(0.5):

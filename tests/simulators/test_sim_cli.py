@@ -136,3 +136,16 @@ def test_cli_refuses_a_bus_that_cannot_exist(launch):
     assert sim.process.wait(timeout=10) == 2
     assert sim.process.stderr is not None
     assert "1..16 locks" in sim.process.stderr.read()
+
+
+def test_cli_link_gives_the_pty_a_stable_name_that_is_removed_on_exit(launch, tmp_path):
+    link = tmp_path / "locker-bus"
+    sim = launch("board", "--protocol", "8a80", "--boards", "1", "--link", str(link))
+
+    path = sim.next_line()
+    assert os.readlink(link) == path
+    with serial.serial_for_url(str(link), baudrate=9600, timeout=0.005) as port:
+        assert Host(port, get_protocol("8a80")).ask(xor8a80.QueryLockRequest(1, 1))
+
+    assert sim.stop() == 0
+    assert not link.exists()
