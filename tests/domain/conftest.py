@@ -98,6 +98,12 @@ def _recipient(session: Session, deps: DomainDeps, name: str, **extra: object) -
     return recipient.id
 
 
+def new_recipient(engine: Engine, deps: DomainDeps, name: str, **extra: object) -> int:
+    """A consenting recipient without special needs, unless ``extra`` says otherwise."""
+    with session_scope(engine) as session:
+        return _recipient(session, deps, name, **extra)
+
+
 def build_world(engine: Engine, deps: DomainDeps) -> World:
     with session_scope(engine) as session:
         site = config_service.create_site(session, deps, SiteCreate(name="HQ"), caller=OPERATOR)

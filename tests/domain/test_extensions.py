@@ -61,25 +61,32 @@ def test_recipient_extends_only_in_the_last_hours_and_only_as_often_as_allowed(
     deadline = load_parcel(engine, delivered.parcel_id).pickup_deadline
     assert deadline is not None
     with session_scope(engine) as session, pytest.raises(ValidationFailed, match="last"):
-        extend_for_recipient(session, deps, parcel_id=delivered.parcel_id, hours=12,
-                             caller=OPERATOR)  # fmt: skip
+        extend_for_recipient(
+            session, deps, parcel_id=delivered.parcel_id, hours=12, caller=OPERATOR
+        )
     clock.now = deadline - timedelta(hours=rules.extension_window_hours - 1)
     with session_scope(engine) as session, pytest.raises(ValidationFailed, match="hours: at most"):
-        extend_for_recipient(session, deps, parcel_id=delivered.parcel_id,
-                             hours=rules.max_extension_hours + 1, caller=OPERATOR)  # fmt: skip
+        extend_for_recipient(
+            session,
+            deps,
+            parcel_id=delivered.parcel_id,
+            hours=rules.max_extension_hours + 1,
+            caller=OPERATOR,
+        )
     with session_scope(engine) as session:
-        extend_for_recipient(session, deps, parcel_id=delivered.parcel_id, hours=24,
-                             caller=OPERATOR)  # fmt: skip
+        extend_for_recipient(
+            session, deps, parcel_id=delivered.parcel_id, hours=24, caller=OPERATOR
+        )
     parcel = load_parcel(engine, delivered.parcel_id)
     assert parcel.pickup_deadline == deadline + timedelta(hours=24)
     assert parcel.extensions_used == 1
     clock.now = deadline + timedelta(hours=24 - 1)
     with session_scope(engine) as session, pytest.raises(Conflict, match="already extended"):
-        extend_for_recipient(session, deps, parcel_id=delivered.parcel_id, hours=1,
-                             caller=OPERATOR)  # fmt: skip
+        extend_for_recipient(session, deps, parcel_id=delivered.parcel_id, hours=1, caller=OPERATOR)
     with session_scope(engine) as session:  # the old deadline has passed: code still works
-        decision = attempt_pickup(session, deps, cabinet_id=world.cabinet_id,
-                                  code=delivered.code, caller=KIOSK)  # fmt: skip
+        decision = attempt_pickup(
+            session, deps, cabinet_id=world.cabinet_id, code=delivered.code, caller=KIOSK
+        )
     assert decision.granted
 
 
@@ -89,8 +96,14 @@ def test_site_wide_extension_moves_every_waiting_parcel_and_is_audited_once_and_
     parcels = [deliver(world.alice), deliver(world.bob)]
     before = {p.parcel_id: load_parcel(engine, p.parcel_id).pickup_deadline for p in parcels}
     with session_scope(engine) as session:
-        extended = extend_site(session, deps, site_id=world.site_id, hours=48,
-                               reason="storm: building closed", caller=OPERATOR)  # fmt: skip
+        extended = extend_site(
+            session,
+            deps,
+            site_id=world.site_id,
+            hours=48,
+            reason="storm: building closed",
+            caller=OPERATOR,
+        )
     assert sorted(extended) == sorted(before)
     for parcel_id, old in before.items():
         assert old is not None

@@ -108,11 +108,23 @@ def test_deposit_without_reservation_and_pickup_of_a_cancelled_parcel_are_refuse
 ) -> None:
     parcel_id = announce_parcel()
     with session_scope(engine) as session, pytest.raises(InvalidTransition):
-        record_deposit(session, deps, cabinet_id=world.cabinet_id, door_number=1,
-                       parcel_id=parcel_id, caller=COURIER)  # fmt: skip
+        record_deposit(
+            session,
+            deps,
+            cabinet_id=world.cabinet_id,
+            door_number=1,
+            parcel_id=parcel_id,
+            caller=COURIER,
+        )
     with session_scope(engine) as session:
-        cancel(session, deps, parcel_id=parcel_id, caller=COURIER, reason="sender recalled",
-               as_operator=False)  # fmt: skip
+        cancel(
+            session,
+            deps,
+            parcel_id=parcel_id,
+            caller=COURIER,
+            reason="sender recalled",
+            as_operator=False,
+        )
     with session_scope(engine) as session, pytest.raises(InvalidTransition):
         reserve(session, deps, parcel_id=parcel_id, cabinet_id=world.cabinet_id, caller=COURIER)
 
@@ -120,8 +132,9 @@ def test_deposit_without_reservation_and_pickup_of_a_cancelled_parcel_are_refuse
 def test_announcement_for_a_recipient_without_consent_is_refused(
     engine: Engine, deps: DomainDeps, world: World
 ) -> None:
-    spec = Announcement(carrier_id=world.carrier_id, tracking_number="X1",
-                        recipient_id=world.no_consent)  # fmt: skip
+    spec = Announcement(
+        carrier_id=world.carrier_id, tracking_number="X1", recipient_id=world.no_consent
+    )
     with session_scope(engine) as session, pytest.raises(ValidationFailed, match="recipient_id"):
         announce(session, deps, spec, caller=COURIER)
 
@@ -160,14 +173,27 @@ def test_cancelling_a_deposited_parcel_needs_an_operator_and_voids_its_code(
 ) -> None:
     delivered = deliver()
     with session_scope(engine) as session, pytest.raises(PermissionDenied):
-        cancel(session, deps, parcel_id=delivered.parcel_id, caller=COURIER, reason=None,
-               as_operator=False)  # fmt: skip
+        cancel(
+            session,
+            deps,
+            parcel_id=delivered.parcel_id,
+            caller=COURIER,
+            reason=None,
+            as_operator=False,
+        )
     with session_scope(engine) as session:
-        cancel(session, deps, parcel_id=delivered.parcel_id, caller=OPERATOR,
-               reason="damaged, taken out by staff", as_operator=True)  # fmt: skip
+        cancel(
+            session,
+            deps,
+            parcel_id=delivered.parcel_id,
+            caller=OPERATOR,
+            reason="damaged, taken out by staff",
+            as_operator=True,
+        )
     with session_scope(engine) as session:
-        decision = attempt_pickup(session, deps, cabinet_id=world.cabinet_id,
-                                  code=delivered.code, caller=KIOSK)  # fmt: skip
+        decision = attempt_pickup(
+            session, deps, cabinet_id=world.cabinet_id, code=delivered.code, caller=KIOSK
+        )
     assert decision.outcome == "wrong_code"
     assert _door(engine, world.door_ids[delivered.door_number]).occupancy == Occupancy.empty
     assert "parcel.cancelled" in audit_actions(engine, parcel_id=delivered.parcel_id)
@@ -195,11 +221,17 @@ def test_overdue_parcel_expires_then_goes_back_to_the_sender(
     with session_scope(engine) as session:
         mark_returned(session, deps, parcel_id=delivered.parcel_id, caller=COURIER)
     assert [step[1] for step in _history(engine, delivered.parcel_id)][-3:] == [
-        "expired", "collected_for_return", "returned",
-    ]  # fmt: skip
+        "expired",
+        "collected_for_return",
+        "returned",
+    ]
     events = [k["event_type"] for k in notifier.of("carrier_event")]
-    assert events == ["parcel.deposited", "parcel.expired", "parcel.collected_for_return",
-                      "parcel.returned"]  # fmt: skip
+    assert events == [
+        "parcel.deposited",
+        "parcel.expired",
+        "parcel.collected_for_return",
+        "parcel.returned",
+    ]
 
 
 def test_an_expiry_sweep_before_the_deadline_leaves_the_parcel_waiting(
