@@ -50,7 +50,7 @@ class OutboxItem:
     carrier_id: int | None
 
     @classmethod
-    def of(cls, row: NotificationMessage, attempts: int) -> OutboxItem:
+    def of(cls, row: NotificationMessage) -> OutboxItem:
         assert row.id is not None
         return cls(
             id=row.id,
@@ -61,7 +61,7 @@ class OutboxItem:
             destination=row.destination,
             params=dict(row.params),
             sealed_secret=row.sealed_secret,
-            attempts=attempts,
+            attempts=row.attempts,
             created_at=row.created_at,
             parcel_id=row.parcel_id,
             recipient_id=row.recipient_id,

@@ -1,16 +1,15 @@
 """The delivery worker: claims due outbox rows, sends them, records what happened.
 
-Delivery is at-least-once. A row is *claimed* first (status ``sending`` with a lease in
-``next_attempt_at``), in its own short transaction: on PostgreSQL candidates are locked
-with ``FOR UPDATE SKIP LOCKED`` so parallel workers pass each other by, and every claim is
-a compare-and-set on (status, attempts), so even two SQLite workers cannot both take a
-row. The message is sent outside any transaction; the outcome is recorded in a second one.
-A worker that dies mid-send leaves a lease that expires, and the row is tried again.
+Delivery is at-least-once. A row is *claimed* first (status ``sending``, a lease in
+``next_attempt_at``) by one ``UPDATE ... RETURNING`` statement: on PostgreSQL its
+sub-select locks candidates ``FOR UPDATE SKIP LOCKED`` so parallel workers pass each other
+by; SQLite serialises writers on the whole file, so a claim there is atomic too. The
+message is sent outside any transaction and the outcome recorded in a second one. A worker
+that dies mid-send leaves a lease that expires, and the row is tried again.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 import threading
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from locker_server.audit import Actor, AuditEvent
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
@@ -39,9 +39,9 @@ _WORKER_ACTOR_ID = "notification-worker"
 
 
 class AuditRecorder(Protocol):
-    """The part of ``locker_server.audit.AuditLog`` the worker uses."""
+    """The part of :class:`locker_server.audit.AuditLog` the worker uses."""
 
-    def record(self, session: Session, event: Any, /) -> Any: ...
+    def record(self, session: Session, event: AuditEvent, /) -> Any: ...
 
 
 def backoff_delay(attempt: int, base_seconds: float, rng: random.Random) -> timedelta:
@@ -104,30 +104,31 @@ class NotificationWorker:
         logger.info("notification worker stopped")
 
     def _claim(self) -> list[OutboxItem]:
+        """Take up to ``batch_size`` due rows in one atomic ``UPDATE ... RETURNING``."""
         now = self._clock()
-        with session_scope(self._engine) as session:
-            statement = (
-                select(NotificationMessage)
-                .where(col(NotificationMessage.status).in_(_CLAIMABLE))
-                .where(col(NotificationMessage.next_attempt_at) <= now)
-                .order_by(col(NotificationMessage.next_attempt_at), col(NotificationMessage.id))
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-            )
-            rows = session.exec(statement).all()
-            return [item for row in rows if (item := self._take(session, row, now))]
-
-    def _take(self, session: Session, row: NotificationMessage, now: datetime) -> OutboxItem | None:
-        attempts = row.attempts + 1
-        result = session.execute(
+        due = (
+            select(NotificationMessage.id)
+            .where(col(NotificationMessage.status).in_(_CLAIMABLE))
+            .where(col(NotificationMessage.next_attempt_at) <= now)
+            .order_by(col(NotificationMessage.next_attempt_at), col(NotificationMessage.id))
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite locks the whole file
+        )
+        claim = (
             update(NotificationMessage)
-            .where(col(NotificationMessage.id) == row.id)
-            .where(col(NotificationMessage.status) == row.status)
-            .where(col(NotificationMessage.attempts) == row.attempts)
-            .values(status=Status.sending, attempts=attempts, next_attempt_at=now + self._lease)
+            .where(col(NotificationMessage.id).in_(due.scalar_subquery()))
+            .values(
+                status=Status.sending,
+                attempts=NotificationMessage.attempts + 1,
+                next_attempt_at=now + self._lease,
+            )
+            .returning(NotificationMessage)
             .execution_options(synchronize_session=False)
         )
-        return OutboxItem.of(row, attempts) if _rowcount(result) == 1 else None
+        with session_scope(self._engine) as session:
+            rows = session.scalars(claim).all()
+            items = [OutboxItem.of(row) for row in rows]
+        return sorted(items, key=lambda item: item.id)
 
     def _attempt(self, item: OutboxItem) -> None:
         try:
@@ -189,10 +190,9 @@ class NotificationWorker:
     def _audit_failure(self, session: Session, item: OutboxItem, reason: str) -> None:
         if self._audit is None:
             return
-        audit = importlib.import_module("locker_server.audit")
-        event = audit.AuditEvent(
+        event = AuditEvent(
             action="notification.failed",
-            actor=audit.Actor(type="system", id=_WORKER_ACTOR_ID),
+            actor=Actor(type="system", id=_WORKER_ACTOR_ID),
             outcome="failure",
             channel="worker",
             parcel_id=item.parcel_id,
