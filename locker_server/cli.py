@@ -1,0 +1,97 @@
+"""``locker-server``: the server's command line.
+
+The parser is assembled from the ``register(subparsers)`` functions of
+``COMMAND_MODULES``; each module owns its own top-level words (see the server
+contract). Building the parser touches neither the database nor the keys, so
+``--help`` works anywhere. Exit codes: 0 ok, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from locker_server.cli_context import CliContext
+from locker_server.config import Settings
+from locker_server.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+COMMAND_MODULES = (
+    "locker_server.cli_core",
+    "locker_server.audit.cli",
+    "locker_server.cli_admin",
+    "locker_server.notifications.cli",
+)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace, CliContext], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="locker-server",
+        description="Parcel locker server: run the API, migrate, manage users and keys.",
+        epilog="The database URL comes from LOCKER_DATABASE_URL "
+        "(default: an SQLite file in LOCKER_DATA_DIR, ./data).",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            logger.debug("command module %s not present; skipped", name)
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    return _run(handler, args)
+
+
+def _run(handler: Handler, args: argparse.Namespace) -> int:
+    try:
+        ctx = CliContext(settings=Settings())
+    except ValidationError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        return _handle(handler, args, ctx)
+    finally:
+        if "engine" in ctx.__dict__:  # created lazily; only dispose what was opened
+            ctx.engine.dispose()
+
+
+def _handle(handler: Handler, args: argparse.Namespace, ctx: CliContext) -> int:
+    try:
+        code = handler(args, ctx)
+    except ValidationError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
