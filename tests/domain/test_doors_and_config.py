@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -59,7 +59,9 @@ def test_door_state_is_only_what_the_cabinet_reported_and_each_report_is_audited
     assert rows == [("door.forced_open", "alarm")]
     jammed = audit_rows(engine, "door.jammed")
     assert [(r.outcome, r.door_id) for r in jammed] == [("failure", world.door_ids[3])]
-    assert audit_rows(engine, "door.opened")[0].device_time == t1
+    recorded = audit_rows(engine, "door.opened")[0].device_time
+    assert recorded is not None
+    assert recorded.replace(tzinfo=UTC) == t1  # SQLite hands back naive UTC
 
 
 def test_operator_remote_open_is_queued_for_the_cabinet_and_audited_with_the_reason(
