@@ -30,6 +30,31 @@ from locker_server.audit.verify import VerificationReport, verify_chain
 logger = logging.getLogger(__name__)
 
 
+# Built once: statements with bound parameters hit SQLAlchemy's compiled cache every time.
+_HEAD = head_table.c
+_LOCK_HEAD = (
+    sa.update(head_table)
+    .where(_HEAD.id == HEAD_ID)
+    .values(seq=_HEAD.seq)  # a no-op write: it takes the lock before anything is read
+    .returning(_HEAD.seq, _HEAD.entry_hash, _HEAD.last_checkpoint_seq, _HEAD.last_checkpoint_at)
+)
+_ADVANCE_HEAD = (
+    sa.update(head_table)
+    .where(_HEAD.id == HEAD_ID)
+    .values(seq=sa.bindparam("new_seq"), entry_hash=sa.bindparam("new_hash"))
+)
+_MARK_CHECKPOINT = (
+    sa.update(head_table)
+    .where(_HEAD.id == HEAD_ID)
+    .values(
+        last_checkpoint_seq=sa.bindparam("checkpoint_seq"),
+        last_checkpoint_at=sa.bindparam("checkpoint_at"),
+    )
+)
+_INSERT_ENTRY = sa.insert(entries_table)
+_INSERT_CHECKPOINT = sa.insert(checkpoints_table)
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedEntry:
     """Where an event landed in the chain."""
@@ -89,9 +114,9 @@ class AuditLog:
         row = dict(zip(canonical.CANONICAL_FIELDS, values, strict=True))
         row.update(recorded_at=now, device_time=_utc(event.device_time))
         session.execute(
-            sa.insert(entries_table).values(prev_hash=head.entry_hash, entry_hash=new_hash, **row)
+            _INSERT_ENTRY, {"prev_hash": head.entry_hash, "entry_hash": new_hash, **row}
         )
-        _advance_head(session, head.seq + 1, new_hash)
+        session.execute(_ADVANCE_HEAD, {"new_seq": head.seq + 1, "new_hash": new_hash})
         if self._checkpoint_due(head, head.seq + 1, now):
             self._write_checkpoint(session, head.seq + 1, new_hash, now)
         return RecordedEntry(seq=head.seq + 1, entry_hash=new_hash, recorded_at=now)
@@ -117,18 +142,7 @@ class AuditLog:
         return self._clock().astimezone(UTC)
 
     def _lock_head(self, session: Session) -> _Head:
-        statement = (
-            sa.update(head_table)
-            .where(head_table.c.id == HEAD_ID)
-            .values(seq=head_table.c.seq)
-            .returning(
-                head_table.c.seq,
-                head_table.c.entry_hash,
-                head_table.c.last_checkpoint_seq,
-                head_table.c.last_checkpoint_at,
-            )
-        )
-        row = session.execute(statement).one()
+        row = session.execute(_LOCK_HEAD).one()
         return _Head(row[0], row[1], row[2], _utc(row[3]))
 
     def _checkpoint_due(self, head: _Head, seq: int, now: datetime) -> bool:
@@ -144,25 +158,18 @@ class AuditLog:
         key, signature = canonical.sign_checkpoint(self._signing_key, seq, entry_hash, signed_at)
         checkpoint = Checkpoint(seq, entry_hash, now, key, signature)
         session.execute(
-            sa.insert(checkpoints_table).values(
-                seq=seq, entry_hash=entry_hash, signed_at=now, key_id=key, signature=signature
-            )
+            _INSERT_CHECKPOINT,
+            {
+                "seq": seq,
+                "entry_hash": entry_hash,
+                "signed_at": now,
+                "key_id": key,
+                "signature": signature,
+            },
         )
-        session.execute(
-            sa.update(head_table)
-            .where(head_table.c.id == HEAD_ID)
-            .values(last_checkpoint_seq=seq, last_checkpoint_at=now)
-        )
+        session.execute(_MARK_CHECKPOINT, {"checkpoint_seq": seq, "checkpoint_at": now})
         logger.debug("audit checkpoint signed at seq %s", seq)
         return checkpoint
-
-
-def _advance_head(session: Session, seq: int, entry_hash: str) -> None:
-    session.execute(
-        sa.update(head_table)
-        .where(head_table.c.id == HEAD_ID)
-        .values(seq=seq, entry_hash=entry_hash)
-    )
 
 
 def _canonical_values(seq: int, now: datetime, event: AuditEvent) -> list[object]:

@@ -91,7 +91,7 @@ def verify_chain(
     """Verify the whole log in ``session`` against checkpoints signed by ``trusted_keys``."""
     checkpoints = _check_checkpoints(store.checkpoint_rows(session), trusted_keys)
     scan = _Scan()
-    _run_scan(store.stream_entries(session), checkpoints.valid, scan, progress)
+    _run_scan(store.stream_all_entries(session), checkpoints.valid, scan, progress)
     if scan.finding is None and scan.bad_row is not None:
         scan.finding = _classify_link_break(session, scan)
     findings = [*checkpoints.findings]
