@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,11 +11,14 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlmodel import Session, select
 
 from locker_server.api.app import create_app
 from locker_server.api.deps import SessionDep
+from locker_server.audit.models import AuditEntry
 from locker_server.config import Settings
-from locker_server.errors import InvalidTransition, ValidationFailed
+from locker_server.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from locker_server.models import Carrier
 
 
 class Signup(BaseModel):
@@ -46,6 +49,18 @@ def _probe_router() -> APIRouter:
             session.connection().execute(
                 text("INSERT INTO carriers (name, created_at) VALUES ('twin', CURRENT_TIMESTAMP)")
             )
+
+    @router.post("/duplicate-at-commit")
+    def duplicate_at_commit(session: SessionDep) -> dict[str, str]:
+        session.add(Carrier(name="twin"))
+        session.add(Carrier(name="twin"))
+        return {"status": "this answer must never reach the client"}
+
+    @router.post("/write-then-refuse")
+    def write_then_refuse(session: SessionDep) -> None:
+        session.add(Carrier(name="half-done"))
+        session.flush()
+        raise PermissionDenied("no access to site 9")
 
     @router.post("/crash")
     def crash() -> None:
@@ -116,6 +131,27 @@ def test_a_database_uniqueness_violation_is_a_409_conflict(
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
+
+
+def test_a_conflict_found_only_at_commit_replaces_the_success_answer(
+    probed: FastAPI, client: TestClient
+) -> None:
+    response = client.post("/probe/duplicate-at-commit")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+
+
+def test_a_refusal_after_a_write_rolls_the_write_back_and_keeps_its_audit_entry(
+    probed: FastAPI, client: TestClient, audit_entries: Callable[..., list[AuditEntry]]
+) -> None:
+    response = client.post("/probe/write-then-refuse")
+
+    assert response.status_code == 403
+    with Session(probed.state.engine) as session:
+        assert session.exec(select(Carrier)).all() == []
+    (denied,) = audit_entries("access.denied")
+    assert (denied.reason, denied.actor_type) == ("no access to site 9", "anonymous")
 
 
 def test_an_unexpected_error_is_a_generic_500_with_an_id_found_in_the_log(
