@@ -39,10 +39,12 @@ def _in_scope(site_id: int, site_ids: Scope) -> bool:
 
 
 def _flush_unique(session: Session, what: str) -> None:
-    """Flush now so a duplicate becomes a clear ``Conflict`` instead of a failed commit."""
+    """Flush now so a duplicate becomes a clear ``Conflict`` instead of a failed commit.
+
+    The session is unusable afterwards; the ``Conflict`` ends the request, which rolls back.
+    """
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except IntegrityError as exc:
         raise Conflict(f"{what} already exists") from exc
 

@@ -86,7 +86,7 @@ def test_operator_remote_open_is_queued_for_the_cabinet_and_audited_with_the_rea
 def test_out_of_service_needs_a_reason_and_every_config_change_is_audited(
     engine: Engine, deps: DomainDeps, world: World
 ) -> None:
-    with session_scope(engine) as session, pytest.raises(ValidationFailed, match="service_reason"):
+    with pytest.raises(ValidationFailed, match="service_reason"), session_scope(engine) as session:
         config_service.update_door(
             session,
             deps,
@@ -114,7 +114,7 @@ def test_out_of_service_needs_a_reason_and_every_config_change_is_audited(
 def test_duplicate_door_numbers_and_cabinet_codes_are_conflicts(
     engine: Engine, deps: DomainDeps, world: World
 ) -> None:
-    with session_scope(engine) as session, pytest.raises(Conflict):
+    with pytest.raises(Conflict), session_scope(engine) as session:
         config_service.add_doors(
             session,
             deps,
@@ -124,7 +124,7 @@ def test_duplicate_door_numbers_and_cabinet_codes_are_conflicts(
         )
     from locker_server.models import CabinetCreate
 
-    with session_scope(engine) as session, pytest.raises(Conflict, match="CAB-1"):
+    with pytest.raises(Conflict, match="CAB-1"), session_scope(engine) as session:
         config_service.create_cabinet(
             session,
             deps,

@@ -60,12 +60,12 @@ def test_recipient_extends_only_in_the_last_hours_and_only_as_often_as_allowed(
     delivered = deliver()
     deadline = load_parcel(engine, delivered.parcel_id).pickup_deadline
     assert deadline is not None
-    with session_scope(engine) as session, pytest.raises(ValidationFailed, match="last"):
+    with pytest.raises(ValidationFailed, match="last"), session_scope(engine) as session:
         extend_for_recipient(
             session, deps, parcel_id=delivered.parcel_id, hours=12, caller=OPERATOR
         )
     clock.now = deadline - timedelta(hours=rules.extension_window_hours - 1)
-    with session_scope(engine) as session, pytest.raises(ValidationFailed, match="hours: at most"):
+    with pytest.raises(ValidationFailed, match="hours: at most"), session_scope(engine) as session:
         extend_for_recipient(
             session,
             deps,
@@ -81,7 +81,7 @@ def test_recipient_extends_only_in_the_last_hours_and_only_as_often_as_allowed(
     assert parcel.pickup_deadline == deadline + timedelta(hours=24)
     assert parcel.extensions_used == 1
     clock.now = deadline + timedelta(hours=24 - 1)
-    with session_scope(engine) as session, pytest.raises(Conflict, match="already extended"):
+    with pytest.raises(Conflict, match="already extended"), session_scope(engine) as session:
         extend_for_recipient(session, deps, parcel_id=delivered.parcel_id, hours=1, caller=OPERATOR)
     with session_scope(engine) as session:  # the old deadline has passed: code still works
         decision = attempt_pickup(

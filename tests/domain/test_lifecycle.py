@@ -107,7 +107,7 @@ def test_deposit_without_reservation_and_pickup_of_a_cancelled_parcel_are_refuse
     engine: Engine, deps: DomainDeps, world: World, announce_parcel: Announce
 ) -> None:
     parcel_id = announce_parcel()
-    with session_scope(engine) as session, pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition), session_scope(engine) as session:
         record_deposit(
             session,
             deps,
@@ -125,7 +125,7 @@ def test_deposit_without_reservation_and_pickup_of_a_cancelled_parcel_are_refuse
             reason="sender recalled",
             as_operator=False,
         )
-    with session_scope(engine) as session, pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition), session_scope(engine) as session:
         reserve(session, deps, parcel_id=parcel_id, cabinet_id=world.cabinet_id, caller=COURIER)
 
 
@@ -135,7 +135,7 @@ def test_announcement_for_a_recipient_without_consent_is_refused(
     spec = Announcement(
         carrier_id=world.carrier_id, tracking_number="X1", recipient_id=world.no_consent
     )
-    with session_scope(engine) as session, pytest.raises(ValidationFailed, match="recipient_id"):
+    with pytest.raises(ValidationFailed, match="recipient_id"), session_scope(engine) as session:
         announce(session, deps, spec, caller=COURIER)
 
 
@@ -145,7 +145,7 @@ def test_same_tracking_number_twice_for_one_carrier_is_a_conflict(
     spec = Announcement(carrier_id=world.carrier_id, tracking_number="DUP1", recipient_id=world.bob)
     with session_scope(engine) as session:
         announce(session, deps, spec, caller=COURIER)
-    with session_scope(engine) as session, pytest.raises(Conflict, match="DUP1"):
+    with pytest.raises(Conflict, match="DUP1"), session_scope(engine) as session:
         announce(session, deps, spec, caller=COURIER)
 
 
@@ -172,7 +172,7 @@ def test_cancelling_a_deposited_parcel_needs_an_operator_and_voids_its_code(
     engine: Engine, deps: DomainDeps, world: World, deliver: Deliver
 ) -> None:
     delivered = deliver()
-    with session_scope(engine) as session, pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied), session_scope(engine) as session:
         cancel(
             session,
             deps,
