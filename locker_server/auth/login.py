@@ -47,6 +47,7 @@ class LoginThrottle:
     max_per_user: int = 5
     max_per_source: int = 20
     window_seconds: float = 900.0
+    max_buckets: int = 10_000
     clock: Callable[[], float] = time.monotonic
     _failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -61,9 +62,17 @@ class LoginThrottle:
     def record_failure(self, username: str, source: str | None) -> None:
         now = self.clock()
         with self._lock:
+            if len(self._failures) >= self.max_buckets:
+                self._forget_expired()
             self._failures[f"u:{username}"].append(now)
             if source:
                 self._failures[f"s:{source}"].append(now)
+
+    def _forget_expired(self) -> None:
+        # Bounds memory when many names are tried: drop buckets with no recent failure.
+        for bucket in list(self._failures):
+            if self._count(bucket) == 0:
+                del self._failures[bucket]
 
     def _count(self, bucket: str) -> int:
         window = self._failures.get(bucket)
