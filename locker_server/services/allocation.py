@@ -24,7 +24,7 @@ from sqlalchemy import CursorResult, case, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from locker_server.errors import NoDoorAvailable, ValidationFailed
+from locker_server.errors import NoDoorAvailable
 from locker_server.models import (
     Cabinet,
     Door,
@@ -34,6 +34,7 @@ from locker_server.models import (
     ServiceState,
     SizeClass,
 )
+from locker_server.services.errors import InvalidField
 from locker_server.services.lifecycle import INSIDE_DOOR
 
 
@@ -45,7 +46,7 @@ def size_class_by_code(session: Session, code: str, *, field: str = "size") -> S
     found = session.exec(select(SizeClass).where(SizeClass.code == code)).first()
     if found is None:
         known = ", ".join(size.code for size in size_classes(session))
-        raise ValidationFailed(f"{field}: unknown size class {code!r} (known: {known})")
+        raise InvalidField(field, f"unknown size class {code!r} (known: {known})")
     return found
 
 
@@ -59,7 +60,7 @@ def smallest_fitting_rank(classes: Sequence[SizeClass], dimensions: Sequence[int
     for size in classes:
         if fits(size, dimensions):
             return size.rank
-    raise ValidationFailed("length_mm/width_mm/height_mm: the parcel fits no door size")
+    raise InvalidField("length_mm", "the parcel fits no door size")
 
 
 def required_rank(session: Session, parcel: Parcel) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from locker_server.errors import Conflict, NotFound, ValidationFailed
+from locker_server.errors import Conflict, NotFound
 from locker_server.models import (
     Cabinet,
     CabinetCreate,
@@ -30,6 +30,7 @@ from locker_server.models import (
 )
 from locker_server.services.allocation import size_class_by_code
 from locker_server.services.context import Caller, DomainDeps, Target, audit
+from locker_server.services.errors import InvalidField
 
 Scope = frozenset[int] | None
 
@@ -251,7 +252,7 @@ def add_doors(
 
 def door_range(spec: DoorRange) -> list[DoorCreate]:
     if spec.last_number < spec.first_number:
-        raise ValidationFailed("to: the last door number is below the first")
+        raise InvalidField("to", "the last door number is below the first")
     count = spec.last_number - spec.first_number + 1
     return [
         DoorCreate(
@@ -280,7 +281,7 @@ def update_door(
     if changes.get("service_state") == ServiceState.out_of_service and not changes.get(
         "service_reason"
     ):
-        raise ValidationFailed("service_reason: say why the door is taken out of service")
+        raise InvalidField("service_reason", "say why the door is taken out of service")
     if changes.get("service_state") == ServiceState.in_service:
         changes["service_reason"] = None
     door.sqlmodel_update(changes)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from locker_server.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from locker_server.errors import Conflict, NotFound, PermissionDenied
 from locker_server.models import (
     Cabinet,
     Carrier,
@@ -27,6 +27,7 @@ from locker_server.models import (
 from locker_server.notifications import RecipientContact
 from locker_server.services import allocation, credentials
 from locker_server.services.context import SYSTEM, Caller, DomainDeps, Target, audit
+from locker_server.services.errors import InvalidField
 from locker_server.services.lifecycle import (
     CANCEL_NEEDS_OPERATOR,
     COLLECTABLE,
@@ -91,10 +92,10 @@ def get_carrier(session: Session, carrier_id: int) -> Carrier:
 
 def _check_recipient(recipient: Recipient) -> None:
     if not recipient.active:
-        raise ValidationFailed("recipient_id: the recipient is not active")
+        raise InvalidField("recipient_id", "the recipient is not active")
     if not recipient.consent_locker_delivery:
         # China (since March 2024): no locker delivery without the recipient's consent.
-        raise ValidationFailed("recipient_id: the recipient has not consented to locker delivery")
+        raise InvalidField("recipient_id", "the recipient has not consented to locker delivery")
 
 
 def _check_unique(session: Session, carrier_id: int, tracking_number: str) -> None:
@@ -151,7 +152,7 @@ def reserve(
     ensure_can_move(parcel, S.reserved)
     cabinet = get_cabinet(session, cabinet_id)
     if parcel.site_id is not None and parcel.site_id != cabinet.site_id:
-        raise ValidationFailed("cabinet_id: the cabinet is not at the parcel's site")
+        raise InvalidField("cabinet_id", "the cabinet is not at the parcel's site")
     recipient = get_recipient(session, parcel.recipient_id)
     rank = allocation.required_rank(session, parcel)
     door = allocation.allocate_door(session, cabinet=cabinet, recipient=recipient, min_rank=rank)
@@ -330,21 +331,19 @@ def mark_returned(session: Session, deps: DomainDeps, *, parcel_id: int, caller:
 
 def _require_collectable(parcel: Parcel, what: str) -> None:
     if parcel.state not in COLLECTABLE:
-        raise ValidationFailed(f"{what} is possible only while the parcel waits in a locker")
+        raise Conflict(f"{what} is possible only while the parcel waits in a locker")
 
 
 def _check_recipient_extension(parcel: Parcel, deps: DomainDeps, hours: int, now: datetime) -> None:
     rules = deps.settings
     assert parcel.pickup_deadline is not None
     if hours > rules.max_extension_hours:
-        raise ValidationFailed(f"hours: at most {rules.max_extension_hours} hours per extension")
+        raise InvalidField("hours", f"at most {rules.max_extension_hours} hours per extension")
     if parcel.extensions_used >= rules.max_extensions:
         raise Conflict(f"the parcel was already extended {parcel.extensions_used} time(s)")
     if parcel.pickup_deadline - now > timedelta(hours=rules.extension_window_hours):
-        raise ValidationFailed(
-            f"hours: an extension is possible only in the last {rules.extension_window_hours} "
-            "hours before the pickup deadline"
-        )
+        window = rules.extension_window_hours
+        raise InvalidField("hours", f"extensions are possible only in the last {window} hours")
 
 
 def _push_deadline(

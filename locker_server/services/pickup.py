@@ -16,10 +16,11 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from locker_server.errors import LockedOut, PickupRefused, ValidationFailed
+from locker_server.errors import LockedOut, PickupRefused
 from locker_server.models import CredentialKind, Door, Parcel, ParcelState, PickupCredential
 from locker_server.services import allocation, credentials
 from locker_server.services.context import Caller, DomainDeps, Target, audit
+from locker_server.services.errors import InvalidField
 from locker_server.services.lifecycle import COLLECTABLE, move
 from locker_server.services.parcels import carrier_event, get_cabinet, get_parcel
 
@@ -50,7 +51,7 @@ class PickupDecision:
 
 def _presented(code: str | None, qr_token: str | None) -> tuple[CredentialKind, str]:
     if (code is None) == (qr_token is None):
-        raise ValidationFailed("code: give exactly one of code or qr_token")
+        raise InvalidField("code", "give exactly one of code or qr_token")
     if code is not None:
         return CredentialKind.code, code.strip()
     assert qr_token is not None
