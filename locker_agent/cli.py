@@ -33,6 +33,8 @@ EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_NOT_OPENED: Final = 3
 EXIT_NO_ANSWER: Final = 4
+#: how long `door open` waits for a first reading of the door before unlocking
+FIRST_READ_TIMEOUT: Final = 2.5
 
 _OPEN_EXIT: Final = {
     OpenOutcome.CONFIRMED: EXIT_OK,
@@ -105,6 +107,8 @@ def run_open(protocol: BoardProtocol, args: argparse.Namespace) -> int:
     layout = CabinetLayout.build(protocol, [board], {args.lock: DoorAddress(args.board, args.lock)})
     settings = ControllerSettings(poll_interval=0.1, confirm_window=args.confirm_window)
     with Cabinet(args.port, protocol, layout, _link_settings(protocol, args), settings) as cabinet:
+        # Read the door first, so a sensor that already says "open" is reported.
+        cabinet.doors.wait_first_poll(FIRST_READ_TIMEOUT)
         result = cabinet.doors.open_door(args.lock)
     print(_describe_open(result, args.confirm_window))
     return _OPEN_EXIT[result.outcome]
@@ -112,6 +116,11 @@ def run_open(protocol: BoardProtocol, args: argparse.Namespace) -> int:
 
 def _describe_open(result: OpenResult, window: float) -> str:
     where = f"board {result.address.board} lock {result.address.lock}"
+    if result.outcome is OpenOutcome.CONFIRMED and result.already_open:
+        return (
+            f"{where}: open — but the sensor already said open before the unlock "
+            "(check the feedback polarity and wire)"
+        )
     if result.outcome is OpenOutcome.CONFIRMED:
         return (
             f"{where}: opened — confirmed by the door sensor after {result.seconds_to_open:.2f} s"

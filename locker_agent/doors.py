@@ -74,6 +74,8 @@ class OpenResult:
     requested_at: float
     confirmed_at: float | None = None
     detail: str = ""
+    #: the sensor already said open before the unlock (broken wire? wrong polarity?)
+    already_open: bool = False
 
     @property
     def seconds_to_open(self) -> float | None:
@@ -238,7 +240,15 @@ class DoorController:
         detail = self._detail(outcome, problem, already_open)
         self._report_open(door, outcome, detail)
         return OpenResult(
-            door, address, outcome, acknowledged, frame, requested_at, confirmed_at, detail
+            door,
+            address,
+            outcome,
+            acknowledged,
+            frame,
+            requested_at,
+            confirmed_at,
+            detail,
+            already_open,
         )
 
     def _send_unlock(self, door: int, address: DoorAddress) -> tuple[bool, float, str]:

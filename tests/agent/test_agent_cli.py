@@ -79,6 +79,20 @@ def test_door_open_exits_4_when_the_board_is_silent(bus: SimulatedBus, protocol:
     assert bus.board(1).door(2).unlock_pulses == 1  # one pulse, never a resend
 
 
+def test_door_open_with_the_wrong_polarity_warns_that_the_sensor_already_said_open(
+    bus: SimulatedBus, protocol: str
+) -> None:
+    bus.board(1).door(5).faults.jammed = True  # stays shut: the wrong reading stays "open"
+
+    done = run_cli(
+        "door", "open", *_bus_args(bus, protocol), "--lock", "5", "--polarity", "inverted"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "the sensor already said open before the unlock" in done.stdout
+    assert bus.board(1).door(5).unlock_pulses == 1
+
+
 def test_door_status_json_has_the_exact_shape(bus: SimulatedBus, protocol: str) -> None:
     bus.board(1).door(3).force_open()
 

@@ -91,6 +91,7 @@ def test_relay_fires_even_when_the_sensor_already_says_open(make_rig: MakeRig) -
     assert [(u.board, u.to_bytes()) for u in rig.unlocks_on_the_wire()] == [(1, result.frame)]
     assert rig.door(6).unlock_pulses == 1
     assert "already said open" in result.detail
+    assert result.already_open
 
 
 def test_unlocks_go_ahead_of_queued_polls(protocol: str) -> None:
