@@ -6,11 +6,15 @@ Used by the API routes and the CLI; each takes the caller's session (the caller 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
+from locker_server.models import Parcel
 from locker_server.notifications.errors import MessageNotFound, NotResendable
 from locker_server.notifications.models import (
     Channel,
@@ -20,26 +24,51 @@ from locker_server.notifications.models import (
     utc_now,
 )
 
+T = TypeVar("T")
+
 RESENDABLE = frozenset({Status.failed, Status.cancelled})
 _OPEN = (Status.pending, Status.sending, Status.failed)
 
 
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """Which messages to list. ``site_ids`` limits to parcels of those sites (None = all)."""
+
+    status: Status | None = None
+    parcel_id: int | None = None
+    site_ids: frozenset[int] | None = None
+
+    def apply(self, statement: SelectOfScalar[T]) -> SelectOfScalar[T]:
+        if self.status is not None:
+            statement = statement.where(NotificationMessage.status == self.status)
+        if self.parcel_id is not None:
+            statement = statement.where(NotificationMessage.parcel_id == self.parcel_id)
+        if self.site_ids is not None:
+            in_sites = select(Parcel.id).where(col(Parcel.site_id).in_(self.site_ids))
+            statement = statement.where(col(NotificationMessage.parcel_id).in_(in_sites))
+        return statement
+
+
 def list_messages(
-    session: Session,
-    *,
-    status: Status | None = None,
-    parcel_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    session: Session, where: MessageFilter = MessageFilter(), *, limit: int = 100, offset: int = 0
 ) -> Sequence[NotificationMessage]:
-    """Newest first, optionally only one status (e.g. ``failed``) or one parcel."""
-    statement = select(NotificationMessage)
-    if status is not None:
-        statement = statement.where(NotificationMessage.status == status)
-    if parcel_id is not None:
-        statement = statement.where(NotificationMessage.parcel_id == parcel_id)
+    """Newest first, e.g. ``MessageFilter(status=Status.failed)`` for what needs a look."""
+    statement = where.apply(select(NotificationMessage))
     statement = statement.order_by(col(NotificationMessage.id).desc()).offset(offset).limit(limit)
     return session.exec(statement).all()
+
+
+def count_messages(session: Session, where: MessageFilter = MessageFilter()) -> int:
+    statement = where.apply(select(func.count()).select_from(NotificationMessage))
+    return int(session.exec(statement).one())
+
+
+def site_of(session: Session, message: NotificationMessage) -> int | None:
+    """The site of the message's parcel, for site-scoped operators (None: no parcel/site)."""
+    if message.parcel_id is None:
+        return None
+    parcel = session.get(Parcel, message.parcel_id)
+    return parcel.site_id if parcel is not None else None
 
 
 def get_message(session: Session, message_id: int) -> NotificationMessage:
