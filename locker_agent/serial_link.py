@@ -10,7 +10,9 @@ pairs each with its reply:
 * anything else that arrives (garbage, unsolicited or stale frames, our own echo) is
   logged (hex at :data:`TRACE`, below DEBUG) and counted, never taken as an answer;
 * after a timeout or a bad frame the worker waits until the line has been quiet for
-  ``settle_after_error`` and flushes, so a late reply is not read as the next answer;
+  ``settle_after_error`` and flushes; and for ``late_reply_horizon`` after a timeout, a
+  frame that would answer the timed-out request is discarded as its late answer. So a
+  late reply is never read as the answer to the next request;
 * unlocks go ahead of queued polls (a priority queue);
 * an unlock is **never** retried: a second pulse could open a door twice. A query
   may be retried once, which is harmless.
