@@ -21,6 +21,10 @@ Entry hash
     where ``prev_hash`` is the previous entry's hash as 32 raw bytes; the first entry's
     ``prev_hash`` is :data:`GENESIS_HASH` (32 zero bytes). Hashes are stored as lowercase hex.
 
+Bundle manifest signature
+    Ed25519 over ``"locker-audit-v1/bundle-manifest\\x00" ||`` the manifest (without its
+    ``signature`` field) as compact sorted-key JSON.
+
 Checkpoint signature
     Ed25519 over ``"locker-audit-v1/checkpoint\\x00" || JSON`` where the JSON is the
     compact sorted-key object ``{"entry_hash", "key_id", "seq", "signed_at"}``.
@@ -42,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 FORMAT: Final = "locker-audit-v1"
 ENTRY_TAG: Final = b"locker-audit-v1/entry\x00"
 CHECKPOINT_TAG: Final = b"locker-audit-v1/checkpoint\x00"
+BUNDLE_TAG: Final = b"locker-audit-v1/bundle-manifest\x00"
 GENESIS_HASH: Final = "0" * 64
 
 #: The canonical field order; also the column order every hashing query selects.
@@ -155,6 +160,20 @@ def checkpoint_message(seq: int, entry_hash_hex: str, signed_at: str, key: str) 
     return CHECKPOINT_TAG + _encode_object(body).encode()
 
 
+def manifest_message(manifest: Mapping[str, Any]) -> bytes:
+    """The bytes a bundle manifest signature covers: every field but ``signature``."""
+    body = {name: value for name, value in manifest.items() if name != "signature"}
+    return BUNDLE_TAG + _encode_object(body).encode()
+
+
+def signature_ok(public_key: Ed25519PublicKey, signature: str, message: bytes) -> bool:
+    try:
+        public_key.verify(bytes.fromhex(signature), message)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
 def sign_checkpoint(
     private_key: Ed25519PrivateKey, seq: int, entry_hash_hex: str, signed_at: str
 ) -> tuple[str, str]:
@@ -170,7 +189,6 @@ def checkpoint_signature_ok(
     """Whether ``signature`` is the key's valid signature over this checkpoint."""
     try:
         message = checkpoint_message(seq, entry_hash_hex, signed_at, key_id(public_key))
-        public_key.verify(bytes.fromhex(signature), message)
-    except (InvalidSignature, ValueError):
+    except (TypeError, ValueError):
         return False
-    return True
+    return signature_ok(public_key, signature, message)

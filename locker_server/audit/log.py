@@ -137,6 +137,12 @@ class AuditLog:
         """Check the whole chain and every checkpoint; report the first bad position."""
         return verify_chain(session, self.trusted_keys, progress=progress)
 
+    def sign_bundle_manifest(self, message: bytes) -> bytes:
+        """Sign an export bundle's manifest (``canonical.manifest_message``) only."""
+        if not message.startswith(canonical.BUNDLE_TAG):
+            raise ValueError("only bundle manifests are signed here")
+        return self._signing_key.sign(message)
+
     def _now(self) -> datetime:
         # Canonical timestamps have microsecond resolution; so does every backend.
         return self._clock().astimezone(UTC)

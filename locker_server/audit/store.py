@@ -59,10 +59,9 @@ def stream_entries(
     """Batches of canonical entry tuples in ``seq`` order."""
     dialect = session.get_bind().dialect.name
     statement = sa.select(*entry_columns(dialect)).where(*where).order_by(entries_table.c.seq)
-    connection = session.connection().execution_options(
-        stream_results=True, max_row_buffer=batch_rows
-    )
-    result = connection.execute(statement)
+    # Per statement: Connection.execution_options() would change the caller's connection.
+    options = {"stream_results": True, "max_row_buffer": batch_rows}
+    result = session.connection().execute(statement, execution_options=options)
     try:
         for batch in result.partitions(batch_rows):
             yield [tuple(row) for row in batch]
@@ -130,3 +129,8 @@ def checkpoint_rows(session: Session, *where: sa.ColumnElement[bool]) -> list[Ro
         .order_by(table.c.seq)
     )
     return [tuple(row) for row in session.execute(statement)]
+
+
+def latest_checkpoint_seq(session: Session) -> int:
+    value = session.execute(sa.select(sa.func.max(checkpoints_table.c.seq))).scalar()
+    return int(value or 0)

@@ -1,0 +1,152 @@
+"""Reading the log, audited: every view, verification and export becomes an entry itself.
+
+The CLI and the API both go through these functions, so neither can forget to log that
+somebody looked (``audit.viewed``), checked (``audit.verified``) or took a copy
+(``audit.exported``). The caller commits, as for any ``record``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from locker_server.audit import canonical, export, store
+from locker_server.audit.events import Actor, AuditEvent
+from locker_server.audit.export import BundleSummary, EntryFilter
+from locker_server.audit.log import AuditLog
+from locker_server.audit.models import entries_table
+from locker_server.audit.verify import VerificationReport
+from locker_server.db import session_scope
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who reads the log, and from where (the audit entry's who and where)."""
+
+    actor: Actor
+    channel: str
+    source: str | None = None
+    #: Added to every entry's details (e.g. the operating-system user of a CLI run).
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def event(self, action: str, outcome: str, details: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(
+            action=action,
+            actor=self.actor,
+            outcome=outcome,
+            channel=self.channel,
+            source=self.source,
+            details={**self.details, **details},
+        )
+
+
+def verify_log(
+    audit: AuditLog,
+    session: Session,
+    reader: Reader,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> VerificationReport:
+    """Verify the whole log, then record ``audit.verified`` with the verdict."""
+    report = audit.verify(session, progress=progress)
+    details = {
+        "entries_checked": report.entries_checked,
+        "kind": report.kind,
+        "first_bad_seq": report.first_bad_seq,
+    }
+    outcome = "success" if report.ok else "failure"
+    audit.record(session, reader.event("audit.verified", outcome, details))
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    entries: list[dict[str, Any]]
+    total: int
+
+
+def list_entries(
+    audit: AuditLog,
+    session: Session,
+    reader: Reader,
+    entry_filter: EntryFilter,
+    *,
+    limit: int,
+    offset: int,
+) -> EntryPage:
+    """A page of matching entries (oldest first), recorded as ``audit.viewed``."""
+    clauses = entry_filter.clauses()
+    total = session.execute(
+        sa.select(sa.func.count()).select_from(entries_table).where(*clauses)
+    ).scalar_one()
+    seq = entries_table.c.seq
+    page_clauses = [*clauses, seq.in_(_page_seqs(clauses, limit, offset))]
+    entries = [export.entry_dict(row) for row in _rows(session, page_clauses)]
+    details = {"filter": entry_filter.to_dict(), "returned": len(entries), "offset": offset}
+    audit.record(session, reader.event("audit.viewed", "success", details))
+    return EntryPage(entries=entries, total=int(total))
+
+
+def _page_seqs(
+    clauses: list[sa.ColumnElement[bool]], limit: int, offset: int
+) -> sa.Select[tuple[int]]:
+    seq = entries_table.c.seq
+    return sa.select(seq).where(*clauses).order_by(seq).limit(limit).offset(offset)
+
+
+def _rows(session: Session, clauses: list[sa.ColumnElement[bool]]) -> list[store.Row]:
+    return [row for batch in store.stream_entries(session, *clauses) for row in batch]
+
+
+def record_export(
+    audit: AuditLog,
+    session: Session,
+    reader: Reader,
+    entry_filter: EntryFilter,
+    *,
+    export_format: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Record ``audit.exported`` for a CSV / JSON Lines / bundle export."""
+    details = {"format": export_format, "filter": entry_filter.to_dict(), **(extra or {})}
+    audit.record(session, reader.event("audit.exported", "success", details))
+
+
+def export_bundle(
+    audit: AuditLog,
+    engine: Engine,
+    reader: Reader,
+    entry_filter: EntryFilter,
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> BundleSummary:
+    """Sign the tip, write the bundle, record ``audit.exported`` (three transactions).
+
+    The tip is signed and committed first, so a long export never holds the chain head
+    (which would stall every appender) and the run always ends on a signed checkpoint.
+    """
+    with session_scope(engine) as session:
+        audit.checkpoint_now(session)
+        signed_tip = store.latest_checkpoint_seq(session)
+    with session_scope(engine) as session:
+        summary = export.write_bundle(
+            session,
+            path,
+            entry_filter,
+            up_to_seq=signed_tip,
+            public_key_pem=canonical.public_key_pem(audit.public_key),
+            key_id=audit.key_id,
+            sign=audit.sign_bundle_manifest,
+            progress=progress,
+        )
+    extra = {"first_seq": summary.first_seq, "last_seq": summary.last_seq}
+    with session_scope(engine) as session:
+        record_export(audit, session, reader, entry_filter, export_format="bundle", extra=extra)
+    return summary

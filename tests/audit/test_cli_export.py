@@ -1,0 +1,306 @@
+"""Security staff at the command line: verify, export, and an auditor's offline bundle check."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from locker_server.audit import AuditLog, canonical
+from locker_server.audit.export import entry_values
+from locker_server.audit.models import AuditEntry
+from locker_server.cli import main
+from locker_server.config import Settings
+from locker_server.db import session_scope
+from tests.audit.conftest import sample_event
+
+Tamper = Callable[..., None]
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
+    monkeypatch.setenv("LOCKER_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("LOCKER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("LOCKER_SECRETS_DIR", str(settings.resolved_secrets_dir))
+    return settings
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _actions(engine: Engine) -> list[tuple[str, str, str | None]]:
+    with session_scope(engine) as session:
+        entries = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()
+        return [(entry.action, entry.outcome, entry.channel) for entry in entries]
+
+
+def _unzip(bundle: Path, into: Path) -> Path:
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(into)
+    return into
+
+
+def _rewrite_lines(path: Path, change: Callable[[list[dict[str, object]]], None]) -> None:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    change(lines)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_verify_reports_an_intact_log_and_is_itself_recorded(
+    capsys: pytest.CaptureFixture[str], engine: Engine, filled: Callable[[int], None]
+) -> None:
+    filled(12)
+
+    code, out, _ = _run(capsys, "audit", "verify")
+
+    assert code == 0
+    assert out.startswith("OK: the audit log is intact")
+    assert "entries checked:     12" in out
+    assert _actions(engine)[-1] == ("audit.verified", "success", "cli")
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_verify_exits_1_naming_the_tampered_entry_and_kind(
+    capsys: pytest.CaptureFixture[str],
+    engine: Engine,
+    filled: Callable[[int], None],
+    tamper: Tamper,
+) -> None:
+    filled(12)
+    tamper("DELETE FROM audit_entries WHERE seq = 4")
+
+    code, out, _ = _run(capsys, "audit", "verify", "--json")
+
+    report = json.loads(out)
+    assert code == 1
+    assert (report["ok"], report["kind"], report["first_bad_seq"]) == (False, "deleted", 4)
+    assert _actions(engine)[-1] == ("audit.verified", "failure", "cli")
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_jsonl_export_holds_only_matching_entries_each_rehashable(
+    capsys: pytest.CaptureFixture[str], engine: Engine, filled: Callable[[int], None]
+) -> None:
+    filled(12)  # sample_event: site 2 for odd numbers, site 1 for even ones
+
+    code, out, _ = _run(capsys, "audit", "export", "--format", "jsonl", "--site", "1")
+
+    entries = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [entry["seq"] for entry in entries] == [2, 4, 6, 8, 10, 12]
+    for entry in entries:
+        assert canonical.entry_hash(entry["prev_hash"], entry_values(entry)) == entry["entry_hash"]
+    assert _actions(engine)[-1] == ("audit.exported", "success", "cli")
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_csv_export_filters_by_action_prefix_and_time_and_defuses_formulas(
+    capsys: pytest.CaptureFixture[str],
+    engine: Engine,
+    audit_log: AuditLog,
+    tmp_path: Path,
+) -> None:
+    with session_scope(engine) as session:
+        audit_log.record(session, sample_event(1, action="auth.login_failed"))
+        audit_log.record(session, sample_event(2, action="auth.login", reason="=HYPERLINK(1)"))
+        audit_log.record(session, sample_event(3, action="parcel.deposited"))
+    out_file = tmp_path / "auth.csv"
+
+    code, _, _ = _run(
+        capsys,
+        *("audit", "export", "--format", "csv", "--action", "auth.login"),
+        *("--from", "2026-11-26T09:00:00", "--to", "2026-11-26T10:00:00+00:00"),
+        *("--out", str(out_file)),
+    )
+
+    rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    assert code == 0
+    assert [(row["seq"], row["action"]) for row in rows] == [
+        ("1", "auth.login_failed"),
+        ("2", "auth.login"),
+    ]
+    assert rows[1]["reason"] == "'=HYPERLINK(1)"
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_export_outside_the_time_range_is_empty_but_has_a_header(
+    capsys: pytest.CaptureFixture[str], filled: Callable[[int], None]
+) -> None:
+    filled(3)
+
+    code, out, _ = _run(capsys, "audit", "export", "--format", "csv", "--from", "2030-01-01")
+
+    assert code == 0
+    assert out.splitlines() == [",".join(canonical.CANONICAL_FIELDS) + ",prev_hash,entry_hash"]
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_bad_time_and_bundle_without_a_file_are_usage_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _run(capsys, "audit", "export", "--from", "yesterday")[0] == 2
+    code, _, err = _run(capsys, "audit", "export", "--format", "bundle")
+    assert code == 2
+    assert "--out" in err
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_checkpoint_command_signs_a_quiet_tail(
+    capsys: pytest.CaptureFixture[str], filled: Callable[[int], None]
+) -> None:
+    filled(4)
+
+    first = _run(capsys, "audit", "checkpoint")
+    second = _run(capsys, "audit", "checkpoint")
+
+    assert first[:2] == (0, "signed checkpoint at entry 4\n")
+    assert "nothing to sign" in second[1]
+
+
+@pytest.fixture
+def parcel_bundle(
+    cli_env: Settings,
+    capsys: pytest.CaptureFixture[str],
+    filled: Callable[[int], None],
+    tmp_path: Path,
+) -> Path:
+    """Bundle of parcel 505's entries (entry 5) from a 25-entry log; checkpoints 1, 11, 21."""
+    filled(25)
+    bundle = tmp_path / "parcel-505.zip"
+    code, _, _ = _run(
+        capsys, "audit", "export", "--format", "bundle", "--parcel", "505", "--out", str(bundle)
+    )
+    assert code == 0
+    return bundle
+
+
+def _key_id(capsys: pytest.CaptureFixture[str]) -> str:
+    code, out, _ = _run(capsys, "audit", "key-id")
+    assert code == 0
+    return out.splitlines()[0]
+
+
+def test_filtered_bundle_verifies_offline_with_the_pinned_key(
+    capsys: pytest.CaptureFixture[str],
+    parcel_bundle: Path,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key_id = _key_id(capsys)
+    manifest = json.loads(zipfile.ZipFile(parcel_bundle).read("manifest.json"))
+    monkeypatch.setenv("LOCKER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/no-database")
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(parcel_bundle), "--key-id", key_id)
+
+    assert code == 0, out
+    assert out.startswith("OK: the bundle is intact and signed")
+    assert (manifest["first_seq"], manifest["last_seq"], manifest["matched"]) == (5, 11, 1)
+    assert "audit.exported" in [action for action, _, _ in _actions(engine)]
+
+
+def test_bundle_entry_edited_in_the_zip_is_caught(
+    capsys: pytest.CaptureFixture[str], parcel_bundle: Path, tmp_path: Path
+) -> None:
+    unpacked = _unzip(parcel_bundle, tmp_path / "unpacked")
+    _rewrite_lines(unpacked / "entries.jsonl", lambda lines: lines[0].update(outcome="granted"))
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(unpacked), "--json")
+
+    report = json.loads(out)
+    assert code == 1
+    assert report["kind"] == "file_altered"
+
+
+def test_bundle_whose_digests_were_fixed_up_fails_the_manifest_signature(
+    capsys: pytest.CaptureFixture[str], parcel_bundle: Path, tmp_path: Path
+) -> None:
+    unpacked = _unzip(parcel_bundle, tmp_path / "unpacked")
+    _rewrite_lines(unpacked / "entries.jsonl", lambda lines: lines.pop())
+    manifest = json.loads((unpacked / "manifest.json").read_text())
+    manifest["files"]["entries.jsonl"] = hashlib.sha256(
+        (unpacked / "entries.jsonl").read_bytes()
+    ).hexdigest()
+    (unpacked / "manifest.json").write_text(json.dumps(manifest))
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(unpacked), "--json")
+
+    assert code == 1
+    assert json.loads(out)["kind"] == "bad_manifest_signature"
+
+
+def test_bundle_entry_altered_under_a_validly_signed_manifest_fails_its_hash(
+    capsys: pytest.CaptureFixture[str],
+    parcel_bundle: Path,
+    tmp_path: Path,
+    audit_log: AuditLog,
+) -> None:
+    """Even if the manifest signature were obtained, the chain and checkpoint still hold."""
+    unpacked = _unzip(parcel_bundle, tmp_path / "unpacked")
+    _rewrite_lines(unpacked / "entries.jsonl", lambda lines: lines[2].update(door_id=99))
+    manifest = json.loads((unpacked / "manifest.json").read_text())
+    manifest["files"]["entries.jsonl"] = hashlib.sha256(
+        (unpacked / "entries.jsonl").read_bytes()
+    ).hexdigest()
+    manifest["signature"] = audit_log.sign_bundle_manifest(
+        canonical.manifest_message(manifest)
+    ).hex()
+    (unpacked / "manifest.json").write_text(json.dumps(manifest))
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(unpacked), "--json")
+
+    report = json.loads(out)
+    assert code == 1
+    assert (report["kind"], report["first_bad_seq"]) == ("edited", 7)
+
+
+def test_bundle_forged_with_another_key_fails_only_when_the_key_is_pinned(
+    capsys: pytest.CaptureFixture[str], parcel_bundle: Path, tmp_path: Path
+) -> None:
+    real_key_id = _key_id(capsys)
+    forged = tmp_path / "forged.zip"
+    _reseal_with_a_new_key(parcel_bundle, forged)
+
+    unpinned = _run(capsys, "audit", "verify-bundle", str(forged))
+    pinned = _run(capsys, "audit", "verify-bundle", str(forged), "--key-id", real_key_id)
+
+    assert unpinned[0] == 0
+    assert "NOT pinned" in unpinned[1]
+    assert pinned[0] == 1
+    assert "untrusted_key" in pinned[1]
+
+
+def _reseal_with_a_new_key(bundle: Path, forged: Path) -> None:
+    """What a forger can do: re-sign every checkpoint and the manifest with their own key."""
+    key = Ed25519PrivateKey.generate()
+    with zipfile.ZipFile(bundle) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    checkpoints = [json.loads(line) for line in files["checkpoints.jsonl"].splitlines()]
+    for checkpoint in checkpoints:
+        key_id, signature = canonical.sign_checkpoint(
+            key, checkpoint["seq"], checkpoint["entry_hash"], checkpoint["signed_at"]
+        )
+        checkpoint.update(key_id=key_id, signature=signature)
+    files["checkpoints.jsonl"] = "".join(json.dumps(c) + "\n" for c in checkpoints).encode()
+    files["public_key.pem"] = canonical.public_key_pem(key.public_key())
+    manifest = json.loads(files["manifest.json"])
+    manifest["key_id"] = canonical.key_id(key.public_key())
+    for name in ("checkpoints.jsonl", "public_key.pem"):
+        manifest["files"][name] = hashlib.sha256(files[name]).hexdigest()
+    manifest["signature"] = key.sign(canonical.manifest_message(manifest)).hex()
+    files["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
