@@ -10,7 +10,9 @@ Every error answer has the same envelope::
 * Request validation → 422 ``validation_failed``, one field entry per problem
   (``{"field": "body.email", "reason": "value is not a valid email address"}``).
 * ``IntegrityError`` → 409 ``conflict``; ``DataError`` (value out of range for the
-  database, NUL in text) → 422 ``validation_failed``: bad input is never a 500.
+  database, NUL in text) and the SQLite driver's ``OverflowError`` (an integer beyond
+  64 bits) → 422 ``validation_failed``: bad input is never a 500. Routes should still
+  bound their ids (``IdPath``, ``le=MAX_ID``); this is the safety net.
 * Starlette HTTP errors (unknown route, wrong method) → the same envelope.
 * Anything else → 500 ``internal_error`` with an ``error_id`` that is logged with the
   traceback; no exception text reaches the client.
@@ -94,6 +96,11 @@ def handle_statement_error(request: Request, exc: Exception) -> JSONResponse:
     return handle_unexpected_error(request, exc)
 
 
+def handle_overflow(_request: Request, exc: Exception) -> JSONResponse:
+    logger.info("number out of range for the database: %s", exc)
+    return error_response(422, "validation_failed", "a number is too large")
+
+
 def handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
@@ -115,5 +122,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(IntegrityError, handle_integrity_error)
     app.add_exception_handler(StatementError, handle_statement_error)
+    app.add_exception_handler(OverflowError, handle_overflow)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

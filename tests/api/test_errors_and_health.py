@@ -62,6 +62,10 @@ def _probe_router() -> APIRouter:
         session.flush()
         raise PermissionDenied("no access to site 9")
 
+    @router.get("/carrier")
+    def carrier(carrier_id: int, session: SessionDep) -> dict[str, bool]:
+        return {"exists": session.get(Carrier, carrier_id) is not None}
+
     @router.post("/crash")
     def crash() -> None:
         raise RuntimeError("secret=hunter2 leaked in an exception")
@@ -152,6 +156,15 @@ def test_a_refusal_after_a_write_rolls_the_write_back_and_keeps_its_audit_entry(
         assert session.exec(select(Carrier)).all() == []
     (denied,) = audit_entries("access.denied")
     assert (denied.reason, denied.actor_type) == ("no access to site 9", "anonymous")
+
+
+def test_a_number_too_large_for_the_database_is_a_validation_error(
+    probed: FastAPI, client: TestClient
+) -> None:
+    response = client.get("/probe/carrier", params={"carrier_id": 2**70})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_failed"
 
 
 def test_an_unexpected_error_is_a_generic_500_with_an_id_found_in_the_log(
