@@ -224,6 +224,7 @@ class SerialLink:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._stopped = False
         self._stats: dict[str, int] = dict.fromkeys(LinkStats.__slots__, 0)
         self._stats_lock = threading.Lock()
         self._last_activity = 0.0
@@ -251,11 +252,13 @@ class SerialLink:
 
     def stop(self) -> None:
         """Finish the request in flight, fail the queued ones, close the port."""
-        if self._thread is None or self._closed.is_set():
+        if self._thread is None or self._stopped:
             return
+        self._stopped = True
         self._closed.set()
         self._jobs.put(_Job(Priority.STOP, next(self._seq), None, Future()))
         self._thread.join(timeout=5.0)
+        self._fail_queued()  # anything submitted while the worker was finishing
         if self._port is not None:
             with _translated_io(self.url):
                 self._port.close()

@@ -137,3 +137,14 @@ def test_open_of_unknown_door_is_a_clear_error(make_rig: MakeRig) -> None:
     with pytest.raises(UnknownDoorError, match="door 99 is not in the cabinet layout"):
         rig.cabinet.doors.open_door(99)
     assert rig.unlocks_on_the_wire() == []
+
+
+def test_lost_serial_port_turns_every_door_unknown(make_rig: MakeRig) -> None:
+    rig = make_rig("8a80")
+    rig.door(2).force_open()
+    rig.wait_state(2, DoorState.OPEN)
+
+    rig.bus.stop()  # the adapter is unplugged: the pty disappears
+
+    assert wait_until(lambda: set(rig.cabinet.doors.states().values()) == {DoorState.UNKNOWN}, 5.0)
+    assert rig.cabinet.doors.open_door(3).outcome is OpenOutcome.OUTCOME_UNKNOWN
