@@ -98,10 +98,13 @@ class SmtpEmailTransport:
         username: str | None = None,
         password: SecretStr | None = None,
         timeout: float = 10.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._host, self._port = host, port
         self._starttls, self._timeout = starttls, timeout
         self._username, self._password = username, password
+        #: Verifies the server's certificate (system CAs unless a context is given).
+        self._tls_context = tls_context
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpEmailTransport:
@@ -127,7 +130,7 @@ class SmtpEmailTransport:
     def _send(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
             if self._starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=self._tls_context or ssl.create_default_context())
             if self._username:
                 password = self._password.get_secret_value() if self._password else ""
                 smtp.login(self._username, password)
