@@ -52,6 +52,7 @@ class ParcelAnnounce(SQLModel):
         min_length=1, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.-]+$"}
     )
     recipient_id: int = Field(ge=1)
+    site_id: int | None = Field(default=None, ge=1, description="the site it is delivered to")
     size: str | None = Field(default=None, min_length=1, max_length=8)
     length_mm: int | None = Field(default=None, ge=1, le=5000)
     width_mm: int | None = Field(default=None, ge=1, le=5000)

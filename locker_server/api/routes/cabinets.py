@@ -1,0 +1,140 @@
+"""``/api/v1/cabinets``: cabinets, their doors, door service state and remote opens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from locker_server.api.deps import IdPath, SessionDep, require_roles
+from locker_server.api.routes._domain import READERS, STAFF, CallerDep, DomainDepsDep, site_scope
+from locker_server.auth.principal import Principal
+from locker_server.models import (
+    CabinetCreate,
+    CabinetPublic,
+    CabinetUpdate,
+    Door,
+    DoorCommandPublic,
+    DoorCreate,
+    DoorPublic,
+    DoorUpdate,
+    RemoteOpenRequest,
+)
+from locker_server.services import config
+from locker_server.services.doors import request_remote_open
+
+router = APIRouter(prefix="/api/v1/cabinets", tags=["cabinets"])
+
+Staff = Annotated[Principal, Depends(require_roles(*STAFF))]
+Reader = Annotated[Principal, Depends(require_roles(*READERS))]
+
+
+def _doors_public(session: SessionDep, doors: list[Door]) -> list[DoorPublic]:
+    codes = config.size_codes(session)
+    return [config.door_public(door, codes[door.size_class_id]) for door in doors]
+
+
+@router.get("")
+def list_cabinets(
+    session: SessionDep,
+    principal: Reader,
+    site_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> list[CabinetPublic]:
+    cabinets = config.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
+    return [CabinetPublic.model_validate(cabinet) for cabinet in cabinets]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_cabinet(
+    body: CabinetCreate,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    principal: Staff,
+) -> CabinetPublic:
+    cabinet = config.create_cabinet(
+        session, deps, body, caller=caller, site_ids=site_scope(principal)
+    )
+    return CabinetPublic.model_validate(cabinet)
+
+
+@router.get("/{cabinet_id}")
+def get_cabinet(cabinet_id: IdPath, session: SessionDep, principal: Reader) -> CabinetPublic:
+    cabinet = config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    return CabinetPublic.model_validate(cabinet)
+
+
+@router.patch("/{cabinet_id}")
+def update_cabinet(
+    cabinet_id: IdPath,
+    body: CabinetUpdate,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    principal: Staff,
+) -> CabinetPublic:
+    cabinet = config.update_cabinet(
+        session, deps, cabinet_id, body, caller=caller, site_ids=site_scope(principal)
+    )
+    return CabinetPublic.model_validate(cabinet)
+
+
+@router.get("/{cabinet_id}/doors")
+def list_doors(cabinet_id: IdPath, session: SessionDep, principal: Reader) -> list[DoorPublic]:
+    doors = config.list_doors(session, cabinet_id, site_ids=site_scope(principal))
+    return _doors_public(session, doors)
+
+
+@router.post("/{cabinet_id}/doors", status_code=status.HTTP_201_CREATED)
+def add_door(
+    cabinet_id: IdPath,
+    body: DoorCreate,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    principal: Staff,
+) -> DoorPublic:
+    doors = config.add_doors(
+        session, deps, cabinet_id, [body], caller=caller, site_ids=site_scope(principal)
+    )
+    return _doors_public(session, doors)[0]
+
+
+@router.patch("/{cabinet_id}/doors/{door_id}")
+def update_door(
+    cabinet_id: IdPath,
+    door_id: IdPath,
+    body: DoorUpdate,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    principal: Staff,
+) -> DoorPublic:
+    """Take a door out of service (with a reason) or back in."""
+    door = config.update_door(
+        session, deps, cabinet_id, door_id, body, caller=caller, site_ids=site_scope(principal)
+    )
+    return _doors_public(session, [door])[0]
+
+
+@router.post("/{cabinet_id}/doors/{door_id}/open", status_code=status.HTTP_202_ACCEPTED)
+def remote_open(
+    cabinet_id: IdPath,
+    door_id: IdPath,
+    body: RemoteOpenRequest,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    principal: Staff,
+) -> DoorCommandPublic:
+    """Queue a remote open; the cabinet link (a later issue) executes it. Audited with reason."""
+    command = request_remote_open(
+        session,
+        deps,
+        cabinet_id=cabinet_id,
+        door_id=door_id,
+        reason=body.reason,
+        caller=caller,
+        site_ids=site_scope(principal),
+    )
+    return DoorCommandPublic.model_validate(command)

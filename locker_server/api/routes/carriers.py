@@ -1,0 +1,70 @@
+"""``/api/v1/carriers``: carriers (admins manage them; couriers and API keys see their own)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from locker_server.api.deps import CurrentPrincipal, IdPath, SessionDep, require_roles
+from locker_server.api.routes._domain import CARRIER_BOUND, CallerDep, DomainDepsDep
+from locker_server.auth.principal import Principal
+from locker_server.auth.roles import Role
+from locker_server.errors import NotFound, PermissionDenied
+from locker_server.models import CarrierCreate, CarrierPublic, CarrierUpdate
+from locker_server.services import directory
+
+router = APIRouter(prefix="/api/v1/carriers", tags=["carriers"])
+
+Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
+
+
+def _visible_carrier(principal: Principal) -> int | None:
+    """``None`` = every carrier; a carrier id for carrier-bound principals."""
+    if principal.role in CARRIER_BOUND:
+        return principal.carrier_id if principal.carrier_id is not None else -1
+    if principal.role in (Role.admin, Role.operator):
+        return None
+    raise PermissionDenied(f"role {principal.role.value} may not read carriers")
+
+
+@router.get("")
+def list_carriers(session: SessionDep, principal: CurrentPrincipal) -> list[CarrierPublic]:
+    carriers = directory.list_carriers(session, carrier_id=_visible_carrier(principal))
+    return [CarrierPublic.model_validate(carrier) for carrier in carriers]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_carrier(
+    body: CarrierCreate,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    _principal: Admin,
+) -> CarrierPublic:
+    return CarrierPublic.model_validate(
+        directory.create_carrier(session, deps, body, caller=caller)
+    )
+
+
+@router.get("/{carrier_id}")
+def get_carrier(
+    carrier_id: IdPath, session: SessionDep, principal: CurrentPrincipal
+) -> CarrierPublic:
+    visible = _visible_carrier(principal)
+    if visible is not None and visible != carrier_id:
+        raise NotFound(f"carrier {carrier_id} not found")
+    return CarrierPublic.model_validate(directory.get_carrier(session, carrier_id))
+
+
+@router.patch("/{carrier_id}")
+def update_carrier(
+    carrier_id: IdPath,
+    body: CarrierUpdate,
+    session: SessionDep,
+    deps: DomainDepsDep,
+    caller: CallerDep,
+    _principal: Admin,
+) -> CarrierPublic:
+    carrier = directory.update_carrier(session, deps, carrier_id, body, caller=caller)
+    return CarrierPublic.model_validate(carrier)
