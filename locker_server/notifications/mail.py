@@ -6,6 +6,7 @@ import logging
 import re
 import smtplib
 import ssl
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -75,7 +76,7 @@ def new_content_id(sender: str) -> str:
 def _address(to: str) -> Address:
     try:
         return Address(addr_spec=to)
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, MessageError) as exc:
         raise PermanentDeliveryError("malformed email address") from exc
 
 

@@ -6,6 +6,7 @@ import io
 from collections.abc import Callable
 from email.message import EmailMessage
 
+import pytest
 import zxingcpp
 from PIL import Image
 from sqlalchemy import Engine
@@ -136,4 +137,22 @@ def test_mailbox_that_does_not_exist_fails_at_once_and_keeps_the_code_for_a_rese
     assert (failed.status, failed.attempts) == (Status.failed, 1)
     assert failed.last_error == "SMTP recipient refused: 550 5.1.1"
     assert failed.sealed_secret is not None
+    assert mail_sink.messages == []
+
+
+@pytest.mark.parametrize("address", ["a@b@c", "no-at-sign", "张@例子.中国"])
+def test_malformed_email_address_fails_at_once_without_troubling_the_server(
+    engine: Engine,
+    mail_sink: MailSink,
+    make_worker: Callable[..., NotificationWorker],
+    queue_pickup: EmailOnly,
+    address: str,
+) -> None:
+    (message_id,) = queue_pickup(RecipientContact(9, "Typo", address, None))
+
+    make_worker().run_once()
+
+    failed = _row(engine, message_id)
+    assert (failed.status, failed.attempts) == (Status.failed, 1)
+    assert failed.last_error == "malformed email address"
     assert mail_sink.messages == []
