@@ -8,31 +8,22 @@ windows) instead of sleeping long.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-# The root conftest puts tests/ on sys.path, where tests/firmware_protocol and
-# tests/simulators would shadow the real packages as empty namespace packages under a
-# bare `pytest` run. Put the repository first (same fix as tests/simulators).
-_REPOSITORY = str(Path(__file__).resolve().parents[2])
-if sys.path[0] != _REPOSITORY:
-    sys.path.insert(0, _REPOSITORY)
+import pytest
 
-import pytest  # noqa: E402
-
-from firmware_protocol.base import Request, RequestKind  # noqa: E402
-from locker_agent.boards import DoorState  # noqa: E402
-from locker_agent.cabinet import Cabinet, protocol_named  # noqa: E402
-from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind  # noqa: E402
-from locker_agent.layout import BoardConfig, CabinetLayout, Polarity  # noqa: E402
-from locker_agent.serial_link import LinkSettings  # noqa: E402
-from simulators.board import DoorChange, SimulatedDoor  # noqa: E402
-from simulators.bus import BoardConfig as SimBoardConfig  # noqa: E402
-from simulators.bus import SimulatedBus, Timing  # noqa: E402
+from firmware_protocol.base import Request, RequestKind
+from locker_agent.boards import DoorState
+from locker_agent.cabinet import Cabinet, protocol_named
+from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind
+from locker_agent.layout import BoardConfig, CabinetLayout, Polarity
+from locker_agent.serial_link import LinkSettings
+from simulators.board import DoorChange, SimulatedDoor
+from simulators.bus import BoardConfig as SimBoardConfig
+from simulators.bus import SimulatedBus, Timing
 
 PROTOCOLS = ("8a80", "kerong")
 LOCKS = 8

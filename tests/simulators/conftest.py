@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
-# The root conftest puts tests/ on sys.path, where this directory would shadow the real
-# package as an empty namespace package under a bare `pytest` run (`python -m pytest`
-# adds the repository itself first). Until pytest's `pythonpath = ["."]` is configured,
-# put the repository first here.
-_REPOSITORY = str(Path(__file__).resolve().parents[2])
-if sys.path[0] != _REPOSITORY:
-    sys.path.insert(0, _REPOSITORY)
+import pytest
+import serial
+from sim_helpers import FAST, Host
 
-import pytest  # noqa: E402
-import serial  # noqa: E402
-from sim_helpers import FAST, Host  # noqa: E402
-
-from simulators import BoardConfig, SimulatedBus, Timing  # noqa: E402
+from simulators import BoardConfig, SimulatedBus, Timing
 
 Serve = Callable[..., tuple[SimulatedBus, Host]]
 
