@@ -110,6 +110,8 @@ def test_concurrent_writers_never_share_or_skip_a_sequence_number(
         try:
             for number in range(15):
                 with session_scope(engine) as session:
+                    # Read first, as a service does: the append must still get its lock.
+                    session.execute(text("SELECT count(*) FROM audit_entries")).scalar_one()
                     audit_log.record(session, sample_event(worker * 100 + number))
         except BaseException as exc:  # reported below; a thread cannot fail the test itself
             errors.append(exc)
