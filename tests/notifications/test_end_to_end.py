@@ -30,6 +30,7 @@ from locker_server.models import (
     RecipientCreate,
     SiteCreate,
 )
+from locker_server.models.enums import Language
 from locker_server.notifications import (
     NotificationMessage,
     NotificationWorker,
@@ -89,7 +90,7 @@ def _world(session: Session, deps: DomainDeps, hook_url: str) -> tuple[int, int,
             name="王小明",
             email="xiaoming@example.org",
             phone="+8613800138000",
-            language="zh-CN",
+            language=Language.zh_cn,
             consent_locker_delivery=True,
         ),
         caller=OPERATOR,
