@@ -168,6 +168,17 @@ def allocate_door(
     raise NoDoorAvailable(f"no free door of a fitting size in cabinet {cabinet.id}")
 
 
+def lock_doors(session: Session, door_ids: Sequence[int | None]) -> None:
+    """Take the row locks of doors about to be released, before any audit entry is written.
+
+    Services lock rows first and append to the audit chain last; holding the audit head
+    while waiting for a door could deadlock against a pickup at the same door.
+    """
+    wanted = sorted({door_id for door_id in door_ids if door_id is not None})
+    if wanted:
+        session.exec(select(Door.id).where(col(Door.id).in_(wanted)).with_for_update()).all()
+
+
 def mark_occupied(session: Session, door_id: int) -> None:
     session.execute(
         update(Door)

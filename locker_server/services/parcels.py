@@ -300,6 +300,7 @@ def cancel(
     if parcel.state in CANCEL_NEEDS_OPERATOR and not as_operator:
         raise PermissionDenied("only an operator may cancel a parcel that is in a locker")
     held = parcel.state in HOLDS_DOOR
+    allocation.lock_doors(session, [parcel.door_id] if held else [])
     now = deps.clock()
     move(session, deps, parcel, S.cancelled, caller=caller, now=now, reason=reason)
     if held:
@@ -312,6 +313,8 @@ def collect_for_return(
 ) -> Parcel:
     """A courier takes an expired parcel out of its door to send it back."""
     parcel = get_parcel(session, parcel_id, lock=True)
+    ensure_can_move(parcel, S.collected_for_return)
+    allocation.lock_doors(session, [parcel.door_id])
     now = deps.clock()
     move(session, deps, parcel, S.collected_for_return, caller=caller, now=now)
     _leave_door(session, parcel, now)
@@ -470,6 +473,7 @@ def _due(session: Session, *conditions: object) -> list[Parcel]:
 def release_expired_reservations(session: Session, deps: DomainDeps, *, now: datetime) -> int:
     """Reservations not used in time go back to ``announced`` and free their doors."""
     parcels = _due(session, Parcel.state == S.reserved, col(Parcel.reserved_until) <= now)
+    allocation.lock_doors(session, [parcel.door_id for parcel in parcels])
     for parcel in parcels:
         door_id = parcel.door_id
         move(

@@ -77,6 +77,7 @@ def _collect_door(
         .with_for_update()
     )
     parcels = list(session.exec(query).all())
+    allocation.lock_doors(session, [parcel.door_id])  # row locks first, audit entries after
     for item in parcels:
         item.picked_up_at = now
         move(session, deps, item, ParcelState.picked_up, caller=caller, now=now)
