@@ -58,8 +58,23 @@ def _presented(code: str | None, qr_token: str | None) -> tuple[CredentialKind, 
     return CredentialKind.qr, qr_token.strip()
 
 
-def _is_live(credential: PickupCredential, parcel: Parcel, now: datetime) -> bool:
-    return parcel.state in COLLECTABLE and now < credential.expires_at
+def _lock_parcel_of(session: Session, found: PickupCredential | None) -> Parcel | None:
+    """Lock the credential's parcel, then re-read the credential: a concurrent pickup with
+    the same code may have spent it while we were matching (single use under concurrency)."""
+    if found is None:
+        return None
+    parcel = get_parcel(session, found.parcel_id, lock=True)
+    session.refresh(found)
+    return parcel
+
+
+def _unspent(credential: PickupCredential, parcel: Parcel) -> bool:
+    unused = credential.used_at is None and credential.voided_at is None
+    return unused and (parcel.state in COLLECTABLE or parcel.state == ParcelState.expired)
+
+
+def _expired(credential: PickupCredential, parcel: Parcel, now: datetime) -> bool:
+    return parcel.state == ParcelState.expired or now >= credential.expires_at
 
 
 def _collect_door(
@@ -143,16 +158,17 @@ def attempt_pickup(
     found = credentials.match_credential(
         session, deps.pickup_hmac_key, cabinet_id=cabinet_id, kind=kind, value=value
     )
-    parcel = get_parcel(session, found.parcel_id, lock=True) if found else None
+    parcel = _lock_parcel_of(session, found)
     door = session.get(Door, parcel.door_id) if parcel and parcel.door_id else None
     if (
         found is None
         or parcel is None
         or door is None
         or (door_number is not None and door.number != door_number)
+        or not _unspent(found, parcel)
     ):
         return _refuse(session, deps, cabinet_id, door_number, caller, now)
-    if not _is_live(found, parcel, now):
+    if _expired(found, parcel, now):
         decision = PickupDecision("expired", cabinet_id)
         _audit_attempt(session, deps, decision, caller, door.id, parcel, door_number)
         return decision

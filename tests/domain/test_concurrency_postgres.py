@@ -1,4 +1,5 @@
-"""Many couriers reserving at once on PostgreSQL: no door is ever handed out twice.
+"""Concurrency on PostgreSQL: many couriers reserving at once never get the same door, and
+a code presented at the same moment by several kiosks opens the door once.
 
 Each thread has its own session (its own connection); a barrier releases them together
 so their transactions overlap. This runs on PostgreSQL only, where row locks and
@@ -8,26 +9,37 @@ concurrent transactions are real; SQLite serialises every writer by design.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from locker_server.audit import AuditLog
 from locker_server.config import Settings
 from locker_server.db import make_engine, session_scope
 from locker_server.errors import NoDoorAvailable
 from locker_server.keys import ServerKeys
-from locker_server.models import CabinetCreate, Door, DoorCreate
+from locker_server.models import CabinetCreate, Door, DoorCreate, ParcelTransition
 from locker_server.notifications import Notifier
-from locker_server.services import DomainDeps
+from locker_server.services import DomainDeps, credentials
 from locker_server.services import config as config_service
-from locker_server.services.parcels import reserve
+from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
+from locker_server.services.pickup import attempt_pickup
 from tests.conftest import PG_ADMIN_URL, pg_url
-from tests.domain.conftest import COURIER, OPERATOR, World, build_world, new_recipient
+from tests.domain.conftest import (
+    COURIER,
+    KIOSK,
+    OPERATOR,
+    CapturingNotifier,
+    World,
+    build_world,
+    new_recipient,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -61,7 +73,7 @@ def pg_deps(tmp_path: Path, pg_engine: Engine, server_keys: ServerKeys) -> Domai
         settings=settings,
         keys=server_keys,
         audit=AuditLog(signing_key=server_keys.audit_signing_key),
-        notifier=Notifier(settings=settings, keys=server_keys),
+        notifier=CapturingNotifier(Notifier(settings=settings, keys=server_keys)),
     )
 
 
@@ -76,8 +88,6 @@ def _second_cabinet(engine: Engine, deps: DomainDeps, world: World) -> int:
 
 
 def _announced_parcels(engine: Engine, deps: DomainDeps, world: World) -> list[int]:
-    from locker_server.services.parcels import Announcement, announce
-
     ids = []
     for index in range(COURIERS):
         recipient = new_recipient(engine, deps, f"R{index}")
@@ -136,3 +146,77 @@ def test_parallel_couriers_never_get_the_same_door_and_losers_get_a_clean_refusa
             )
         report = AuditLog(signing_key=pg_deps.keys.audit_signing_key).verify(session)
     assert report.ok
+
+
+def _in_parallel(
+    count: int, work: Callable[[], object]
+) -> tuple[list[object], list[BaseException]]:
+    barrier = threading.Barrier(count)
+    results: list[object] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            result = work()
+        except BaseException as exc:  # collected and reported by the caller
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors
+
+
+def test_one_code_presented_at_once_by_several_kiosks_opens_the_door_only_once(
+    pg_engine: Engine, pg_deps: DomainDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_match = credentials.match_credential
+
+    def slow_match(*args: Any, **kwargs: Any) -> Any:
+        found = real_match(*args, **kwargs)
+        time.sleep(0.05)  # every kiosk has matched the code before any of them goes on
+        return found
+
+    monkeypatch.setattr(credentials, "match_credential", slow_match)
+    world = build_world(pg_engine, pg_deps)
+    spec = Announcement(world.carrier_id, "SAME1", world.alice, size="S")
+    with session_scope(pg_engine) as session:
+        parcel_id = announce(session, pg_deps, spec, caller=COURIER).id or 0
+    with session_scope(pg_engine) as session:
+        reserve(session, pg_deps, parcel_id=parcel_id, cabinet_id=world.cabinet_id, caller=COURIER)
+    with session_scope(pg_engine) as session:
+        record_deposit(
+            session,
+            pg_deps,
+            cabinet_id=world.cabinet_id,
+            door_number=None,
+            parcel_id=parcel_id,
+            caller=COURIER,
+        )
+    assert isinstance(pg_deps.notifier, CapturingNotifier)
+    code, _ = pg_deps.notifier.last_credentials(parcel_id)
+
+    def present() -> str:
+        with session_scope(pg_engine) as session:
+            return attempt_pickup(
+                session, pg_deps, cabinet_id=world.cabinet_id, code=code, caller=KIOSK
+            ).outcome
+
+    outcomes, errors = _in_parallel(8, present)
+    assert errors == []
+    assert sorted(map(str, outcomes)) == ["granted"] + ["wrong_code"] * 7
+    with Session(pg_engine) as session:
+        steps = session.exec(
+            select(ParcelTransition).where(
+                ParcelTransition.parcel_id == parcel_id, ParcelTransition.to_state == "picked_up"
+            )
+        ).all()
+    assert len(steps) == 1
