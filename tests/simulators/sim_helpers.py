@@ -84,7 +84,7 @@ class Host:
                 assert isinstance(item, Reply)
                 yield item
 
-    def ask(self, request: Request, timeout: float = 1.0) -> Reply:
+    def ask(self, request: Request, timeout: float = 3.0) -> Reply:
         """Send ``request`` and return its one reply (fails the test on silence)."""
         self.send(request)
         replies = self.replies(request, 1, timeout)
@@ -93,7 +93,7 @@ class Host:
         return replies[0]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 1.0) -> bool:
+def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
     """Poll ``condition`` until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout
     while not condition():
