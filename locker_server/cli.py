@@ -20,8 +20,6 @@ from locker_server.cli_context import CliContext
 from locker_server.config import Settings
 from locker_server.errors import DomainError
 
-logger = logging.getLogger(__name__)
-
 COMMAND_MODULES = (
     "locker_server.cli_core",
     "locker_server.audit.cli",
@@ -43,14 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            logger.debug("command module %s not present; skipped", name)
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

@@ -1,15 +1,13 @@
 """The application factory: ``create_app(settings)`` wires settings, database, keys,
 the audit log and the notifier into ``app.state`` and mounts every router.
 
-Routers are modules ``locker_server.api.routes.<name>`` exposing ``router``. A module
-listed in ``ROUTER_MODULES`` that does not exist yet is skipped (parts of the server are
-built in parallel); any other import error fails loudly.
+Routers are modules ``locker_server.api.routes.<name>`` exposing ``router``, listed in
+``ROUTER_MODULES``; a missing or broken router module fails the app at start-up.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,8 +20,6 @@ from locker_server.config import Settings
 from locker_server.db import make_engine
 from locker_server.keys import load_keys
 from locker_server.notifications import Notifier
-
-logger = logging.getLogger(__name__)
 
 ROUTER_MODULES = (
     "health",
@@ -44,15 +40,8 @@ ROUTER_MODULES = (
 _PACKAGE = "locker_server.api.routes"
 
 
-def load_router(name: str) -> APIRouter | None:
-    module_name = f"{_PACKAGE}.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        logger.info("router module %s not present; skipped", module_name)
-        return None
+def load_router(name: str) -> APIRouter:
+    module = importlib.import_module(f"{_PACKAGE}.{name}")
     router: APIRouter = module.router
     return router
 
@@ -85,7 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
     install_error_handlers(app)
     for name in ROUTER_MODULES:
-        router = load_router(name)
-        if router is not None:
-            app.include_router(router)
+        app.include_router(load_router(name))
     return app
