@@ -74,6 +74,10 @@ class ParcelNotifier(Protocol):
         site_timezone: str = ...,
     ) -> Any: ...
 
+    def cancel_pending(
+        self, session: Session, *, parcel_id: int, events: tuple[str, ...] = ...
+    ) -> int: ...
+
     def carrier_event(
         self,
         session: Session,

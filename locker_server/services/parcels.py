@@ -39,6 +39,8 @@ from locker_server.services.lifecycle import (
 )
 
 S = ParcelState
+#: Messages that carry (or point to) the old code: void them when new credentials go out.
+VOIDED_BY_REISSUE = ("pickup_ready", "reminder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,10 +279,12 @@ def record_deposit(
 # --- cancel and return path ------------------------------------------------------------------
 
 
-def _leave_door(session: Session, parcel: Parcel, now: datetime) -> None:
+def _leave_door(session: Session, deps: DomainDeps, parcel: Parcel, now: datetime) -> None:
     """After a final move: void any credentials and free the parcel's share of its door."""
     assert parcel.id is not None
     credentials.void_credentials(session, parcel.id, now=now)
+    # A voided code must not reach the recipient later from the outbox.
+    deps.notifier.cancel_pending(session, parcel_id=parcel.id)
     if parcel.door_id is not None:
         allocation.release_door(session, parcel.door_id)
 
@@ -304,7 +308,7 @@ def cancel(
     now = deps.clock()
     move(session, deps, parcel, S.cancelled, caller=caller, now=now, reason=reason)
     if held:
-        _leave_door(session, parcel, now)
+        _leave_door(session, deps, parcel, now)
     return parcel
 
 
@@ -317,7 +321,7 @@ def collect_for_return(
     allocation.lock_doors(session, [parcel.door_id])
     now = deps.clock()
     move(session, deps, parcel, S.collected_for_return, caller=caller, now=now)
-    _leave_door(session, parcel, now)
+    _leave_door(session, deps, parcel, now)
     carrier_event(session, deps, parcel, "parcel.collected_for_return")
     return parcel
 
@@ -451,6 +455,7 @@ def reissue_credentials(
     assert parcel.id is not None
     now = deps.clock()
     credentials.void_credentials(session, parcel.id, now=now)
+    deps.notifier.cancel_pending(session, parcel_id=parcel.id, events=VOIDED_BY_REISSUE)
     _send_credentials(session, deps, parcel, now)
     audit(
         session,

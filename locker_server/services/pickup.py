@@ -97,6 +97,7 @@ def _collect_door(
         item.picked_up_at = now
         move(session, deps, item, ParcelState.picked_up, caller=caller, now=now)
         credentials.void_credentials(session, item.id or 0, now=now)
+        deps.notifier.cancel_pending(session, parcel_id=item.id or 0)
         allocation.release_door(session, item.door_id or 0)
         carrier_event(session, deps, item, "parcel.picked_up")
     return parcels

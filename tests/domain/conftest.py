@@ -194,6 +194,10 @@ class CapturingNotifier:
         self.calls.append(("expired", kwargs))
         return self._inner.expired(session, **kwargs)
 
+    def cancel_pending(self, session: Session, **kwargs: Any) -> int:
+        self.calls.append(("cancel_pending", kwargs))
+        return self._inner.cancel_pending(session, **kwargs)
+
     def carrier_event(self, session: Session, **kwargs: Any) -> Any:
         self.calls.append(("carrier_event", kwargs))
         return self._inner.carrier_event(session, **kwargs)

@@ -225,3 +225,40 @@ def test_failures_at_one_door_lock_that_door_before_the_cabinet(
     assert attempt(strict, code=other.code, door_number=other.door_number).granted
     clock.advance(minutes=15)
     assert attempt(strict, code=mine.code, door_number=mine.door_number).granted
+
+
+def _outbox(engine: Engine, parcel_id: int) -> list[tuple[str, str, bool]]:
+    from locker_server.notifications.models import NotificationMessage
+
+    with Session(engine) as session:
+        rows = session.exec(
+            select(NotificationMessage)  # type: ignore[call-overload]
+            .where(NotificationMessage.parcel_id == parcel_id)
+            .order_by(NotificationMessage.id)
+        ).all()
+        return [(m.event, m.status, m.sealed_secret is not None) for (m,) in rows]
+
+
+def test_reissue_cancels_unsent_messages_that_carry_the_voided_code(
+    engine: Engine, deps: DomainDeps, deliver: Deliver
+) -> None:
+    delivered = deliver()
+    before = _outbox(engine, delivered.parcel_id)
+    assert ("pickup_ready", "pending", True) in before
+    with session_scope(engine) as session:
+        reissue_credentials(session, deps, parcel_id=delivered.parcel_id, caller=OPERATOR)
+    after = _outbox(engine, delivered.parcel_id)
+    old, new = after[: len(before)], after[len(before) :]
+    assert {status for event, status, _ in old if event == "pickup_ready"} == {"cancelled"}
+    assert not any(sealed for event, _, sealed in old if event == "pickup_ready")
+    assert ("pickup_ready", "pending", True) in new
+
+
+def test_a_picked_up_parcel_leaves_no_code_waiting_in_the_outbox(
+    engine: Engine, deliver: Deliver, attempt: Attempt
+) -> None:
+    delivered = deliver()
+    assert attempt(code=delivered.code).granted
+    waiting = [row for row in _outbox(engine, delivered.parcel_id) if row[1] == "pending"]
+    assert all(not sealed for _, _, sealed in waiting)
+    assert not [row for row in waiting if row[0] == "pickup_ready"]
