@@ -37,6 +37,12 @@ def _register_serve(subparsers: Any) -> None:
     serve = subparsers.add_parser("serve", help="run the HTTP API (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    serve.add_argument(
+        "--no-background",
+        action="store_true",
+        help="do not run the notification worker, parcel sweeps and audit checkpoints in this"
+        " process (run them once elsewhere when several API processes serve)",
+    )
     serve.set_defaults(handler=serve_command)
 
 
@@ -97,10 +103,18 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn  # imported here: only `serve` needs the ASGI server
 
     from locker_server.api.app import create_app
+    from locker_server.background import BackgroundJobs
 
     if is_sqlite(ctx.engine):
         migrate(ctx.engine)
-    uvicorn.run(create_app(ctx.settings), host=args.host, port=args.port)
+    jobs = None if args.no_background else BackgroundJobs(ctx.engine, ctx.settings, ctx.keys)
+    if jobs is not None:
+        jobs.start()
+    try:
+        uvicorn.run(create_app(ctx.settings), host=args.host, port=args.port)
+    finally:
+        if jobs is not None:
+            jobs.stop()
     return 0
 
 

@@ -1,0 +1,75 @@
+"""`locker-server serve` runs the worker, the parcel sweeps and audit checkpoints beside the API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from locker_server.audit.models import AuditCheckpoint, AuditEntry
+from locker_server.background import BackgroundJobs
+from locker_server.config import Settings
+from locker_server.db import session_scope
+from locker_server.keys import ServerKeys
+from locker_server.models import ParcelState
+from locker_server.services import DomainDeps
+from locker_server.services.parcels import reserve
+from tests.domain.conftest import COURIER, Announce, Deliver, World, load_parcel
+from tests.notifications.notification_support import MailSink, free_port
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[MailSink]:
+    sink = MailSink(free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _signed_tip(engine: Engine) -> bool:
+    with Session(engine) as session:
+        tip = session.scalar(select(func.max(AuditEntry.seq)))
+        signed = session.scalar(select(func.max(AuditCheckpoint.seq)))
+    return tip is not None and signed == tip
+
+
+def test_background_jobs_mail_codes_sweep_overdue_parcels_and_sign_the_log_tail(
+    engine: Engine,
+    settings: Settings,
+    server_keys: ServerKeys,
+    deps: DomainDeps,
+    world: World,
+    deliver: Deliver,
+    announce_parcel: Announce,
+    mail_sink: MailSink,
+) -> None:
+    # Delivered and reserved on the test clock (March 2026): long overdue in real time.
+    overdue = deliver()
+    stale_id = announce_parcel(world.bob)
+    with session_scope(engine) as session:
+        reserve(session, deps, parcel_id=stale_id, cabinet_id=world.cabinet_id, caller=COURIER)
+    live = settings.model_copy(update={"smtp_port": mail_sink.port, "audit_checkpoint_seconds": 1})
+    jobs = BackgroundJobs(engine, live, server_keys, sweep_seconds=0.1)
+    jobs.start()
+    try:
+        assert _eventually(lambda: load_parcel(engine, stale_id).state == ParcelState.announced)
+        assert _eventually(lambda: load_parcel(engine, overdue.parcel_id).state == "expired")
+        assert _eventually(lambda: any(overdue.code in str(m) for m in mail_sink.messages))
+        assert _eventually(lambda: _signed_tip(engine))
+    finally:
+        jobs.stop()
+    assert all(not thread.is_alive() for thread in jobs._threads)
