@@ -29,7 +29,10 @@ class Settings(BaseSettings):
 
     # Pickup credentials and lockout (field-notes: 8 digits, 5 failures -> 15 minutes).
     pickup_code_digits: int = Field(default=8, ge=6, le=12)
-    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_threshold: int = Field(default=5, ge=1, description="Failures that lock one door")
+    lockout_cabinet_threshold: int = Field(
+        default=5, ge=1, description="Failures at one cabinet (any doors) that lock the cabinet"
+    )
     lockout_minutes: int = Field(default=15, ge=1)
 
     # Parcel lifecycle.

@@ -50,7 +50,7 @@ class LockoutPolicy:
     def from_settings(cls, settings: Settings) -> LockoutPolicy:
         return cls(
             door_threshold=settings.lockout_threshold,
-            cabinet_threshold=settings.lockout_threshold,
+            cabinet_threshold=settings.lockout_cabinet_threshold,
             window=timedelta(minutes=settings.lockout_minutes),
         )
 

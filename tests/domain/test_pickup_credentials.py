@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, select
 from sqlmodel import Session
 
+from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.errors import LockedOut, PickupRefused
 from locker_server.models import ParcelState, PickupCredential
@@ -190,7 +191,7 @@ def test_five_failures_lock_the_whole_cabinet_for_fifteen_minutes(
 ) -> None:
     delivered = deliver()
     wrong = "99999999" if delivered.code != "99999999" else "88888888"
-    for _ in range(deps.settings.lockout_threshold):
+    for _ in range(deps.settings.lockout_cabinet_threshold):
         assert attempt(code=wrong).outcome == "wrong_code"
         clock.advance(seconds=10)
     locked = attempt(code=delivered.code)
@@ -262,3 +263,10 @@ def test_a_picked_up_parcel_leaves_no_code_waiting_in_the_outbox(
     waiting = [row for row in _outbox(engine, delivered.parcel_id) if row[1] == "pending"]
     assert all(not sealed for _, _, sealed in waiting)
     assert not [row for row in waiting if row[0] == "pickup_ready"]
+
+
+def test_door_and_cabinet_lockout_thresholds_are_configured_separately() -> None:
+    settings = Settings(lockout_threshold=3, lockout_cabinet_threshold=12, lockout_minutes=20)
+    policy = LockoutPolicy.from_settings(settings)
+    assert (policy.door_threshold, policy.cabinet_threshold) == (3, 12)
+    assert policy.window == timedelta(minutes=20)
