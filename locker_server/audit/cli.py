@@ -9,6 +9,7 @@ and export run here is itself recorded in the log (actor ``system``/``cli``, cha
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import socket
@@ -17,9 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from locker_server.audit import export, service
 from locker_server.audit.bundle import BundleReport, verify_bundle
 from locker_server.audit.canonical import public_key_pem
+from locker_server.audit.errors import AuditError
 from locker_server.audit.events import Actor
 from locker_server.audit.export import EntryFilter
 from locker_server.audit.log import AuditLog
@@ -29,6 +33,7 @@ from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+Handler = Callable[[argparse.Namespace, CliContext], int]
 FORMATS = ("csv", "jsonl", "bundle")
 
 
@@ -105,6 +110,24 @@ def _progress(err: TextIO, verb: str) -> Callable[[int], None]:
     return report
 
 
+def _translating_database_errors(handler: Handler) -> Handler:
+    """Database trouble (no schema, no server) becomes a one-line error, exit 1."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace, ctx: CliContext) -> int:
+        try:
+            return handler(args, ctx)
+        except SQLAlchemyError as exc:
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            raise AuditError(
+                f"cannot read the audit log ({reason}); is the database reachable and "
+                "migrated (locker-server migrate)?"
+            ) from exc
+
+    return run
+
+
+@_translating_database_errors
 def verify_command(args: argparse.Namespace, ctx: CliContext) -> int:
     audit = _audit_log(ctx)
     with session_scope(ctx.engine) as session:
@@ -144,6 +167,7 @@ def _entry_filter(args: argparse.Namespace) -> EntryFilter:
     )
 
 
+@_translating_database_errors
 def export_command(args: argparse.Namespace, ctx: CliContext) -> int:
     entry_filter = _entry_filter(args)
     audit = _audit_log(ctx)
@@ -216,6 +240,7 @@ def _human_bundle_report(report: BundleReport, *, pinned: bool) -> str:
     return "\n".join(lines)
 
 
+@_translating_database_errors
 def checkpoint_command(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
         checkpoint = _audit_log(ctx).checkpoint_now(session)

@@ -304,3 +304,23 @@ def _reseal_with_a_new_key(bundle: Path, forged: Path) -> None:
     with zipfile.ZipFile(forged, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_verify_of_a_fresh_empty_log_is_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "audit", "verify")
+
+    assert code == 0
+    assert "entries checked:     0" in out
+
+
+def test_verify_against_an_unmigrated_database_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LOCKER_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    monkeypatch.setenv("LOCKER_SECRETS_DIR", str(tmp_path / "secrets"))
+
+    code, out, err = _run(capsys, "audit", "verify")
+
+    assert (code, out) == (1, "")
+    assert "locker-server migrate" in err
