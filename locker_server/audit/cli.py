@@ -60,13 +60,21 @@ def register(subparsers: Any) -> None:
 def _register_export(actions: Any) -> None:
     parser = actions.add_parser("export", help="export a filtered range (csv, jsonl, bundle)")
     parser.add_argument("--format", choices=FORMATS, default="jsonl")
-    parser.add_argument("--from", dest="since", type=_iso_time, help="from this time (ISO 8601)")
-    parser.add_argument("--to", dest="until", type=_iso_time, help="before this time (ISO 8601)")
-    parser.add_argument("--action", help="action prefix, e.g. parcel. or auth.login")
+    parser.add_argument(
+        "--from", dest="since", type=_iso_time, metavar="ISO", help="from this time (inclusive)"
+    )
+    parser.add_argument(
+        "--to", dest="until", type=_iso_time, metavar="ISO", help="before this time (exclusive)"
+    )
+    parser.add_argument(
+        "--action", metavar="PREFIX", help="action prefix, e.g. parcel. or auth.login"
+    )
     parser.add_argument("--site", type=int, metavar="ID")
     parser.add_argument("--cabinet", type=int, metavar="ID")
     parser.add_argument("--parcel", type=int, metavar="ID")
-    parser.add_argument("--out", type=Path, help="file to write (default stdout; bundle needs it)")
+    parser.add_argument(
+        "--out", type=Path, metavar="PATH", help="file to write (default stdout; bundle needs it)"
+    )
     parser.set_defaults(handler=export_command)
 
 
