@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from locker_server.api.app import create_app
-from locker_server.api.deps import SessionDep
+from locker_server.api.deps import AuditDep, SessionDep
+from locker_server.audit import Actor, AuditEvent
 from locker_server.audit.models import AuditEntry
 from locker_server.config import Settings
 from locker_server.errors import InvalidTransition, PermissionDenied, ValidationFailed
@@ -59,6 +60,15 @@ def _probe_router() -> APIRouter:
     @router.post("/write-then-refuse")
     def write_then_refuse(session: SessionDep) -> None:
         session.add(Carrier(name="half-done"))
+        session.flush()
+        raise PermissionDenied("no access to site 9")
+
+    @router.post("/audit-then-refuse")
+    def audit_then_refuse(session: SessionDep, audit: AuditDep) -> None:
+        # The chain head stays locked by this request until it ends: the refusal's own
+        # audit entry must not wait for it (it would hang forever on PostgreSQL).
+        probe = AuditEvent("config.probe", Actor("system", "t"), outcome="success", channel="api")
+        audit.record(session, probe)
         session.flush()
         raise PermissionDenied("no access to site 9")
 
@@ -156,6 +166,17 @@ def test_a_refusal_after_a_write_rolls_the_write_back_and_keeps_its_audit_entry(
         assert session.exec(select(Carrier)).all() == []
     (denied,) = audit_entries("access.denied")
     assert (denied.reason, denied.actor_type) == ("no access to site 9", "anonymous")
+
+
+def test_a_refusal_after_an_audited_write_never_waits_on_its_own_audit_chain_lock(
+    probed: FastAPI, client: TestClient, audit_entries: Callable[..., list[AuditEntry]]
+) -> None:
+    response = client.post("/probe/audit-then-refuse")
+
+    assert response.status_code == 403
+    assert audit_entries("config.probe") == []
+    (denied,) = audit_entries("access.denied")
+    assert denied.reason == "no access to site 9"
 
 
 def test_a_number_too_large_for_the_database_is_a_validation_error(
