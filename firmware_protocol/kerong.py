@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from firmware_protocol._stream import WAIT, Found, Reject, ScanningDecoder, Verdict
-from firmware_protocol.base import Garbage, NeedData, Reply, Request, RequestKind
+from firmware_protocol.base import Reply, Request, RequestKind
 from firmware_protocol.errors import (
     ChecksumError,
     EncodeError,
@@ -357,53 +357,23 @@ def _scan_reply(window: bytes, ended: bool) -> Verdict[StatusReply]:
     return _scan(window, REPLY_LENGTH, _reply_prefix_ok, decode_reply)
 
 
-class RequestStreamDecoder:
+class RequestStreamDecoder(ScanningDecoder[KerongRequest]):
     """Board-side decoder of host requests (used by the simulator)."""
 
     def __init__(self) -> None:
-        self._decoder: ScanningDecoder[KerongRequest] = ScanningDecoder(
-            _scan_request, (STX,), REQUEST_LENGTH
-        )
-
-    @property
-    def buffered(self) -> int:
-        return self._decoder.buffered
-
-    def feed(self, data: bytes) -> None:
-        self._decoder.feed(data)
-
-    def next_frame(self) -> KerongRequest | Garbage | NeedData:
-        return self._decoder.next_frame()
-
-    def line_quiet(self) -> None:
-        self._decoder.line_quiet()
+        super().__init__(_scan_request, (STX,), REQUEST_LENGTH)
 
 
-class ReplyStreamDecoder:
+class ReplyStreamDecoder(ScanningDecoder[StatusReply]):
     """Host-side decoder of board replies (fixed 9-byte frames, so no ambiguity to resolve)."""
 
     def __init__(self) -> None:
+        super().__init__(_scan_reply, (STX,), REPLY_LENGTH)
         self._expected: Request | None = None
-        self._decoder: ScanningDecoder[StatusReply] = ScanningDecoder(
-            _scan_reply, (STX,), REPLY_LENGTH
-        )
-
-    @property
-    def buffered(self) -> int:
-        return self._decoder.buffered
 
     def expect(self, request: Request | None) -> None:
         """Accepted for the common interface; Kerong replies are self-describing."""
         self._expected = request
-
-    def feed(self, data: bytes) -> None:
-        self._decoder.feed(data)
-
-    def next_frame(self) -> StatusReply | Garbage | NeedData:
-        return self._decoder.next_frame()
-
-    def line_quiet(self) -> None:
-        self._decoder.line_quiet()
 
 
 # --------------------------------------------------------------------------- protocol

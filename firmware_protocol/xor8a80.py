@@ -27,7 +27,7 @@ from operator import xor
 from typing import Final, TypeVar
 
 from firmware_protocol._stream import WAIT, Found, Reject, ScanningDecoder, Verdict
-from firmware_protocol.base import Garbage, NeedData, Reply, Request, RequestKind
+from firmware_protocol.base import Reply, Request, RequestKind
 from firmware_protocol.errors import (
     ChecksumError,
     EncodeError,
@@ -460,29 +460,14 @@ def _scan_request(window: bytes, ended: bool) -> Verdict[XorRequest]:
     return _scan_fixed(window, _request_prefix_ok, decode_request)
 
 
-class RequestStreamDecoder:
+class RequestStreamDecoder(ScanningDecoder[XorRequest]):
     """Board-side decoder of host requests (used by the simulator)."""
 
     def __init__(self) -> None:
-        self._decoder: ScanningDecoder[XorRequest] = ScanningDecoder(
-            _scan_request, (HEADER_UNLOCK, HEADER_QUERY), FRAME_LENGTH
-        )
-
-    @property
-    def buffered(self) -> int:
-        return self._decoder.buffered
-
-    def feed(self, data: bytes) -> None:
-        self._decoder.feed(data)
-
-    def next_frame(self) -> XorRequest | Garbage | NeedData:
-        return self._decoder.next_frame()
-
-    def line_quiet(self) -> None:
-        self._decoder.line_quiet()
+        super().__init__(_scan_request, (HEADER_UNLOCK, HEADER_QUERY), FRAME_LENGTH)
 
 
-class ReplyStreamDecoder:
+class ReplyStreamDecoder(ScanningDecoder[XorReply]):
     """Host-side decoder of board replies.
 
     A query-all reply has 1..4 status bytes and no length field, so it ends where the
@@ -498,31 +483,18 @@ class ReplyStreamDecoder:
     """
 
     def __init__(self) -> None:
-        self._expected: Request | None = None
-        self._decoder: ScanningDecoder[XorReply] = ScanningDecoder(
-            self._scan,
+        super().__init__(
+            self._scan_reply,
             (HEADER_UNLOCK, HEADER_QUERY),
             MAX_FRAME_LENGTH,
             {HEADER_UNSOLICITED: "unsolicited 0x82 frame skipped"},
         )
-
-    @property
-    def buffered(self) -> int:
-        return self._decoder.buffered
+        self._expected: Request | None = None
 
     def expect(self, request: Request | None) -> None:
         self._expected = request
 
-    def feed(self, data: bytes) -> None:
-        self._decoder.feed(data)
-
-    def next_frame(self) -> XorReply | Garbage | NeedData:
-        return self._decoder.next_frame()
-
-    def line_quiet(self) -> None:
-        self._decoder.line_quiet()
-
-    def _scan(self, window: bytes, ended: bool) -> Verdict[XorReply]:
+    def _scan_reply(self, window: bytes, ended: bool) -> Verdict[XorReply]:
         if window[0] == HEADER_UNLOCK:
             return _scan_fixed(window, _unlock_reply_prefix_ok, decode_reply)
         if len(window) > 1 and window[1] not in BOARDS:
