@@ -24,6 +24,7 @@ _TOKEN_SIGNING = "token-signing.key"  # noqa: S105  (a file name, not a secret)
 _WEBHOOK_SIGNING = "webhook-signing.key"
 _OUTBOX_SEALING = "outbox-sealing.key"
 _AUDIT_SIGNING = "audit-signing-ed25519.pem"
+_COMMAND_SIGNING = "command-signing-ed25519.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class ServerKeys:
     #: AES-256-GCM key sealing a pickup code in the notification outbox until it is sent.
     outbox_sealing_key: bytes
     audit_signing_key: Ed25519PrivateKey
+    #: Signs door commands to cabinets; cabinets hold only its public key (issue #4).
+    command_signing_key: Ed25519PrivateKey
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -80,4 +83,5 @@ def load_keys(secrets_dir: Path) -> ServerKeys:
         webhook_signing_key=_symmetric_key(secrets_dir / _WEBHOOK_SIGNING),
         outbox_sealing_key=_symmetric_key(secrets_dir / _OUTBOX_SEALING),
         audit_signing_key=_ed25519_key(secrets_dir / _AUDIT_SIGNING),
+        command_signing_key=_ed25519_key(secrets_dir / _COMMAND_SIGNING),
     )
