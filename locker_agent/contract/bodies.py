@@ -1,0 +1,296 @@
+"""Message bodies: one frozen pydantic model per message type (sync has three kinds).
+
+Unknown fields are rejected everywhere (``extra="forbid"``): a sender that adds a field
+must bump the envelope version, a receiver never half-understands a message.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, JsonValue, StringConstraints, model_validator
+
+from locker_agent.contract.envelope import Body, Envelope
+from locker_agent.contract.types import (
+    MODEL_CONFIG,
+    DoorNumber,
+    HexId,
+    NonNegativeInt,
+    PositiveInt,
+    Sha256Hex,
+    ShortText,
+    UtcTimestamp,
+)
+
+MAX_EVENTS_PER_MESSAGE = 100
+MAX_ACK_IDS = 1000
+MAX_ALLOW_LIST_ENTRIES = 10_000
+
+
+# --- presence / state --------------------------------------------------------------------
+
+
+class Presence(Body):
+    """Cabinet online/offline; also the last will (offline, same connection number)."""
+
+    MESSAGE_TYPE: ClassVar = "presence"
+    status: Literal["online", "offline"]
+    connection: PositiveInt
+    agent_version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class DoorSnapshot(BaseModel):
+    model_config = MODEL_CONFIG
+    state: Literal["open", "closed", "unknown"]
+    occupied: bool | None
+
+
+DoorKey = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,3}$")]
+
+
+class State(Body):
+    """Full snapshot of every door; ``version`` strictly increases (persisted by the agent)."""
+
+    MESSAGE_TYPE: ClassVar = "state"
+    version: PositiveInt
+    doors: dict[DoorKey, DoorSnapshot]
+
+    def door(self, number: int) -> DoorSnapshot | None:
+        return self.doors.get(str(number))
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+class EventType(enum.StrEnum):
+    """Event types with a fixed meaning; ``telemetry.<name>`` types may also be sent."""
+
+    DOOR_OPENED = "door.opened"
+    DOOR_CLOSED = "door.closed"
+    DOOR_FORCED_OPEN = "door.forced_open"
+    DOOR_LEFT_OPEN = "door.left_open"
+    DOOR_JAMMED = "door.jammed"
+    DOOR_OPEN_CONFIRMED = "door.open_confirmed"
+    DOOR_OPEN_OUTCOME_UNKNOWN = "door.open_outcome_unknown"
+    DEPOSIT = "deposit"
+    PICKUP = "pickup"
+    PICKUP_REFUSED = "pickup.refused"
+    ALARM = "alarm"
+
+
+TELEMETRY_PREFIX = "telemetry."
+EVENT_TYPE_PATTERN = (
+    r"^(door\.(opened|closed|forced_open|left_open|jammed|open_confirmed|open_outcome_unknown)"
+    r"|deposit|pickup|pickup\.refused|alarm|telemetry\.[a-z0-9_.]{1,48})$"
+)
+
+
+def is_droppable(event_type: str) -> bool:
+    """Only telemetry may be dropped from a full journal; door and custody events never."""
+    return event_type.startswith(TELEMETRY_PREFIX)
+
+
+class OfflinePickupData(BaseModel):
+    """``pickup`` event data: a pickup the agent validated locally while the link was down."""
+
+    model_config = MODEL_CONFIG
+    mode: Literal["offline"]
+    parcel_ids: Annotated[list[PositiveInt], Field(min_length=1, max_length=100)]
+    credential: Literal["code", "qr"]
+    allow_list_version: NonNegativeInt
+
+
+class PickupRefusedData(BaseModel):
+    """``pickup.refused`` data: why, and never the code or token that was presented."""
+
+    model_config = MODEL_CONFIG
+    reason: ShortText
+    credential: Literal["code", "qr"] | None = None
+
+
+class AlarmData(BaseModel):
+    model_config = MODEL_CONFIG
+    kind: ShortText
+    detail: ShortText | None = None
+
+
+_TYPED_DATA: dict[str, type[BaseModel]] = {
+    EventType.PICKUP: OfflinePickupData,
+    EventType.PICKUP_REFUSED: PickupRefusedData,
+    EventType.ALARM: AlarmData,
+}
+
+
+class Event(BaseModel):
+    """One journal event; ``event_id`` is stable across re-publishes, ``seq`` is journal order."""
+
+    model_config = MODEL_CONFIG
+    event_id: HexId
+    seq: PositiveInt
+    type: Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN)]
+    device_time: UtcTimestamp
+    door: DoorNumber | None
+    data: dict[str, JsonValue]
+
+    @model_validator(mode="after")
+    def _data_fits_the_type(self) -> Event:
+        model = _TYPED_DATA.get(self.type)
+        if model is not None:
+            model.model_validate(self.data)
+        return self
+
+    def typed_data(self) -> BaseModel | None:
+        """The data as its model for ``pickup``, ``pickup.refused`` and ``alarm``; else None."""
+        model = _TYPED_DATA.get(self.type)
+        return None if model is None else model.model_validate(self.data)
+
+
+class EventBatch(Body):
+    """``evt``: 1..100 events in journal order."""
+
+    MESSAGE_TYPE: ClassVar = "evt"
+    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS_PER_MESSAGE)]
+
+    @model_validator(mode="after")
+    def _event_ids_unique(self) -> EventBatch:
+        if len({event.event_id for event in self.events}) != len(self.events):
+            raise ValueError("event ids in one batch must be unique")
+        return self
+
+
+class EventAck(Body):
+    """``evt/ack``: ids of events the server has committed (not merely received)."""
+
+    MESSAGE_TYPE: ClassVar = "evt_ack"
+    event_ids: Annotated[list[HexId], Field(min_length=1, max_length=MAX_ACK_IDS)]
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+class RejectReason(enum.StrEnum):
+    """Why the agent refused a command (reported in ``cmd/res``)."""
+
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    WRONG_CABINET = "wrong_cabinet"
+    UNKNOWN_DOOR = "unknown_door"
+    EXPIRED = "expired"
+    REPLAYED_COUNTER = "replayed_counter"
+    DUPLICATE_COMMAND = "duplicate_command"
+    RETAINED = "retained"
+    RATE_LIMITED = "rate_limited"
+    MAINTENANCE_REQUIRED = "maintenance_required"
+    MALFORMED = "malformed"
+
+
+Action = Literal["open_door", "open_all", "ping"]
+Base64Text = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
+class UnsignedCommand(Body):
+    """A command before signing; ``Command`` adds the signature (see ``signing``)."""
+
+    MESSAGE_TYPE: ClassVar = "cmd"
+    command_id: HexId
+    counter: PositiveInt
+    issued_at: UtcTimestamp
+    expires_at: UtcTimestamp
+    action: Action
+    door: DoorNumber | None
+    reason: ShortText | None
+    maintenance_token: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None
+    key_id: Sha256Hex
+
+    @model_validator(mode="after")
+    def _door_only_for_open_door(self) -> Any:
+        if (self.action == "open_door") != (self.door is not None):
+            raise ValueError("'door' is required for open_door and forbidden otherwise")
+        if self.expires_at <= self.issued_at:
+            raise ValueError("expires_at must be after issued_at")
+        return self
+
+
+class Command(UnsignedCommand):
+    """``cmd``: a server command signed with Ed25519 over the whole envelope."""
+
+    signature: Base64Text
+
+
+class CommandResult(Body):
+    """``cmd/res``: "received" on arrival, then exactly one final status."""
+
+    MESSAGE_TYPE: ClassVar = "cmd_res"
+    command_id: HexId
+    status: Literal["received", "succeeded", "failed", "rejected", "expired"]
+    reason: ShortText | None
+    outcome: Literal["confirmed", "jammed", "outcome_unknown", "rate_limited"] | None
+    counter: PositiveInt | None
+
+    @model_validator(mode="after")
+    def _rejection_names_a_reason(self) -> CommandResult:
+        if self.status == "rejected" and self.reason not in set(RejectReason):
+            raise ValueError("a rejected command's reason must be a RejectReason")
+        return self
+
+
+# --- sync ------------------------------------------------------------------------------
+
+
+class AllowListEntry(BaseModel):
+    """One parcel that may be picked up offline: its door and keyed credential hashes."""
+
+    model_config = MODEL_CONFIG
+    parcel_id: PositiveInt
+    door: DoorNumber
+    code_hash: Sha256Hex | None
+    qr_hash: Sha256Hex | None
+    expires_at: UtcTimestamp
+
+    @model_validator(mode="after")
+    def _has_a_credential(self) -> AllowListEntry:
+        if self.code_hash is None and self.qr_hash is None:
+            raise ValueError("an entry needs a code_hash or a qr_hash")
+        return self
+
+
+class _SyncBody(Body):
+    MESSAGE_TYPE: ClassVar = "sync"
+    version: NonNegativeInt
+    server_time: UtcTimestamp
+
+
+class AllowListSync(_SyncBody):
+    """The offline allow-list: a full replacement or a delta; newer versions only."""
+
+    kind: Literal["allow_list"]
+    full: bool
+    entries: Annotated[list[AllowListEntry], Field(max_length=MAX_ALLOW_LIST_ENTRIES)]
+    removed: Annotated[list[PositiveInt], Field(max_length=MAX_ALLOW_LIST_ENTRIES)]
+
+
+class ConfigSync(_SyncBody):
+    """Agent settings pushed by the server (key → JSON value)."""
+
+    kind: Literal["config"]
+    settings: dict[str, JsonValue]
+
+
+class TimeSync(_SyncBody):
+    """Only ``server_time`` (and ``sent_at``): lets the agent learn its clock offset."""
+
+    kind: Literal["time"]
+
+
+SyncBody = Annotated[AllowListSync | ConfigSync | TimeSync, Field(discriminator="kind")]
+
+# The concrete envelope types, for decode(payload, PresenceMessage) and for the schemas.
+PresenceMessage = Envelope[Presence]
+StateMessage = Envelope[State]
+EventMessage = Envelope[EventBatch]
+EventAckMessage = Envelope[EventAck]
+CommandMessage = Envelope[Command]
+UnsignedCommandMessage = Envelope[UnsignedCommand]
+CommandResultMessage = Envelope[CommandResult]
+SyncMessage = Envelope[SyncBody]
