@@ -1,0 +1,209 @@
+"""Typed settings of a provisioned agent, read from its ``agent.toml``.
+
+``locker-server cabinet provision CABINET_ID --out DIR`` writes the file (see
+docs/link.md); the installer fills in ``[serial]``. Everything is validated when the
+file is loaded, so a bad file stops the agent at start-up with a message naming the
+key, never at the first command. The settings fail closed: an unknown key, a missing
+secret, a cabinet id that could widen a topic filter (``+``, ``#``, ``/``) or a public
+key that is not 32 raw bytes is refused.
+
+The values are passed *into* the lower layers (journal, MQTT adapter, door layer);
+nothing below this module imports it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from firmware_protocol.base import BoardProtocol
+from locker_agent.errors import ConfigError
+from locker_agent.layout import BoardConfig, CabinetLayout, DoorAddress
+
+CABINET_ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
+DEFAULT_JOURNAL_PATH: Final = Path("/var/lib/locker-agent/journal.sqlite3")
+#: values the provisioning step writes where the installer must fill something in
+PLACEHOLDERS: Final = frozenset({"", "CHANGE-ME", "CHANGEME", "TODO"})
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BrokerSettings(_Section):
+    host: str = Field(min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = False
+    ca_file: Path | None = None
+    username: str = Field(min_length=1)
+    password: SecretStr
+    keepalive: int = Field(default=10, ge=2, le=600)
+
+    @field_validator("password")
+    @classmethod
+    def _password_given(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() in PLACEHOLDERS:
+            raise ValueError("the broker password is missing")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_ca(self) -> BrokerSettings:
+        if self.tls and self.ca_file is None:
+            raise ValueError("tls = true needs ca_file (the broker's CA certificate)")
+        return self
+
+
+class SecuritySettings(_Section):
+    #: base64 of raw 32-byte Ed25519 public keys whose signatures open doors
+    command_public_keys: Annotated[list[str], Field(min_length=1)]
+    #: hex of this cabinet's pickup key (HMAC key of the offline allow-list hashes)
+    pickup_key: SecretStr
+    #: hex SHA-256 of the maintenance token that "open_all" must carry
+    maintenance_token_hash: str | None = None
+
+    @field_validator("command_public_keys")
+    @classmethod
+    def _raw_ed25519_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("a command public key is not base64") from None
+            if len(raw) != 32:
+                raise ValueError("a command public key is not a raw 32-byte Ed25519 key")
+        return keys
+
+    @field_validator("pickup_key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret in PLACEHOLDERS:
+            raise ValueError("the pickup key is missing")
+        try:
+            raw = bytes.fromhex(secret)
+        except ValueError:
+            raise ValueError("the pickup key is not hex") from None
+        if len(raw) < 16:
+            raise ValueError("the pickup key is shorter than 16 bytes")
+        return value
+
+    @field_validator("maintenance_token_hash")
+    @classmethod
+    def _sha256_hex(cls, value: str | None) -> str | None:
+        if value is not None and not _HEX64.match(value):
+            raise ValueError("maintenance_token_hash must be 64 lowercase hex digits (SHA-256)")
+        return value
+
+    @property
+    def public_key_bytes(self) -> list[bytes]:
+        return [base64.b64decode(key) for key in self.command_public_keys]
+
+    @property
+    def pickup_key_bytes(self) -> bytes:
+        return bytes.fromhex(self.pickup_key.get_secret_value())
+
+
+class SerialSettings(_Section):
+    port: str = ""
+    protocol: str = "8a80"
+    baud: int | None = Field(default=None, gt=0)
+
+    @property
+    def port_given(self) -> bool:
+        return self.port not in PLACEHOLDERS
+
+
+class DoorSettings(_Section):
+    number: int = Field(ge=1)
+    board: int = Field(ge=0)
+    lock: int = Field(ge=1)
+
+
+class JournalSettings(_Section):
+    path: Path = DEFAULT_JOURNAL_PATH
+    max_telemetry_events: int = Field(default=10_000, ge=1)
+
+
+class AgentSettings(_Section):
+    cabinet_id: Annotated[str, Field(pattern=CABINET_ID_PATTERN)]
+    broker: BrokerSettings
+    security: SecuritySettings
+    serial: SerialSettings = SerialSettings()
+    doors: Annotated[list[DoorSettings], Field(min_length=1)]
+    journal: JournalSettings = JournalSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AgentSettings:
+        if self.broker.username != self.cabinet_id:
+            raise ValueError("broker.username must equal cabinet_id")
+        numbers = [door.number for door in self.doors]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("a door number appears twice in [[doors]]")
+        return self
+
+    def layout(self, protocol: BoardProtocol) -> CabinetLayout:
+        """The door layout; each board has as many locks as its highest configured lock."""
+        locks: dict[int, int] = {}
+        for door in self.doors:
+            locks[door.board] = max(locks.get(door.board, 0), door.lock)
+        boards = [BoardConfig(address, count) for address, count in sorted(locks.items())]
+        doors = {door.number: DoorAddress(door.board, door.lock) for door in self.doors}
+        return CabinetLayout.build(protocol, boards, doors)
+
+
+def parse_settings(document: dict[str, object], *, base_dir: Path | None = None) -> AgentSettings:
+    """Validate an already-parsed TOML document; relative paths resolve from ``base_dir``."""
+    try:
+        settings = AgentSettings.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None  # the input may hold secrets: no chain
+    return _resolved(settings, base_dir) if base_dir is not None else settings
+
+
+def load_settings(path: Path) -> AgentSettings:
+    """Read and validate ``agent.toml``; every problem is a :class:`ConfigError`."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_settings(document, base_dir=path.parent)
+
+
+def _resolved(settings: AgentSettings, base_dir: Path) -> AgentSettings:
+    """Paths in the file are relative to the file (the provisioned DIR moves as a whole)."""
+    broker, journal = settings.broker, settings.journal
+    if broker.ca_file is not None and not broker.ca_file.is_absolute():
+        broker = broker.model_copy(update={"ca_file": base_dir / broker.ca_file})
+    if not journal.path.is_absolute():
+        journal = journal.model_copy(update={"path": base_dir / journal.path})
+    return settings.model_copy(update={"broker": broker, "journal": journal})
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, naming the key; never echoes the rejected value."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(file)"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{where}: {message}")
+    return "invalid agent configuration: " + "; ".join(problems)

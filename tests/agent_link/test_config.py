@@ -1,0 +1,115 @@
+"""agent.toml: typed settings that fail closed with messages naming the key."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from locker_agent.cabinet import protocol_named
+from locker_agent.config import load_settings
+from locker_agent.errors import ConfigError
+from locker_agent.layout import DoorAddress
+
+SECRET_PASSWORD = "s3cret-broker-password"
+
+
+def document(**changes: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "cabinet_id": "LOBBY-01",
+        "broker": {
+            "host": "broker.example",
+            "port": 8883,
+            "tls": True,
+            "ca_file": "ca.crt",
+            "username": "LOBBY-01",
+            "password": SECRET_PASSWORD,
+        },
+        "security": {
+            "command_public_keys": [base64.b64encode(bytes(range(32))).decode()],
+            "pickup_key": "ab" * 32,
+        },
+        "serial": {"port": "/dev/ttyUSB0", "protocol": "8a80"},
+        "doors": [
+            {"number": 1, "board": 1, "lock": 1},
+            {"number": 2, "board": 1, "lock": 2},
+            {"number": 3, "board": 2, "lock": 5},
+        ],
+        "journal": {"path": "journal.sqlite3", "max_telemetry_events": 50},
+    }
+    doc.update(changes)
+    return doc
+
+
+def write(tmp_path: Path, doc: dict[str, object]) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(tomli_w.dumps(doc).encode())
+    return path
+
+
+def test_provisioned_file_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, document()))
+
+    assert settings.cabinet_id == "LOBBY-01"
+    assert settings.broker.ca_file == tmp_path / "ca.crt"
+    assert settings.journal.path == tmp_path / "journal.sqlite3"
+    assert settings.broker.keepalive == 10
+    layout = settings.layout(protocol_named("8a80"))
+    assert layout.address_of(3) == DoorAddress(2, 5)
+    assert SECRET_PASSWORD not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"colour": "red"}, "colour: unknown key"),
+        ({"cabinet_id": "LOBBY/#"}, "cabinet_id"),
+        ({"cabinet_id": "LOBBY+01"}, "cabinet_id"),
+        ({"doors": []}, "doors"),
+        ({"security": {"command_public_keys": ["AAAA"], "pickup_key": "ab" * 32}}, "32-byte"),
+        ({"security": {"command_public_keys": [], "pickup_key": "ab" * 32}}, "command_public_keys"),
+    ],
+)
+def test_bad_file_is_refused_naming_the_problem(
+    tmp_path: Path, changes: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ConfigError, match="invalid agent configuration") as refused:
+        load_settings(write(tmp_path, document(**changes)))
+    assert named in str(refused.value)
+
+
+@pytest.mark.parametrize("section", ["broker", "security"])
+def test_missing_or_placeholder_secret_is_refused_without_echoing_it(
+    tmp_path: Path, section: str
+) -> None:
+    doc = document()
+    table = dict(doc[section])  # type: ignore[call-overload]
+    key = "password" if section == "broker" else "pickup_key"
+    for value in (None, "CHANGE-ME"):
+        if value is None:
+            table.pop(key)
+        else:
+            table[key] = value
+        doc[section] = table
+        with pytest.raises(ConfigError) as refused:
+            load_settings(write(tmp_path, doc))
+        assert f"{section}.{key}" in str(refused.value)
+        assert SECRET_PASSWORD not in str(refused.value)
+
+
+def test_username_other_than_the_cabinet_id_is_refused(tmp_path: Path) -> None:
+    doc = document()
+    doc["broker"] = {**doc["broker"], "username": "OTHER"}  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="username must equal cabinet_id"):
+        load_settings(write(tmp_path, doc))
+
+
+def test_unreadable_and_non_toml_files_are_configuration_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("cabinet_id = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken)
