@@ -6,6 +6,8 @@ services; nothing below imports a global settings object.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -66,7 +68,30 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: int = Field(default=300, ge=1, le=300)
     audit_checkpoint_entries: int = Field(default=1000, ge=1, le=1000)
 
-    @field_validator("smtp_password", "sms_gateway_token")
+    # Cabinet link (MQTT). No URL: `serve` runs an embedded development broker (amqtt).
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://host:1883 or mqtts://host:8883; unset: embedded broker"
+    )
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA that signed the broker's cert")
+    mqtt_client_id: str = Field(
+        default_factory=lambda: f"locker-server-{socket.gethostname()}-{os.getpid()}",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="fix it per server process so its persistent session survives a restart",
+    )
+    mqtt_share_group: str = Field(default="locker-server", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    mqtt_session_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("mqtt_url must start with mqtt:// or mqtts://")
+        return value
+
+    @field_validator("smtp_password", "sms_gateway_token", "mqtt_password")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:

@@ -1,0 +1,48 @@
+"""Tables of the cabinet link's bridge: ingested event ids and cabinet presence.
+
+``link_events`` makes ingestion idempotent: an event id is inserted *before* the event
+is applied, in the same transaction, and a unique index turns a duplicate (a re-publish,
+a redelivery, a second bridge racing us) into "already applied". ``cabinet_links`` holds
+what presence and state messages told us about each cabinet's connection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlmodel import Field, SQLModel
+
+from locker_server.models.types import UTCDateTime, utcnow
+
+#: Event ids are uuid4 hex (32 characters); the column leaves room for a dashed spelling.
+EVENT_ID_LENGTH = 36
+
+
+class LinkEvent(SQLModel, table=True):
+    """One cabinet event the server has stored (applied, or refused by the domain)."""
+
+    __tablename__ = "link_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(sa_type=String(EVENT_ID_LENGTH), unique=True)
+    cabinet_id: int = Field(foreign_key="cabinets.id", index=True)
+    seq: int
+    type: str = Field(sa_type=String(64))
+    outcome: str = Field(default="applied", sa_type=String(32))
+    device_time: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CabinetLink(SQLModel, table=True):
+    """A cabinet's link: online or not, under which connection number, seen when."""
+
+    __tablename__ = "cabinet_links"
+
+    cabinet_id: int = Field(foreign_key="cabinets.id", primary_key=True)
+    online: bool = False
+    connection: int = 0
+    last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    agent_version: str | None = Field(default=None, sa_type=String(64))
+    since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    state_version: int = -1

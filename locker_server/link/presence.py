@@ -1,0 +1,145 @@
+"""Cabinet presence and door snapshots, as stored in ``cabinet_links``.
+
+Presence carries a per-cabinet connection counter (the agent adds one on every CONNECT
+attempt and sets its last will with the same number). The rule that keeps a late
+"offline" from marking a live cabinet offline:
+
+* a presence whose connection number is lower than the highest seen is ignored;
+* "online" with a higher number makes the cabinet online under that number; "online"
+  for a connection already reported offline is stale (two server processes may take a
+  cabinet's online and its last will in either order);
+* "offline" applies only to the current connection (or to a newer one we never saw
+  come online).
+
+A ``state`` snapshot carries a strictly increasing version; an older or repeated
+version is ignored, so a redelivered snapshot never rolls a door back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from locker_agent.contract.bodies import Presence, State
+from locker_server.link.models import CabinetLink
+from locker_server.models import Door
+from locker_server.services.context import Caller, DomainDeps, Target, audit
+
+logger = logging.getLogger(__name__)
+
+
+def insert_ignoring_duplicates(session: Session, table: Any, **values: Any) -> int:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; the number of rows added."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def lock_link(session: Session, cabinet_id: int) -> CabinetLink:
+    """The cabinet's link row, created if missing, locked for this transaction."""
+    insert_ignoring_duplicates(
+        session,
+        CabinetLink,
+        cabinet_id=cabinet_id,
+        online=False,
+        connection=0,
+        state_version=-1,
+    )
+    query = select(CabinetLink).where(CabinetLink.cabinet_id == cabinet_id).with_for_update()
+    return session.exec(query.execution_options(populate_existing=True)).one()
+
+
+def touch(session: Session, cabinet_id: int, now: datetime) -> None:
+    """Record that the cabinet was heard from (any message)."""
+    statement = update(CabinetLink).where(CabinetLink.cabinet_id == cabinet_id)  # type: ignore[arg-type]
+    if session.execute(statement.values(last_seen=now)).rowcount == 0:  # type: ignore[attr-defined]
+        lock_link(session, cabinet_id).last_seen = now
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """What a presence message did: ``came_online`` triggers the online sync."""
+
+    applied: bool
+    came_online: bool = False
+    went_offline: bool = False
+
+
+def apply_presence(
+    session: Session,
+    deps: DomainDeps,
+    *,
+    cabinet_id: int,
+    site_id: int,
+    presence: Presence,
+    caller: Caller,
+) -> PresenceChange:
+    link = lock_link(session, cabinet_id)
+    link.last_seen = deps.clock()
+    session.add(link)
+    change = _decide(link, presence)
+    if not change.applied:
+        logger.info(
+            "cabinet %s: stale presence (connection %s) ignored", cabinet_id, presence.connection
+        )
+    elif change.came_online or change.went_offline:
+        _audit_presence(session, deps, link, site_id=site_id, caller=caller)
+    return change
+
+
+def _decide(link: CabinetLink, presence: Presence) -> PresenceChange:
+    """The connection-counter rule (module docstring); changes ``link`` when it applies."""
+    newer = presence.connection > link.connection
+    current = presence.connection == link.connection
+    if presence.status == "online":
+        if newer:
+            link.connection, link.online, link.since = presence.connection, True, link.last_seen
+            link.agent_version = presence.agent_version
+            return PresenceChange(applied=True, came_online=True)
+        # The same connection again (a redelivery) while online; after its own offline, stale.
+        return PresenceChange(applied=current and link.online)
+    if newer or (current and link.online):
+        was_online = link.online
+        link.connection, link.online, link.since = presence.connection, False, link.last_seen
+        return PresenceChange(applied=True, went_offline=was_online)
+    return PresenceChange(applied=current)
+
+
+def _audit_presence(
+    session: Session, deps: DomainDeps, link: CabinetLink, *, site_id: int, caller: Caller
+) -> None:
+    audit(
+        session,
+        deps,
+        action="cabinet.online" if link.online else "cabinet.offline",
+        caller=caller,
+        target=Target(site_id=site_id, cabinet_id=link.cabinet_id),
+        details={"connection": link.connection, "agent_version": link.agent_version},
+    )
+
+
+def apply_state(session: Session, *, cabinet_id: int, state: State, observed_at: datetime) -> bool:
+    """Apply a door snapshot unless its version is not newer than the last one applied."""
+    link = lock_link(session, cabinet_id)
+    if state.version <= link.state_version:
+        logger.info("cabinet %s: state version %s not newer, ignored", cabinet_id, state.version)
+        return False
+    link.state_version = state.version
+    session.add(link)
+    doors = session.exec(select(Door).where(Door.cabinet_id == cabinet_id)).all()
+    for door in doors:
+        snapshot = state.door(door.number)
+        if snapshot is not None and _is_newer(door, observed_at):
+            door.door_state, door.door_state_at = snapshot.state, observed_at
+            session.add(door)
+    return True
+
+
+def _is_newer(door: Door, observed_at: datetime) -> bool:
+    return door.door_state_at is None or observed_at >= door.door_state_at
