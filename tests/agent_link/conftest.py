@@ -1,0 +1,105 @@
+"""Fixtures of the agent-link tests: the machine's Mosquitto, observers, journals.
+
+The default broker (127.0.0.1:1883, anonymous) serves tests that need no broker
+restart; every test uses its own cabinet id, so tests never see each other's topics.
+Tests that stop the broker start a private one (``tests.link_support.mosquitto``).
+Sessions are given a short expiry so the shared broker does not keep them for days.
+"""
+
+from __future__ import annotations
+
+import queue
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from locker_agent.contract import topics
+from locker_agent.link.journal import Journal
+from locker_agent.link.mqtt import LinkEvent, MqttAdapter, MqttSettings
+from locker_agent.link.presence import PresenceCounter
+from tests.link_support.clients import TestClient, connect
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 1883
+
+
+@dataclass(frozen=True)
+class DefaultBroker:
+    """The machine's broker, shaped like ``PrivateMosquitto`` for ``connect``."""
+
+    host: str = HOST
+    plain_port: int = DEFAULT_PORT
+
+
+def fast_settings(cabinet_id: str, port: int = DEFAULT_PORT, **changes: Any) -> MqttSettings:
+    values: dict[str, Any] = {
+        "host": HOST,
+        "port": port,
+        "client_id": cabinet_id,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.3,
+        "session_expiry": 120,
+        "keepalive": 10,
+    }
+    values.update(changes)
+    return MqttSettings(**values)
+
+
+@pytest.fixture
+def cabinet_id() -> str:
+    return f"T-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    opened = Journal.open(tmp_path / "journal.sqlite3", max_telemetry_events=5)
+    yield opened
+    opened.close()
+
+
+ObserverFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def observe() -> Iterator[ObserverFactory]:
+    """``observe(*topics, port=1883)`` → a plain paho client subscribed to the topics."""
+    clients: list[TestClient] = []
+
+    def _observe(*topic_filters: str, port: int = DEFAULT_PORT) -> TestClient:
+        broker = cast(Any, DefaultBroker(plain_port=port))
+        client = connect(broker, None, None, tls=False)
+        clients.append(client)
+        for topic_filter in topic_filters:
+            client.subscribe(topic_filter)
+        return client
+
+    yield _observe
+    for client in clients:
+        client.close()
+
+
+AdapterFactory = Callable[..., tuple[MqttAdapter, "queue.SimpleQueue[LinkEvent]"]]
+
+
+@pytest.fixture
+def make_adapter() -> Iterator[AdapterFactory]:
+    adapters: list[MqttAdapter] = []
+
+    def _make(cabinet_id: str, journal: Journal, **changes: Any) -> tuple[MqttAdapter, Any]:
+        inbox: queue.SimpleQueue[LinkEvent] = queue.SimpleQueue()
+        adapter = MqttAdapter(
+            fast_settings(cabinet_id, **changes),
+            subscriptions=[topics.cmd(cabinet_id), topics.evt_ack(cabinet_id)],
+            prepare_connect=PresenceCounter(cabinet_id, journal),
+            inbox=inbox,
+        )
+        adapters.append(adapter)
+        return adapter.start(), inbox
+
+    yield _make
+    for adapter in adapters:
+        adapter.stop()
