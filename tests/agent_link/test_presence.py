@@ -42,7 +42,7 @@ def test_lost_connection_publishes_the_will_then_a_higher_connection_comes_onlin
 
     assert presence_of(watcher)[:2] == ("offline", 1)  # the broker's last will
     assert presence_of(watcher)[:2] == ("online", 2)
-    connects = []
+    connects: list[int] = []
     while len(connects) < 2:
         event = inbox.get(timeout=5)
         if isinstance(event, Connected):
