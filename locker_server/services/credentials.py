@@ -1,10 +1,19 @@
 """Pickup credentials: issue, hash, match in constant time, void; and the lockout counters.
 
-A credential is an 8-digit code (``secrets``) and a QR token of 192 random bits. Only
-``HMAC-SHA256(pickup_hmac_key, domain ‖ cabinet id ‖ value)`` is stored; the key lives
-outside the database, so a stolen database does not yield codes (10^8 codes would
-otherwise be trivial to brute-force from a plain hash). The plaintext exists only in
-``IssuedCredentials``, handed to the notifier, whose ``repr`` hides it.
+A credential is an 8-digit code (``secrets``) and a QR token of 192 random bits. Only a
+keyed hash is stored, in the contract's per-cabinet scheme shared with the cabinet agent
+(``locker_agent.contract.credentials``)::
+
+    cabinet_key = HMAC-SHA256(pickup_hmac_key, "lockers/v1/cabinet-pickup-key" 0x00 cabinet id)
+    hash        = HMAC-SHA256(cabinet_key, "lockers/v1/pickup/" kind 0x00 value)
+
+The server key lives outside the database, so a stolen database does not yield codes
+(10^8 codes would otherwise be trivial to brute-force from a plain hash). A provisioned
+cabinet holds only *its* ``cabinet_key``, so it can check a typed code against its offline
+allow-list while the link is down; a stolen cabinet key exposes (by brute force) only the
+codes of parcels in that one cabinet, which its thief could reach physically anyway. The
+plaintext exists only in ``IssuedCredentials``, handed to the notifier, whose ``repr``
+hides it.
 """
 
 from __future__ import annotations
@@ -18,13 +27,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from locker_agent.contract import credentials as contract_credentials
 from locker_server.config import Settings
 from locker_server.models import CredentialKind, PickupCredential, PickupFailure
 
-_DOMAINS = {
-    CredentialKind.code: b"locker/pickup-code/v1",
-    CredentialKind.qr: b"locker/pickup-qr/v1",
-}
 _COURIER_DOMAIN = b"locker/courier-code/v1"
 QR_TOKEN_BYTES = 24  # 192 bits; the issue asks for at least 128
 _MAX_DRAWS = 20
@@ -55,9 +61,14 @@ class LockoutPolicy:
         )
 
 
+def cabinet_key(key: bytes, cabinet_id: int) -> bytes:
+    """The cabinet's own pickup key (what its agent is provisioned with)."""
+    return contract_credentials.cabinet_pickup_key(key, cabinet_id)
+
+
 def credential_hash(key: bytes, kind: CredentialKind, cabinet_id: int, value: str) -> str:
-    message = b"\x00".join((_DOMAINS[kind], str(cabinet_id).encode(), value.encode()))
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    """The stored hash of ``value`` at ``cabinet_id``, from the server's pickup key."""
+    return contract_credentials.credential_hash(cabinet_key(key, cabinet_id), kind.value, value)
 
 
 def courier_code_hash(key: bytes, code: str) -> str:

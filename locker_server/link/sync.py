@@ -1,0 +1,300 @@
+"""Keeping each cabinet's offline allow-list (and clock) in step with the server.
+
+Design: **diff, not hooks.** The server remembers what it last told each cabinet
+(``link_allow_list_entries``). :func:`push_delta` compares that with the database (every
+collectable parcel in the cabinet with its live credential hashes) and publishes only the
+difference; :func:`push_deltas` does it for every online cabinet and is run by the
+bridge's background loop every few seconds. No service has to remember to call us, so a
+deposit, a re-issue, a cancel, a pickup, an expiry or an extension (which moves
+``expires_at``) all reach the cabinet the same way, whichever process made the change.
+
+:func:`on_cabinet_online` (called by the bridge when a cabinet comes online) sends
+``time`` and then a FULL list. Every sync message of a cabinet takes the next value of
+its ``sync_version`` (allocated under the cabinet's control-row lock), so versions
+strictly increase per cabinet. The snapshot and the version are committed **before**
+publishing; if publishing fails the next allow-list message is a full one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, delete, select
+
+from locker_agent.contract import topics
+from locker_agent.contract.bodies import AllowListEntry, AllowListSync, TimeSync
+from locker_agent.contract.envelope import Body, encode, new_envelope
+from locker_server.link.command_models import LinkAllowListEntry, LinkCabinetControl
+from locker_server.link.commands import Publisher, _ensure_control, next_value
+from locker_server.link.models import CabinetLink
+from locker_server.models import Cabinet, CredentialKind, Door, Parcel, PickupCredential
+from locker_server.models.types import utcnow
+from locker_server.services.lifecycle import COLLECTABLE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One parcel's allow-list line as the database has it now."""
+
+    parcel_id: int
+    door: int
+    code_hash: str | None
+    qr_hash: str | None
+    expires_at: datetime
+
+    def same_as(self, sent: LinkAllowListEntry) -> bool:
+        return (self.door, self.code_hash, self.qr_hash, self.expires_at) == (
+            sent.door,
+            sent.code_hash,
+            sent.qr_hash,
+            sent.expires_at,
+        )
+
+    def hashes_of(self, sent: LinkAllowListEntry) -> bool:
+        return (self.code_hash, self.qr_hash) == (sent.code_hash, sent.qr_hash)
+
+    def to_contract(self) -> AllowListEntry:
+        return AllowListEntry(
+            parcel_id=self.parcel_id,
+            door=self.door,
+            code_hash=self.code_hash,
+            qr_hash=self.qr_hash,
+            expires_at=self.expires_at,
+        )
+
+
+# --- what the database says now, what the cabinet was told ----------------------------------
+
+
+def current_entries(session: Session, cabinet_id: int) -> dict[int, Entry]:
+    """Every collectable parcel of the cabinet with its live (unused, unvoided) hashes."""
+    query = (
+        select(Parcel.id, Door.number, PickupCredential)
+        .join(Door, col(Door.id) == col(Parcel.door_id))
+        .join(PickupCredential, col(PickupCredential.parcel_id) == col(Parcel.id))
+        .where(
+            Parcel.cabinet_id == cabinet_id,
+            col(Parcel.state).in_(COLLECTABLE),
+            col(PickupCredential.used_at).is_(None),
+            col(PickupCredential.voided_at).is_(None),
+        )
+    )
+    hashes: dict[int, dict[str, str]] = {}
+    places: dict[int, tuple[int, datetime]] = {}
+    for parcel_id, door, credential in session.exec(query).all():
+        assert parcel_id is not None
+        hashes.setdefault(parcel_id, {})[credential.kind] = credential.credential_hash
+        places[parcel_id] = (door, credential.expires_at)
+    return {
+        parcel_id: Entry(
+            parcel_id=parcel_id,
+            door=places[parcel_id][0],
+            code_hash=found.get(CredentialKind.code),
+            qr_hash=found.get(CredentialKind.qr),
+            expires_at=places[parcel_id][1],
+        )
+        for parcel_id, found in hashes.items()
+    }
+
+
+def sent_entries(session: Session, cabinet_id: int) -> dict[int, LinkAllowListEntry]:
+    query = select(LinkAllowListEntry).where(LinkAllowListEntry.cabinet_id == cabinet_id)
+    return {row.parcel_id: row for row in session.exec(query).all()}
+
+
+# --- publishing ------------------------------------------------------------------------------
+
+
+def _cabinet(session: Session, cabinet_id: int) -> Cabinet:
+    cabinet = session.get(Cabinet, cabinet_id)
+    if cabinet is None:
+        raise LookupError(f"cabinet {cabinet_id} not found")
+    return cabinet
+
+
+def _publish(publisher: Publisher, cabinet: Cabinet, body: Body) -> bool:
+    payload = encode(new_envelope(cabinet.code, body))
+    try:
+        publisher.publish(topics.sync(cabinet.code), payload, qos=1, retain=False)
+    except Exception as exc:
+        logger.warning("sync to cabinet %s failed: %s", cabinet.code, exc)
+        return False
+    return True
+
+
+def _remember_failure(session: Session, cabinet_id: int) -> None:
+    control = session.get(LinkCabinetControl, cabinet_id)
+    assert control is not None
+    control.allow_list_resync = True
+    session.add(control)
+    session.commit()
+
+
+def _needs_full(session: Session, cabinet_id: int) -> bool:
+    control = session.get(LinkCabinetControl, cabinet_id, populate_existing=True)
+    return control is None or control.allow_list_resync
+
+
+def _store_snapshot(
+    session: Session,
+    cabinet_id: int,
+    version: int,
+    changed: Iterable[Entry],
+    removed: Iterable[int],
+    sent: dict[int, LinkAllowListEntry],
+) -> None:
+    gone = list(removed)
+    if gone:
+        session.exec(
+            delete(LinkAllowListEntry).where(
+                col(LinkAllowListEntry.cabinet_id) == cabinet_id,
+                col(LinkAllowListEntry.parcel_id).in_(gone),
+            )
+        )
+    for entry in changed:
+        _upsert(session, cabinet_id, version, entry, sent.get(entry.parcel_id))
+
+
+def _upsert(
+    session: Session,
+    cabinet_id: int,
+    version: int,
+    entry: Entry,
+    previous: LinkAllowListEntry | None,
+) -> None:
+    same_hashes = previous is not None and entry.hashes_of(previous)
+    row = previous or LinkAllowListEntry(
+        cabinet_id=cabinet_id,
+        parcel_id=entry.parcel_id,
+        door=entry.door,
+        expires_at=entry.expires_at,
+        version=version,
+        hashes_version=version,
+    )
+    row.door, row.code_hash, row.qr_hash = entry.door, entry.code_hash, entry.qr_hash
+    row.expires_at, row.version = entry.expires_at, version
+    row.hashes_version = row.hashes_version if same_hashes else version
+    session.add(row)
+
+
+def _allow_list_body(
+    version: int, now: datetime, *, full: bool, entries: list[Entry], removed: list[int]
+) -> AllowListSync:
+    return AllowListSync(
+        kind="allow_list",
+        version=version,
+        server_time=now,
+        full=full,
+        entries=[entry.to_contract() for entry in sorted(entries, key=lambda e: e.parcel_id)],
+        removed=sorted(removed),
+    )
+
+
+def _send_allow_list(
+    session: Session,
+    publisher: Publisher,
+    cabinet: Cabinet,
+    *,
+    full: bool,
+    now: datetime,
+) -> int | None:
+    """Diff, store, commit, publish. Returns the version sent (None: nothing to send)."""
+    assert cabinet.id is not None
+    current, sent = current_entries(session, cabinet.id), sent_entries(session, cabinet.id)
+    changed = [e for pid, e in current.items() if pid not in sent or not e.same_as(sent[pid])]
+    removed = [pid for pid in sent if pid not in current]
+    if not full and not changed and not removed:
+        return None
+    version = next_value(session, cabinet.id, "sync_version")
+    _store_snapshot(
+        session, cabinet.id, version, current.values() if full else changed, removed, sent
+    )
+    _clear_resync(session, cabinet.id)
+    session.commit()
+    body = _allow_list_body(
+        version,
+        now,
+        full=full,
+        entries=list(current.values()) if full else changed,
+        removed=[] if full else removed,
+    )
+    if not _publish(publisher, cabinet, body):
+        _remember_failure(session, cabinet.id)
+    return version
+
+
+def _clear_resync(session: Session, cabinet_id: int) -> None:
+    control = session.get(LinkCabinetControl, cabinet_id, populate_existing=True)
+    assert control is not None
+    control.allow_list_resync = False
+    session.add(control)
+
+
+def send_time(session: Session, publisher: Publisher, cabinet: Cabinet, now: datetime) -> int:
+    assert cabinet.id is not None
+    version = next_value(session, cabinet.id, "sync_version")
+    session.commit()
+    _publish(publisher, cabinet, TimeSync(kind="time", version=version, server_time=now))
+    return version
+
+
+def on_cabinet_online(session: Session, publisher: Publisher, *, cabinet_id: int) -> None:
+    """A cabinet came (back) online: send ``time``, then its FULL allow-list.
+
+    Commits the session (the versions and the snapshot) before each publish.
+    """
+    now = utcnow()
+    cabinet = _cabinet(session, cabinet_id)
+    _ensure_control(session, cabinet_id)
+    send_time(session, publisher, cabinet, now)
+    _send_allow_list(session, publisher, cabinet, full=True, now=now)
+
+
+def push_delta(
+    session: Session, publisher: Publisher, *, cabinet_id: int, now: datetime | None = None
+) -> int | None:
+    """Send the cabinet what changed since its last allow-list message (if anything did).
+
+    A full list instead when the previous publish failed or nothing was ever sent.
+    Returns the version sent, or None when the cabinet is already up to date.
+    """
+    cabinet = _cabinet(session, cabinet_id)
+    full = _needs_full(session, cabinet_id)
+    _ensure_control(session, cabinet_id)
+    return _send_allow_list(session, publisher, cabinet, full=full, now=now or utcnow())
+
+
+def online_cabinet_ids(session: Session) -> list[int]:
+    query = select(CabinetLink.cabinet_id).where(col(CabinetLink.online).is_(True))
+    return sorted(session.exec(query).all())
+
+
+def push_deltas(session: Session, publisher: Publisher, *, now: datetime | None = None) -> int:
+    """One pass for every online cabinet (offline ones get a full list when they return).
+
+    Returns how many cabinets were sent an allow-list message.
+    """
+    sent = 0
+    for cabinet_id in online_cabinet_ids(session):
+        try:
+            sent += push_delta(session, publisher, cabinet_id=cabinet_id, now=now) is not None
+        except Exception:  # one cabinet's trouble must not starve the others
+            session.rollback()
+            logger.exception("allow-list delta for cabinet %s failed", cabinet_id)
+    return sent
+
+
+def describe(session: Session, cabinet_id: int) -> dict[str, Any]:
+    """What the cabinet was last told (for operators and tests)."""
+    control = session.get(LinkCabinetControl, cabinet_id)
+    rows = sent_entries(session, cabinet_id)
+    return {
+        "sync_version": control.sync_version if control else 0,
+        "parcel_ids": sorted(rows),
+    }
