@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "locker_server.audit.cli",
     "locker_server.cli_admin",
     "locker_server.notifications.cli",
+    "locker_server.link.cli",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

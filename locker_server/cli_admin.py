@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from locker_server.audit import Actor, AuditLog
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
+from locker_server.link import cli as link_cli
 from locker_server.models import (
     CabinetCreate,
     CarrierCreate,
@@ -120,6 +121,7 @@ def _cabinets(subparsers: Any) -> None:
     add.add_argument("--name", required=True)
     listing = _command(words, "list", cabinet_list, "list cabinets")
     listing.add_argument("--site", type=int, dest="site_id")
+    link_cli.add_cabinet_commands(words)  # provision, decommission (the cabinet link)
 
 
 def cabinet_add(args: argparse.Namespace, ctx: CliContext) -> int:

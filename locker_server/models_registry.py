@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "locker_server.auth.models",
     "locker_server.models",
     "locker_server.notifications.models",
+    "locker_server.link.provisioning",
 )
 
 for _name in MODEL_MODULES:

@@ -62,10 +62,17 @@ def ensure_tls(directory: Path, host_names: Sequence[str]) -> TlsFiles:
     return files
 
 
+def ensure_ca(directory: Path) -> Path:
+    """The broker CA certificate in ``directory``, created (with its key) if missing."""
+    _ensure_ca(directory)
+    return directory / CA_CERT
+
+
 def _ensure_ca(directory: Path) -> _CA:
     key_path, cert_path = directory / CA_KEY, directory / CA_CERT
     if key_path.exists() and cert_path.exists():
         return _load_ca(key_path, cert_path)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _ca_certificate(key)
     write_private(key_path, _pem_key(key))

@@ -145,18 +145,26 @@ class PrivateMosquitto:
         self.start()
 
     def reload(self, timeout: float = 5.0) -> None:
-        """SIGHUP, then wait until Mosquitto logged the reload (it drops unauthorised clients
-        in the same step)."""
+        """SIGHUP, then wait until Mosquitto has reloaded (see ``wait_reloaded``)."""
         if self._process is None:
             raise BrokerStartError("reload() on a broker that is not running")
-        before = self.log_text().count(_RELOAD_MARK)
+        before = self.reload_count()
         self._process.send_signal(signal.SIGHUP)
+        self.wait_reloaded(before, timeout)
+
+    def reload_count(self) -> int:
+        """How many reloads the broker has logged (take it before something sends SIGHUP)."""
+        return self.log_text().count(_RELOAD_MARK)
+
+    def wait_reloaded(self, previous_count: int, timeout: float = 5.0) -> None:
+        """Wait until a reload after ``previous_count`` was logged. Mosquitto drops clients
+        that are no longer authorised in the same loop pass, just after the log line."""
         deadline = time.monotonic() + timeout
-        while self.log_text().count(_RELOAD_MARK) <= before:
+        while self.reload_count() <= previous_count:
             if time.monotonic() > deadline:
-                raise BrokerStartError("Mosquitto did not log the reload:\n" + self._tail())
+                raise BrokerStartError("Mosquitto did not log a reload:\n" + self._tail())
             time.sleep(0.02)
-        time.sleep(0.1)  # the disconnections follow the log line within the same loop pass
+        time.sleep(0.1)
 
     def close(self) -> None:
         self.stop()
