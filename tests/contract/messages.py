@@ -1,0 +1,171 @@
+"""Builders of valid example messages of every type, shared by the contract and guard tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from locker_agent.contract import (
+    AllowListEntry,
+    AllowListSync,
+    CommandMessage,
+    CommandResult,
+    ConfigSync,
+    Envelope,
+    Event,
+    EventAck,
+    EventBatch,
+    Presence,
+    State,
+    TimeSync,
+    UnsignedCommand,
+    key_id_of,
+    new_envelope,
+    new_message_id,
+    sign_command,
+)
+from locker_agent.contract.bodies import DoorSnapshot
+
+CABINET = "LOBBY-01"
+T0 = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+def presence(status: str = "online", connection: int = 7) -> Envelope[Presence]:
+    body = Presence(status=status, connection=connection, agent_version="0.1.0")  # type: ignore[arg-type]
+    return new_envelope(CABINET, body, sent_at=T0)
+
+
+def state() -> Envelope[State]:
+    doors = {
+        "1": DoorSnapshot(state="closed", occupied=True),
+        "2": DoorSnapshot(state="open", occupied=None),
+        "3": DoorSnapshot(state="unknown", occupied=False),
+    }
+    return new_envelope(CABINET, State(version=42, doors=doors), sent_at=T0)
+
+
+def event(event_type: str = "door.opened", *, seq: int = 1, **data: Any) -> Event:
+    return Event(
+        event_id=new_message_id(),
+        seq=seq,
+        type=event_type,
+        device_time=T0,
+        door=None if event_type.startswith(("alarm", "telemetry")) else 2,
+        data=data,
+    )
+
+
+def event_batch() -> Envelope[EventBatch]:
+    events = [
+        event("door.opened", seq=1),
+        event("deposit", seq=2, parcel_id=17, courier="C-9"),
+        event(
+            "pickup",
+            seq=3,
+            mode="offline",
+            parcel_ids=[17],
+            credential="code",
+            allow_list_version=5,
+        ),
+        event("pickup.refused", seq=4, reason="no_match", credential="code"),
+        event("alarm", seq=5, kind="tamper"),
+        event("telemetry.temperature", seq=6, celsius=21.5),
+    ]
+    return new_envelope(CABINET, EventBatch(events=events), sent_at=T0)
+
+
+def event_ack() -> Envelope[EventAck]:
+    return new_envelope(CABINET, EventAck(event_ids=[new_message_id(), new_message_id()]))
+
+
+def unsigned_command(
+    key: Ed25519PrivateKey,
+    *,
+    cabinet_id: str = CABINET,
+    issued_at: datetime = T0,
+    lifetime: timedelta = timedelta(seconds=60),
+    **fields: Any,
+) -> Envelope[UnsignedCommand]:
+    values: dict[str, Any] = {
+        "command_id": new_message_id(),
+        "counter": 1,
+        "action": "open_door",
+        "door": 2,
+        "reason": "operator remote open",
+        "maintenance_token": None,
+    }
+    values.update(fields)
+    body = UnsignedCommand(
+        issued_at=issued_at,
+        expires_at=issued_at + lifetime,
+        key_id=key_id_of(key.public_key()),
+        **values,
+    )
+    return new_envelope(cabinet_id, body, sent_at=issued_at)
+
+
+def command(key: Ed25519PrivateKey, **fields: Any) -> CommandMessage:
+    return sign_command(unsigned_command(key, **fields), key)
+
+
+def command_result(status: str = "succeeded", **fields: Any) -> Envelope[CommandResult]:
+    values: dict[str, Any] = {
+        "command_id": new_message_id(),
+        "status": status,
+        "reason": None,
+        "outcome": "confirmed",
+        "counter": 3,
+    }
+    values.update(fields)
+    return new_envelope(CABINET, CommandResult(**values), sent_at=T0)
+
+
+def allow_list_entry(parcel_id: int = 17, door: int = 2, **fields: Any) -> AllowListEntry:
+    values: dict[str, Any] = {"code_hash": "ab" * 32, "qr_hash": None}
+    values.update(fields)
+    return AllowListEntry(
+        parcel_id=parcel_id, door=door, expires_at=T0 + timedelta(days=3), **values
+    )
+
+
+def allow_list_sync() -> Envelope[AllowListSync]:
+    body = AllowListSync(
+        kind="allow_list",
+        version=5,
+        server_time=T0,
+        full=True,
+        entries=[allow_list_entry(), allow_list_entry(18, 3, code_hash=None, qr_hash="cd" * 32)],
+        removed=[],
+    )
+    return new_envelope(CABINET, body, sent_at=T0)
+
+
+def config_sync() -> Envelope[ConfigSync]:
+    body = ConfigSync(kind="config", version=2, server_time=T0, settings={"left_open_after_s": 120})
+    return new_envelope(CABINET, body, sent_at=T0)
+
+
+def time_sync() -> Envelope[TimeSync]:
+    return new_envelope(CABINET, TimeSync(kind="time", version=1, server_time=T0), sent_at=T0)
+
+
+def every_message(key: Ed25519PrivateKey) -> list[Envelope[Any]]:
+    """One or more valid messages of every type, as either side would send them."""
+    return [
+        presence(),
+        presence("offline"),
+        state(),
+        event_batch(),
+        event_ack(),
+        command(key),
+        command(key, action="ping", door=None, reason=None),
+        command(key, action="open_all", door=None, maintenance_token="service-1234"),
+        command_result(),
+        command_result("rejected", reason="expired", outcome=None, counter=None),
+        command_result("received", outcome=None),
+        allow_list_sync(),
+        config_sync(),
+        time_sync(),
+    ]
