@@ -113,7 +113,7 @@ class Ingest:
             self._audit_malformed(None, "topic", exc)
             return
         route = self._routes.get(kind)
-        if route is None:  # a server → cabinet topic: not ours to ingest
+        if route is None or not message.payload:  # not ours, or a retained message cleared
             return
         cabinet = self._find_cabinet(cabinet_code)
         if cabinet is None:
@@ -344,7 +344,7 @@ class _Mismatch(ContractError):
 
 def _claim(session: Session, cabinet: CabinetRef, event: Event, *, received_at: datetime) -> bool:
     """Insert the event id first; False when it is already stored (a duplicate)."""
-    added = presence.insert_ignoring_duplicates(
+    return presence.insert_ignoring_duplicates(
         session,
         LinkEvent,
         event_id=event.event_id,
@@ -355,7 +355,6 @@ def _claim(session: Session, cabinet: CabinetRef, event: Event, *, received_at: 
         device_time=event.device_time,
         received_at=received_at,
     )
-    return added == 1
 
 
 def _door_id(session: Session, cabinet: CabinetRef, number: int) -> int | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -34,11 +34,15 @@ from locker_server.services.context import Caller, DomainDeps, Target, audit
 logger = logging.getLogger(__name__)
 
 
-def insert_ignoring_duplicates(session: Session, table: Any, **values: Any) -> int:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; the number of rows added."""
+def insert_ignoring_duplicates(session: Session, model: Any, **values: Any) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True when the row was added.
+
+    ``RETURNING`` tells the two apart on both backends (a row comes back only when the
+    insert happened; psycopg's rowcount is not reliable for this).
+    """
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    statement = dialect.insert(model).values(**values).on_conflict_do_nothing()
+    return session.execute(statement.returning(literal_column("1"))).first() is not None
 
 
 def lock_link(session: Session, cabinet_id: int) -> CabinetLink:
