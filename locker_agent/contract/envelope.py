@@ -112,12 +112,17 @@ def decode(payload: bytes, expected_type: type[EnvelopeT]) -> EnvelopeT:
 
 def _load_object(payload: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(payload)
+        document = json.loads(payload, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedMessage(f"payload is not UTF-8 JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise MalformedMessage("payload is not a JSON object")
     return document
+
+
+def _refuse_constant(name: str) -> object:
+    """NaN and Infinity are not JSON; a float field would silently turn them into null."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _check_version(document: dict[str, Any]) -> None:

@@ -170,6 +170,14 @@ def test_malformed_payloads_raise_malformed_message(payload: bytes) -> None:
         decode(payload, PresenceMessage)
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_and_are_refused(constant: str) -> None:
+    payload = encode(messages.config_sync()).replace(b"120", constant.encode())
+    assert constant.encode() in payload
+    with pytest.raises(MalformedMessage, match="not a JSON number"):
+        decode(payload, SyncMessage)
+
+
 def test_an_oversized_payload_is_refused_before_parsing() -> None:
     raw = _raw(messages.presence())
     raw["body"]["agent_version"] = "x" * MAX_PAYLOAD_BYTES
