@@ -20,6 +20,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.link_support.mosquitto import PrivateMosquitto
@@ -115,8 +117,13 @@ def connect(
     tls: bool = True,
     port: int | None = None,
     timeout: float = 5.0,
+    session_expiry: int | None = None,
 ) -> TestClient:
-    """Connect (TLS by default, verifying the broker's certificate against its CA)."""
+    """Connect (TLS by default, verifying the broker's certificate against its CA).
+
+    ``session_expiry`` (seconds) asks for a persistent session (clean start off) the way
+    the agent does; ``None`` is a clean, throw-away session.
+    """
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if username is not None:
         client.username_pw_set(username, password)
@@ -127,9 +134,17 @@ def connect(
     client.on_connect = lambda _c, _u, _f, rc, _p: outcome.put(rc)
     target = port if port is not None else (broker.tls_port if tls else broker.plain_port)
     assert target, "this broker has no such listener"
-    client.connect(broker.host, target, keepalive=10)
+    client.connect(broker.host, target, keepalive=10, **_session_options(session_expiry))
     client.loop_start()
     return _await_connack(test_client, outcome, timeout)
+
+
+def _session_options(session_expiry: int | None) -> dict[str, Any]:
+    if session_expiry is None:
+        return {"clean_start": True}
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = session_expiry
+    return {"clean_start": False, "properties": properties}
 
 
 def _await_connack(

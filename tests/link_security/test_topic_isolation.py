@@ -1,0 +1,113 @@
+"""The generated ACLs: a cabinet's credential reaches only its own topics (real Mosquitto).
+
+Every "nothing arrives" check has a control beside it that the same path works for the
+topic the client IS allowed, so a broken subscriber cannot make a test pass.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.link_support.clients import TestClient, connect
+from tests.link_support.mosquitto import PrivateMosquitto
+
+PASSWORDS = {"CAB-A": "a-password-for-cabinet-a", "CAB-B": "a-password-for-cabinet-b"}
+SUBACK_FAILURE = 0x80
+
+
+def topic(cabinet: str, kind: str) -> str:
+    return f"lockers/v1/{cabinet}/{kind}"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[PrivateMosquitto]:
+    with PrivateMosquitto(cabinets=PASSWORDS) as running:
+        yield running
+
+
+@pytest.fixture
+def server(broker: PrivateMosquitto) -> Iterator[TestClient]:
+    account = broker.server_credentials
+    with connect(broker, account.username, account.password) as client:
+        yield client
+
+
+def cabinet(broker: PrivateMosquitto, cabinet_id: str, **options: int) -> TestClient:
+    return connect(broker, cabinet_id, PASSWORDS[cabinet_id], client_id=cabinet_id, **options)
+
+
+def unique() -> bytes:
+    return uuid.uuid4().hex.encode()
+
+
+def test_server_account_takes_cabinet_reports_through_a_shared_subscription(
+    broker: PrivateMosquitto, server: TestClient
+) -> None:
+    assert server.subscribe("$share/locker-server/lockers/v1/+/evt")[0].value < SUBACK_FAILURE
+    with cabinet(broker, "CAB-A") as cabinet_a:
+        payload = unique()
+        cabinet_a.publish(topic("CAB-A", "evt"), payload)
+        assert server.next_message().payload == payload
+
+
+@pytest.mark.parametrize("kind", ["presence", "state", "evt", "cmd/res"])
+def test_cabinet_a_cannot_report_in_cabinet_bs_name(
+    broker: PrivateMosquitto, server: TestClient, kind: str
+) -> None:
+    server.subscribe("lockers/v1/#")
+    with cabinet(broker, "CAB-A") as cabinet_a:
+        cabinet_a.publish(topic("CAB-B", kind), b"forged by A", retain=kind == "presence")
+        server.expect_nothing(within=0.5)
+        own = unique()
+        cabinet_a.publish(topic("CAB-A", kind), own)  # control: its own topic arrives
+        assert server.next_message().payload == own
+
+
+@pytest.mark.parametrize("kind", ["cmd", "sync", "evt/ack"])
+def test_no_cabinet_can_forge_server_messages_for_itself_or_another(
+    broker: PrivateMosquitto, server: TestClient, kind: str
+) -> None:
+    with cabinet(broker, "CAB-A") as cabinet_a, cabinet(broker, "CAB-B") as cabinet_b:
+        cabinet_b.subscribe(topic("CAB-B", kind))
+        cabinet_a.subscribe(topic("CAB-A", kind))
+        cabinet_a.publish(topic("CAB-B", kind), b"forged by A")
+        cabinet_a.publish(topic("CAB-A", kind), b"forged by A for itself")
+        cabinet_b.expect_nothing(within=0.5)
+        cabinet_a.expect_nothing(within=0.1)
+        real = unique()
+        server.publish(topic("CAB-B", kind), real)  # control: the server's message arrives
+        assert cabinet_b.next_message().payload == real
+
+
+@pytest.mark.parametrize("subscription", ["lockers/v1/CAB-B/cmd", "lockers/v1/+/cmd", "#"])
+def test_cabinet_a_cannot_read_cabinet_bs_commands(
+    broker: PrivateMosquitto, server: TestClient, subscription: str
+) -> None:
+    with cabinet(broker, "CAB-A") as cabinet_a, cabinet(broker, "CAB-B") as cabinet_b:
+        cabinet_b.subscribe(topic("CAB-B", "cmd"))
+        # Mosquitto 2.0 grants the SUBACK; the ACL is enforced on every delivery instead.
+        cabinet_a.subscribe(subscription)
+        command = unique()
+        server.publish(topic("CAB-B", "cmd"), command)
+        assert cabinet_b.next_message().payload == command  # control: B gets it
+        cabinet_a.expect_nothing(within=0.5)
+
+
+def test_cabinet_a_taking_over_bs_client_id_and_session_reads_nothing(
+    broker: PrivateMosquitto, server: TestClient
+) -> None:
+    with cabinet(broker, "CAB-B", session_expiry=3600) as cabinet_b:
+        cabinet_b.subscribe(topic("CAB-B", "cmd"))
+    with connect(
+        broker, "CAB-A", PASSWORDS["CAB-A"], client_id="CAB-B", session_expiry=3600
+    ) as impostor:
+        server.publish(topic("CAB-B", "cmd"), unique())
+        impostor.expect_nothing(within=0.5)
+    with cabinet(broker, "CAB-B", session_expiry=0) as cabinet_b:
+        later = unique()
+        cabinet_b.subscribe(topic("CAB-B", "cmd"))
+        server.publish(topic("CAB-B", "cmd"), later)
+        assert cabinet_b.next_message().payload == later  # control: B itself still reads
