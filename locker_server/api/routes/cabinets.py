@@ -1,27 +1,38 @@
-"""``/api/v1/cabinets``: cabinets, their doors, door service state and remote opens."""
+"""``/api/v1/cabinets``: cabinets, their doors, door service state and remote opens.
+
+A remote open is a signed command sent over the cabinet link
+(:mod:`locker_server.link.commands`): 202 with the command to follow at
+``/api/v1/cabinets/{cabinet_id}/commands/{command_id}``; 503 ``link_unavailable`` (the
+command is recorded as failed) when this server runs no link; 409
+``remote_open_disabled`` while the operator's kill switch is on.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from locker_server.api.deps import IdPath, SessionDep, require_roles
 from locker_server.api.routes._domain import READERS, STAFF, CallerDep, DomainDepsDep, site_scope
 from locker_server.auth.principal import Principal
+from locker_server.link import commands
+from locker_server.link.command_models import (
+    LinkCommandPublic,
+    RemoteOpenSwitch,
+    RemoteOpenSwitchPublic,
+)
 from locker_server.models import (
     CabinetCreate,
     CabinetPublic,
     CabinetUpdate,
     Door,
-    DoorCommandPublic,
     DoorCreate,
     DoorPublic,
     DoorUpdate,
     RemoteOpenRequest,
 )
 from locker_server.services import config
-from locker_server.services.doors import request_remote_open
 
 router = APIRouter(prefix="/api/v1/cabinets", tags=["cabinets"])
 
@@ -122,19 +133,63 @@ def remote_open(
     cabinet_id: IdPath,
     door_id: IdPath,
     body: RemoteOpenRequest,
+    request: Request,
     session: SessionDep,
-    deps: DomainDepsDep,
     caller: CallerDep,
     principal: Staff,
-) -> DoorCommandPublic:
-    """Queue a remote open; the cabinet link (a later issue) executes it. Audited with reason."""
-    command = request_remote_open(
+) -> LinkCommandPublic:
+    """Send a signed open command to the cabinet; audited with the operator and reason."""
+    door = config.get_door(session, cabinet_id, door_id, site_ids=site_scope(principal))
+    state = request.app.state
+    command = commands.issue_command(
         session,
-        deps,
+        getattr(state, "link_publisher", None),
+        state.keys,
         cabinet_id=cabinet_id,
-        door_id=door_id,
+        action="open_door",
+        door=door.number,
         reason=body.reason,
         caller=caller,
-        site_ids=site_scope(principal),
+        audit=state.audit,
     )
-    return DoorCommandPublic.model_validate(command)
+    return LinkCommandPublic.model_validate(command)
+
+
+@router.get("/{cabinet_id}/commands/{command_id}")
+def get_command(
+    cabinet_id: IdPath,
+    command_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    session: SessionDep,
+    principal: Reader,
+) -> LinkCommandPublic:
+    """Follow a command: created → sent → delivered → succeeded | failed | rejected | ..."""
+    config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    command = commands.get_command(session, cabinet_id=cabinet_id, command_id=command_id)
+    return LinkCommandPublic.model_validate(command)
+
+
+@router.put("/{cabinet_id}/remote-open")
+def switch_remote_open(
+    cabinet_id: IdPath,
+    body: RemoteOpenSwitch,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    principal: Staff,
+) -> RemoteOpenSwitchPublic:
+    """The operator's kill switch for remote opening (pickup codes keep working)."""
+    cabinet = config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    control = commands.set_remote_open(
+        session,
+        request.app.state.audit,
+        cabinet_id=cabinet_id,
+        enabled=body.enabled,
+        reason=body.reason,
+        caller=caller,
+    )
+    return RemoteOpenSwitchPublic(
+        cabinet_id=cabinet_id,
+        remote_open_enabled=control.remote_open_enabled,
+        site_remote_open_enabled=commands.site_remote_open_enabled(session, cabinet.site_id),
+        remote_open_reason=control.remote_open_reason,
+    )
