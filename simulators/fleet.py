@@ -151,6 +151,9 @@ class FleetCabinet:
         self.counters = counters
         self.connection = 0
         self.online = False
+        self.announced = False
+        self.presence_mid: int | None = None
+        self.on_session: Callable[[FleetCabinet], None] = lambda cabinet: None
         self.backoff = 0.0
         self.state_version = 0
         self.doors = dict.fromkeys(range(1, settings.doors + 1), "closed")
@@ -176,6 +179,7 @@ class FleetCabinet:
             client.tls_set_context(ssl.create_default_context(cafile=str(self.settings.ca_file)))
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         client.max_inflight_messages_set(100)
         return client
 
@@ -203,19 +207,41 @@ class FleetCabinet:
             return
         for kind in ("evt/ack", "cmd", "sync"):
             client.subscribe(_topic(kind, self.cabinet_id), qos=1)
-        self._publish(
-            "presence",
-            _presence_msg(self.cabinet_id, "online", self.connection, self._version),
-            retain=True,
-        )
-        self._publish_state()
-        self.online = True
         self.backoff = 0.0
-        self.counters.add(online=1, connects=1)
+        self.counters.add(connects=1)
+        # paho re-sends the previous session's unacknowledged PUBLISHes right after this
+        # callback returns; announcing later keeps a stale presence from overtaking ours.
+        self.on_session(self)
+
+    def announce(self) -> None:
+        """Publish presence and state of this connection, then the whole journal."""
+        presence = _presence_msg(self.cabinet_id, "online", self.connection, self._version)
+        self.presence_mid = self.client.publish(
+            _topic("presence", self.cabinet_id), presence, qos=1, retain=True
+        ).mid
+        self._publish_state()
+        self.announced = True
         self.sent_at.clear()  # everything unacknowledged goes out again
         self.flush_journal()
 
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+    ) -> None:
+        if mid == self.presence_mid and self.announced and not self.online:
+            self.online = True  # the broker holds our presence: online as the server sees it
+            self.counters.add(online=1)
+
+    def drop_connection(self) -> None:
+        """Cut the TCP connection without DISCONNECT, as a power cut would: the broker
+        publishes the last will, and the cabinet reconnects after its backoff."""
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):  # an ssl.SSLSocket is one too
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def on_connection_lost(self) -> None:
+        self.announced = False
+        self.presence_mid = None
         if self.online:
             self.online = False
             self.counters.add(online=-1)
@@ -238,7 +264,7 @@ class FleetCabinet:
 
     def flush_journal(self, now: float | None = None) -> None:
         """Publish, in journal order, every event not sent within ``resend_after``."""
-        if not self.online:
+        if not self.announced:
             return
         now = time.monotonic() if now is None else now
         due = [
@@ -391,6 +417,7 @@ class _LoopThread(threading.Thread):
         self._timers: list[tuple[float, int, FleetCabinet]] = []
         self._ticket = itertools.count()
         self._dirty: set[FleetCabinet] = set()
+        self._sessions: list[FleetCabinet] = []
         self._stopping = False
         for cabinet in cabinets:
             self._wire(cabinet)
@@ -401,6 +428,7 @@ class _LoopThread(threading.Thread):
         client.on_socket_close = lambda _c, _u, sock: self._forget(sock)
         client.on_socket_register_write = lambda _c, _u, _s: self._dirty.add(cabinet)
         client.on_disconnect = lambda _c, _u, _f, reason, _p: self._lost(cabinet, reason)
+        cabinet.on_session = self._sessions.append
 
     # ---------------------------------------------------------------- from other threads
     def post(self, op: Callable[[], None]) -> None:
@@ -427,6 +455,7 @@ class _LoopThread(threading.Thread):
         while not self._stopping:
             timeout = max(0.0, min(next_tick, self._next_timer()) - time.monotonic())
             self._dispatch(self._selector.select(timeout))
+            self._announce_sessions()
             self._run_ops()
             self._run_due_connects()
             if time.monotonic() >= next_tick:
@@ -446,6 +475,12 @@ class _LoopThread(threading.Thread):
                 cabinet.client.loop_read(max_packets=100)
             if events & selectors.EVENT_WRITE:
                 self._dirty.add(cabinet)
+
+    def _announce_sessions(self) -> None:
+        while self._sessions:
+            cabinet = self._sessions.pop()
+            if cabinet.client.is_connected():
+                cabinet.announce()
 
     def _flush_writes(self) -> None:
         while self._dirty:

@@ -1,0 +1,261 @@
+"""The simulated fleet against a real private Mosquitto started with the project's config.
+
+A test client logged in as the server account plays the server: it watches presence,
+receives evt batches, acknowledges them, and publishes signed commands.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import jsonschema
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from locker_agent import contract
+from simulators.fleet import Fleet, FleetSettings, cabinet_ids
+from tests.link_support.clients import Received, TestClient, connect
+from tests.link_support.mosquitto import PrivateMosquitto
+
+MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "contract"
+SIGNING_KEY = Ed25519PrivateKey.generate()
+TRUSTED = {contract.key_id_of(SIGNING_KEY.public_key()): SIGNING_KEY.public_key()}
+
+
+def _broker(ids: tuple[str, ...]) -> PrivateMosquitto:
+    return PrivateMosquitto(cabinets={cid: f"pw-{cid}" for cid in ids}, plain=True)
+
+
+def _settings(broker: PrivateMosquitto, ids: tuple[str, ...], **overrides: object) -> FleetSettings:
+    values: dict[str, object] = {
+        "host": broker.host,
+        "port": broker.plain_port,
+        "cabinet_ids": ids,
+        "passwords": {cid: f"pw-{cid}" for cid in ids},
+        "trusted_keys": TRUSTED,
+        "doors": 4,
+    }
+    values.update(overrides)
+    return FleetSettings(**values)  # type: ignore[arg-type]
+
+
+def _server(broker: PrivateMosquitto) -> TestClient:
+    account = broker.server_credentials
+    return connect(broker, account.username, account.password, tls=False)
+
+
+def _drain(client: TestClient, until: float) -> Iterator[Received]:
+    while (left := until - time.monotonic()) > 0:
+        try:
+            yield client.next_message(timeout=left)
+        except queue.Empty:
+            return
+
+
+def _valid(kind: str, payload: bytes) -> dict[str, object]:
+    """The message, after checking it against the committed JSON Schema of its type."""
+    document: dict[str, object] = json.loads(payload)
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    return document
+
+
+def _retained_presence(broker: PrivateMosquitto, count: int) -> dict[str, dict]:
+    """cabinet id → retained presence body, read as the server account.
+
+    With ``mosquitto_sub``: paho's own loop thread uses ``select()``, which cannot watch a
+    descriptor above 1024, and the fleet holds a thousand sockets in this process.
+    """
+    account = broker.server_credentials
+    command = [MOSQUITTO_SUB, "-h", broker.host, "-p", str(broker.plain_port), "-V", "mqttv5"]
+    command += ["-u", account.username, "-P", account.password, "-t", "lockers/v1/+/presence"]
+    command += ["-v", "-C", str(count), "-W", "30"]
+    lines = subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
+    latest: dict[str, dict] = {}
+    for line in lines.decode().splitlines():
+        topic, payload = line.split(" ", 1)
+        body = _valid("presence", payload.encode())["body"]
+        assert isinstance(body, dict)
+        latest[contract.topics.parse(topic).cabinet_id] = body
+    return latest
+
+
+def test_a_thousand_cabinets_connect_at_once_and_all_are_online_again_after_broker_restart() -> (
+    None
+):
+    ids = cabinet_ids("FLEET-", 1000)
+    with _broker(ids) as broker, Fleet(_settings(broker, ids)) as fleet:
+        assert fleet.wait_online(timeout=60)
+        broker.restart()
+        everyone_reconnected = lambda c: c.connects >= 2 * len(ids) and c.online == len(ids)  # noqa: E731
+        assert fleet.counters.wait_for(everyone_reconnected, timeout=60)
+        latest = _retained_presence(broker, len(ids))
+    assert set(latest) == set(ids)
+    for cid, body in latest.items():
+        assert body["status"] == "online"
+        assert body["connection"] == fleet.cabinets[cid].connection >= 2
+
+
+def test_a_cabinet_that_drops_off_is_declared_offline_by_its_will_with_the_same_connection() -> (
+    None
+):
+    ids = cabinet_ids("WILL-", 3)
+    with _broker(ids) as broker, Fleet(_settings(broker, ids, reconnect_min=2.0)) as fleet:
+        assert fleet.wait_online(timeout=10)
+        with _server(broker) as server:
+            server.subscribe(contract.topics.presence(ids[0]))
+            server.next_message()  # the retained "online"
+            first = fleet.cabinets[ids[0]].connection
+            fleet.on_loop(ids[0], lambda cabinet: cabinet.drop_connection())
+            will = _valid("presence", server.next_message(timeout=5).payload)["body"]
+            back = _valid("presence", server.next_message(timeout=10).payload)["body"]
+    assert will == {
+        "status": "offline",
+        "connection": first,
+        "agent_version": will["agent_version"],
+    }
+    assert back["status"] == "online"
+    assert back["connection"] > first
+
+
+def test_events_are_published_again_until_the_server_acknowledges_them() -> None:
+    ids = cabinet_ids("EVT-", 2)
+    with _broker(ids) as broker, _server(broker) as server:
+        server.subscribe("lockers/v1/+/evt")
+        fleet_settings = _settings(broker, ids, resend_after=0.3, batch_size=3)
+        with Fleet(fleet_settings) as fleet:
+            assert fleet.wait_online(timeout=10)
+            fleet.emit_events(per_cabinet=5, cabinet_ids=[ids[0]])
+            first_round = _collect_events(server, 5, timeout=5)
+            second_round = _collect_events(server, 5, timeout=5)
+            _acknowledge(server, ids[0], [e["event_id"] for e in first_round])
+            assert fleet.wait_acked(timeout=5)
+            time.sleep(0.6)  # two resend periods: nothing acknowledged may come back
+            late = list(_drain(server, time.monotonic() + 0.3))
+    assert [e["seq"] for e in first_round] == [1, 2, 3, 4, 5]
+    assert [e["event_id"] for e in second_round] == [e["event_id"] for e in first_round]
+    assert late == []
+    assert fleet.counters.events_acked == 5
+
+
+def _collect_events(server: TestClient, count: int, timeout: float) -> list[dict]:
+    events: list[dict] = []
+    for message in _drain(server, time.monotonic() + timeout):
+        body = _valid("evt", message.payload)["body"]
+        assert isinstance(body, dict)
+        assert len(body["events"]) <= 3
+        events += body["events"]
+        if len(events) >= count:
+            break
+    return events
+
+
+def _acknowledge(server: TestClient, cabinet_id: str, event_ids: list[str]) -> None:
+    ack = contract.new_envelope(cabinet_id, contract.EventAck(event_ids=event_ids))
+    server.publish(contract.topics.evt_ack(cabinet_id), contract.encode(ack))
+
+
+def _command(
+    cabinet_id: str,
+    counter: int,
+    *,
+    door: int | None = 1,
+    key: Ed25519PrivateKey = SIGNING_KEY,
+    expires_in: float = 60,
+) -> contract.CommandMessage:
+    now = contract.utc_now()
+    body = contract.UnsignedCommand(
+        command_id=contract.new_message_id(),
+        counter=counter,
+        issued_at=now - timedelta(seconds=1),
+        expires_at=now + timedelta(seconds=expires_in),
+        action="open_door",
+        door=door,
+        reason="test",
+        maintenance_token=None,
+        key_id=contract.key_id_of(key.public_key()),
+    )
+    return contract.sign_command(contract.new_envelope(cabinet_id, body), key)
+
+
+def _final_result(server: TestClient, command_id: str) -> dict:
+    for message in _drain(server, time.monotonic() + 5):
+        body = _valid("cmd_res", message.payload)["body"]
+        assert isinstance(body, dict)
+        if body["command_id"] == command_id and body["status"] != "received":
+            return body
+    raise AssertionError(f"no final result for {command_id}")
+
+
+def _send(
+    server: TestClient,
+    command: contract.CommandMessage,
+    *,
+    retain: bool = False,
+    to: str | None = None,
+) -> str:
+    topic = contract.topics.cmd(to or command.cabinet_id)
+    server.publish(topic, contract.encode(command), retain=retain)
+    return command.body.command_id
+
+
+def test_a_signed_command_opens_the_door_and_every_bad_one_is_rejected_with_its_reason() -> None:
+    ids = cabinet_ids("CMD-", 2)
+    cid = ids[0]
+    stranger = Ed25519PrivateKey.generate()
+    good = _command(cid, 5)
+    tampered = good.model_copy(update={"body": good.body.model_copy(update={"door": 2})})
+    retargeted = good.model_copy(update={"cabinet_id": ids[1]})
+    cases = [
+        (good, "succeeded", None),
+        (good, "rejected", "duplicate_command"),
+        (_command(cid, 4), "rejected", "replayed_counter"),
+        (_command(cid, 6, key=stranger), "rejected", "unknown_key"),
+        (tampered, "rejected", "bad_signature"),
+        (_command(cid, 7, door=99), "rejected", "unknown_door"),
+        (_command(cid, 8, expires_in=0.001), "rejected", "expired"),
+    ]
+    with _broker(ids) as broker, Fleet(_settings(broker, ids)) as fleet:
+        assert fleet.wait_online(timeout=10)
+        with _server(broker) as server:
+            server.subscribe("lockers/v1/+/cmd/res")
+            results = [_final_result(server, _send(server, c)) for c, _, _ in cases]
+            retargeted_result = _final_result(server, _send(server, retargeted))
+            misdelivered = _final_result(server, _send(server, _command(ids[1], 9), to=cid))
+        doors = dict(fleet.cabinets[cid].doors)
+    assert [(r["status"], r["reason"]) for r in results] == [(s, r) for _, s, r in cases]
+    assert results[0]["outcome"] == "confirmed"
+    assert doors == {1: "open", 2: "closed", 3: "closed", 4: "closed"}
+    assert (retargeted_result["status"], retargeted_result["reason"]) == (
+        "rejected",
+        "bad_signature",
+    )
+    assert (misdelivered["status"], misdelivered["reason"]) == ("rejected", "wrong_cabinet")
+
+
+def test_a_retained_command_is_never_acted_on() -> None:
+    ids = cabinet_ids("RET-", 1)
+    with _broker(ids) as broker, _server(broker) as server:
+        server.subscribe("lockers/v1/+/cmd/res")
+        command_id = _send(server, _command(ids[0], 1), retain=True)
+        with Fleet(_settings(broker, ids)) as fleet:
+            assert fleet.wait_online(timeout=10)
+            result = _final_result(server, command_id)
+            doors = dict(fleet.cabinets[ids[0]].doors)
+    assert (result["status"], result["reason"]) == ("rejected", "retained")
+    assert set(doors.values()) == {"closed"}
+
+
+def test_the_fleet_connects_over_tls_with_the_brokers_ca() -> None:
+    ids = cabinet_ids("TLS-", 20)
+    with _broker(ids) as broker:
+        settings = _settings(broker, ids, port=broker.tls_port, ca_file=broker.ca_file)
+        with Fleet(settings) as fleet:
+            assert fleet.wait_online(timeout=30)
+            assert fleet.online == 20
