@@ -35,8 +35,13 @@ def server(broker: PrivateMosquitto) -> Iterator[TestClient]:
         yield client
 
 
-def cabinet(broker: PrivateMosquitto, cabinet_id: str, **options: int) -> TestClient:
-    return connect(broker, cabinet_id, PASSWORDS[cabinet_id], client_id=cabinet_id, **options)
+def cabinet(
+    broker: PrivateMosquitto, cabinet_id: str, session_expiry: int | None = None
+) -> TestClient:
+    password = PASSWORDS[cabinet_id]
+    return connect(
+        broker, cabinet_id, password, client_id=cabinet_id, session_expiry=session_expiry
+    )
 
 
 def unique() -> bytes:
