@@ -6,6 +6,8 @@
     locker-sim board --protocol kerong --boards 0 1 --locks 16 --tcp    # socket://…
     locker-sim board --protocol 8a80 --boards 1 --link /tmp/locker-bus --no-pacing
 
+    locker-sim fleet --port 8883 --ca-file ca.crt --passwords pw.json --count 1000
+
 The first stdout line is the device path (or socket URL) to give the agent. After it,
 every door move is printed (``door 1/5 open``), and these commands are read from stdin::
 
@@ -14,6 +16,16 @@ every door move is printed (``door 1/5 open``), and these commands are read from
     fault B NAME VALUE         e.g. ``fault 2 offline on``, ``fault 1 reply_delay 0.8``
     echo on|off                adapter echo on the whole bus
     doors                      print every open door
+
+``locker-sim fleet`` connects many lightweight simulated cabinets (:mod:`simulators.fleet`)
+and reads these commands from stdin, answering each with one line::
+
+    wait online|acked SECONDS  "online ok 1.234" once all are online (or all events acked),
+                               "online timeout 1.234" otherwise
+    emit N [TYPE ...]          journal N events per cabinet (types cycle; default
+                               door.opened door.closed) and publish them: "emitted TOTAL"
+    stats                      one JSON line: counters and every cabinet's connection number
+    drop ID ...                cut these cabinets' connections without DISCONNECT: "dropped N"
 """
 
 from __future__ import annotations
@@ -21,18 +33,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 
+from locker_agent.contract import ContractError, trusted_keys
 from simulators.board import BoardConfig, DoorChange, SimulatedDoor
 from simulators.bus import SimulatedBus
 from simulators.errors import SimulatorError
 from simulators.faults import BoardFaults
+from simulators.fleet import Fleet, FleetSettings, cabinet_ids
 from simulators.timing import Timing
 
 logger = logging.getLogger(__name__)
@@ -53,12 +70,35 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--no-pacing", action="store_true", help="send replies in one go")
     board.add_argument("--link", default=None, help="also make this symlink to the pty")
     board.add_argument("--verbose", "-v", action="store_true", help="debug logs to stderr")
+    _add_fleet_parser(commands)
     return parser
+
+
+def _add_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fleet = commands.add_parser("fleet", help="connect many simulated cabinets to a broker")
+    fleet.add_argument("--host", default="127.0.0.1")
+    fleet.add_argument("--port", type=int, default=1883)
+    fleet.add_argument("--count", type=int, default=1000, help="cabinets (without --passwords)")
+    fleet.add_argument("--prefix", default="SIM-", help="cabinet id prefix (without --passwords)")
+    fleet.add_argument(
+        "--passwords", type=Path, help="JSON file {cabinet id: password}; its ids are the fleet"
+    )
+    fleet.add_argument("--ca-file", type=Path, help="broker CA: connect with TLS")
+    fleet.add_argument(
+        "--trusted-key", action="append", default=[], help="base64 Ed25519 command key"
+    )
+    fleet.add_argument("--doors", type=int, default=12, help="doors per cabinet")
+    fleet.add_argument("--threads", type=int, default=4, help="network loop threads")
+    fleet.add_argument("--batch-size", type=int, default=100, help="events per evt message")
+    fleet.add_argument("--resend-after", type=float, default=10.0, help="seconds before re-publish")
+    fleet.add_argument("--verbose", "-v", action="store_true", help="debug logs to stderr")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    if args.command == "fleet":
+        return _run_fleet(args)
     try:
         bus = SimulatedBus(
             args.protocol,
@@ -211,6 +251,83 @@ _COMMANDS: dict[str, Command] = {
     "echo": _echo,
     "doors": _doors,
 }
+
+
+# ------------------------------------------------------------------ fleet
+def _run_fleet(args: argparse.Namespace) -> int:
+    try:
+        settings = _fleet_settings(args)
+    except (SimulatorError, ContractError, OSError, ValueError) as exc:
+        print(f"locker-sim: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    _on_signals(lambda: stop.set())
+    with Fleet(settings) as fleet:
+        print(f"fleet {len(settings.cabinet_ids)} cabinets -> {args.host}:{args.port}", flush=True)
+        threading.Thread(target=_read_fleet_commands, args=(fleet, stop), daemon=True).start()
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+def _fleet_settings(args: argparse.Namespace) -> FleetSettings:
+    passwords: dict[str, str] = {}
+    if args.passwords is not None:
+        passwords = {str(k): str(v) for k, v in json.loads(args.passwords.read_text()).items()}
+    ids = tuple(sorted(passwords)) if passwords else cabinet_ids(args.prefix, args.count)
+    return FleetSettings(
+        host=args.host,
+        port=args.port,
+        cabinet_ids=ids,
+        doors=args.doors,
+        passwords=passwords,
+        ca_file=args.ca_file,
+        trusted_keys=trusted_keys(args.trusted_key),
+        loop_threads=args.threads,
+        batch_size=args.batch_size,
+        resend_after=args.resend_after,
+    )
+
+
+def _read_fleet_commands(fleet: Fleet, stop: threading.Event) -> None:
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            answer = _fleet_command(fleet, words)
+        except (SimulatorError, ValueError, IndexError, KeyError) as exc:
+            answer = f"error: {exc}"
+        print(answer, flush=True)
+    stop.set()  # stdin closed: the driver is gone
+
+
+def _fleet_command(fleet: Fleet, words: list[str]) -> str:
+    name, args = words[0], words[1:]
+    if name == "wait":
+        return _fleet_wait(fleet, args[0], float(args[1]))
+    if name == "emit":
+        kinds = args[1:] or ["door.opened", "door.closed"]
+        fleet.emit_events(int(args[0]), kinds)
+        return f"emitted {fleet.counters.events_journaled}"
+    if name == "stats":
+        return json.dumps(dataclasses.asdict(fleet.snapshot()))
+    if name == "drop":
+        for cabinet_id in args:
+            fleet.on_loop(cabinet_id, lambda cabinet: cabinet.drop_connection())
+        return f"dropped {len(args)}"
+    return f"error: unknown command {name!r}; try: wait, emit, stats, drop"
+
+
+def _fleet_wait(fleet: Fleet, what: str, timeout: float) -> str:
+    started = time.monotonic()
+    if what == "online":
+        done = fleet.wait_online(timeout)
+    elif what == "acked":
+        done = fleet.wait_acked(timeout)
+    else:
+        raise ValueError(f"wait for 'online' or 'acked', not {what!r}")
+    return f"{what} {'ok' if done else 'timeout'} {time.monotonic() - started:.3f}"
 
 
 if __name__ == "__main__":

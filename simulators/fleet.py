@@ -42,7 +42,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,19 @@ class CommandOutcome:
     command_id: str | None
     status: str
     reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetSnapshot:
+    """The fleet at one moment (see :meth:`Fleet.snapshot`)."""
+
+    online: int
+    connects: int
+    events_journaled: int
+    events_acked: int
+    evt_messages_sent: int
+    connections: Mapping[str, int]
+    online_ids: tuple[str, ...]
 
 
 @dataclasses.dataclass
@@ -628,13 +641,33 @@ class Fleet:
     def emit_events(
         self,
         per_cabinet: int,
-        event_type: str = "door.opened",
+        event_types: Sequence[str] = ("door.opened", "door.closed"),
         cabinet_ids: Iterable[str] | None = None,
     ) -> None:
-        """Journal ``per_cabinet`` events in each cabinet and publish them."""
+        """Journal ``per_cabinet`` events in each cabinet and publish them.
+
+        The types cycle per door: with the default, every door opens, then closes, and
+        the next door does the same, as a real cabinet's door events would.
+        """
+        emit = functools.partial(_emit, count=per_cabinet, kinds=tuple(event_types))
         for cabinet_id in cabinet_ids or self.cabinets:
-            self.on_loop(cabinet_id, functools.partial(_emit, count=per_cabinet, kind=event_type))
+            self.on_loop(cabinet_id, emit)
         self.settle()
+
+    def snapshot(self) -> FleetSnapshot:
+        """Totals and every cabinet's current connection number (taken on the loops)."""
+        self.settle()
+        with self.counters.lock:
+            counters = self.counters
+            return FleetSnapshot(
+                online=counters.online,
+                connects=counters.connects,
+                events_journaled=counters.events_journaled,
+                events_acked=counters.events_acked,
+                evt_messages_sent=counters.evt_messages_sent,
+                connections={cid: c.connection for cid, c in self.cabinets.items()},
+                online_ids=tuple(cid for cid, c in self.cabinets.items() if c.online),
+            )
 
     def settle(self, timeout: float = 30.0) -> None:
         """Return once every loop thread has run all the work posted before this call."""
@@ -650,10 +683,11 @@ class Fleet:
         self._owner[cabinet_id].post(lambda: op(cabinet))
 
 
-def _emit(cabinet: FleetCabinet, *, count: int, kind: str) -> None:
+def _emit(cabinet: FleetCabinet, *, count: int, kinds: tuple[str, ...]) -> None:
     doors = list(cabinet.doors)
     for index in range(count):
-        cabinet.journal_event(kind, doors[index % len(doors)], {})
+        door = doors[(index // len(kinds)) % len(doors)]
+        cabinet.journal_event(kinds[index % len(kinds)], door, {})
     cabinet.flush_journal()
 
 
