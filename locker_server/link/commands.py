@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -403,7 +403,6 @@ def _publish(
 ) -> None:
     if publisher is None:
         _fail_unsent(session, recorder, cabinet, command, "link_unavailable")
-    assert publisher is not None
     try:
         publisher.publish(topics.cmd(cabinet.code), payload, qos=1, retain=False)
     except Exception as exc:
@@ -422,7 +421,8 @@ def _publish(
 
 def _fail_unsent(
     session: Session, recorder: AuditRecorder, cabinet: Cabinet, command: LinkCommand, why: str
-) -> None:
+) -> NoReturn:
+    """Record the stored command as failed (never sent) and tell the caller."""
     _advance(
         session,
         command,
@@ -592,18 +592,14 @@ def expire_overdue_commands(
     )
     overdue = list(session.exec(query).all())
     for command in overdue:
+        last_status = command.status
         command.status, command.finished_at = CommandStatus.outcome_unknown, now
         session.add(command)
+        cabinet = _cabinet(session, command.cabinet_id)
         _audit(
-            session,
-            audit,
-            command,
-            _cabinet(session, command.cabinet_id),
-            action="command.outcome_unknown",
-            caller=_WORKER,
-            outcome="unknown",
-            details={"last_status": "delivered" if command.delivered_at else "sent"},
-        )
+            session, audit, command, cabinet, action="command.outcome_unknown", caller=_WORKER,
+            outcome="unknown", details={"last_status": last_status},
+        )  # fmt: skip
     return len(overdue)
 
 

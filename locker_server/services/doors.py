@@ -84,7 +84,12 @@ def request_remote_open(
     caller: Caller,
     site_ids: Scope = None,
 ) -> DoorCommand:
-    """Queue an operator's remote open (executed by the cabinet link, a later issue)."""
+    """Queue an operator's remote open as a ``door_commands`` row (no cabinet link involved).
+
+    The API's remote open no longer uses this queue: it sends a signed command over the
+    cabinet link (:func:`locker_server.link.commands.issue_command`), which records its own
+    lifecycle in ``link_commands``.
+    """
     door = get_door(session, cabinet_id, door_id, site_ids=site_ids)
     cabinet = get_cabinet(session, cabinet_id)
     command = DoorCommand(
