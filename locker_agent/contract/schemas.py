@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from locker_agent.contract.bodies import (
     CommandMessage,
     CommandResultMessage,
@@ -25,12 +23,12 @@ from locker_agent.contract.bodies import (
     StateMessage,
     SyncMessage,
 )
-from locker_agent.contract.envelope import MessageType
+from locker_agent.contract.envelope import Envelope, MessageType
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE_ID = "https://parcel-locker.example/contract/v1/"
 
-ENVELOPES: dict[MessageType, type[BaseModel]] = {
+ENVELOPES: dict[MessageType, type[Envelope[Any]]] = {
     "presence": PresenceMessage,
     "state": StateMessage,
     "evt": EventMessage,

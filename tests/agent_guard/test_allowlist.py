@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-import locker_agent.link.allowlist as allowlist_module
 from locker_agent.contract import (
     AllowListEntry,
     AllowListSync,
@@ -239,13 +239,13 @@ def test_every_entry_is_compared_even_after_a_match(
     allow: AllowList, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compared: list[str] = []
-    real = allowlist_module.hmac.compare_digest
+    real = hmac.compare_digest
 
     def counting(a: str, b: str) -> bool:
         compared.append(a)
-        return real(a, b)
+        return bool(real(a, b))
 
-    monkeypatch.setattr(allowlist_module.hmac, "compare_digest", counting)
+    monkeypatch.setattr(hmac, "compare_digest", counting)
     allow.apply(sync(6, [entry(n, 1, code=f"{n:08d}") for n in range(1, 51)]))
     assert allow.check(code="00000001", now=NOW) == Match((1,), 1, "code", 6)
     assert len(compared) == 50

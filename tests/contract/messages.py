@@ -33,7 +33,7 @@ T0 = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
 
 
 def presence(status: str = "online", connection: int = 7) -> Envelope[Presence]:
-    body = Presence(status=status, connection=connection, agent_version="0.1.0")  # type: ignore[arg-type]
+    body = Presence(status=status, connection=connection, agent_version="0.1.0")
     return new_envelope(CABINET, body, sent_at=T0)
 
 

@@ -28,7 +28,7 @@ KEY = Ed25519PrivateKey.generate()
     ["door.opened", "door.open_outcome_unknown", "deposit", "telemetry.temperature", "alarm"],
 )
 def test_known_event_types_are_accepted(event_type: str) -> None:
-    data = {"kind": "tamper"} if event_type == "alarm" else {}
+    data: dict[str, Any] = {"kind": "tamper"} if event_type == "alarm" else {}
     assert messages.event(event_type, **data).type == event_type
 
 
