@@ -1,12 +1,18 @@
 """Periodic work that runs beside the API in ``locker-server serve``.
 
-Three jobs, each on its own daemon thread, each surviving its own failures:
+Four jobs, each on its own daemon thread(s), each surviving its own failures:
 
 * the notification worker (outbox → SMTP / SMS gateway / webhooks);
 * the parcel sweeps every ``sweep_seconds`` (stale reservations released, reminders
   queued, overdue parcels expired);
 * an audit checkpoint every ``settings.audit_checkpoint_seconds``, so entries written
-  just before a quiet period are still covered by a signed checkpoint in time.
+  just before a quiet period are still covered by a signed checkpoint in time;
+* the cabinet link: the MQTT bridge (``locker_server.link.bridge``) to
+  ``LOCKER_MQTT_URL`` or, when none is set, to an embedded development broker (amqtt)
+  started here on 127.0.0.1:``LOCKER_EMBEDDED_BROKER_PORT``. If the link cannot start
+  (e.g. that port is taken) the error is logged and the API serves without it.
+  Unlike the other jobs, the bridge is safe to run in every server process: its
+  shared subscriptions split the cabinets' messages between them.
 
 A deployment that scales the API to several processes runs these once, separately
 (``locker-server notifications run-worker`` and ``locker-server parcel sweep`` from cron),
@@ -26,6 +32,9 @@ from locker_server.audit import AuditLog
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
+from locker_server.link.bridge import BridgeConfig, LinkError, LinkPublisher, MqttBridge
+from locker_server.link.embedded_broker import EmbeddedBroker
+from locker_server.link.ingest import Ingest
 from locker_server.notifications import Notifier
 from locker_server.notifications.worker import NotificationWorker
 from locker_server.services import DomainDeps, parcels
@@ -66,6 +75,8 @@ class BackgroundJobs:
     sweep_seconds: float = 60.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    bridge: MqttBridge | None = None
+    embedded_broker: EmbeddedBroker | None = None
 
     def start(self) -> None:
         audit = audit_log_for(self.settings, self.keys)
@@ -76,11 +87,35 @@ class BackgroundJobs:
         self._spawn("parcel-sweeps", self._every(self.sweep_seconds, lambda: self._sweep(deps)))
         checkpoint_seconds = float(self.settings.audit_checkpoint_seconds)
         self._spawn("audit-checkpoints", self._every(checkpoint_seconds, lambda: self._seal(audit)))
+        self._start_link(deps)
+
+    @property
+    def link_publisher(self) -> LinkPublisher | None:
+        """Where the server publishes to cabinets (commands, sync); None without a link."""
+        return self.bridge.publisher if self.bridge is not None else None
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        if self.bridge is not None:
+            self.bridge.stop(timeout)
+        if self.embedded_broker is not None:
+            self.embedded_broker.stop(timeout)
         for thread in self._threads:
             thread.join(timeout)
+
+    def _start_link(self, deps: DomainDeps) -> None:
+        try:
+            if self.settings.mqtt_url is None:
+                broker = EmbeddedBroker(self.settings.embedded_broker_port)
+                broker.start()
+                self.embedded_broker = broker
+            bridge = MqttBridge(
+                BridgeConfig.from_settings(self.settings), Ingest(self.engine, deps)
+            )
+            bridge.start()
+            self.bridge = bridge
+        except LinkError:
+            logger.exception("cabinet link not started; the API serves without it")
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

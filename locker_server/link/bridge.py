@@ -214,7 +214,10 @@ class MqttBridge:
             manual_ack=True,
         )
         if config.tls:
-            client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise BridgeConfigError(f"cannot use the broker CA file: {exc}") from exc
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)

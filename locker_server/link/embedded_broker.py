@@ -71,9 +71,10 @@ class EmbeddedBroker:
         except BaseException as exc:  # reported to start(); the thread ends
             self._error = exc
             self._started.set()
-            return
-        self._loop.run_forever()
-        self._loop.close()
+        else:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
 
     async def _serve(self) -> None:
         self._broker = Broker(_broker_config(self.port), loop=self._loop)
@@ -83,3 +84,9 @@ class EmbeddedBroker:
     async def _shutdown(self) -> None:
         if self._broker is not None:
             await self._broker.shutdown()
+        # amqtt never closes the connection of a client that disconnected by itself; close
+        # what is left while the loop still runs, or the sockets leak (ResourceWarning).
+        transports: dict[int, asyncio.BaseTransport] = getattr(self._loop, "_transports", {})
+        for transport in list(transports.values()):
+            transport.close()
+        await asyncio.sleep(0.05)
