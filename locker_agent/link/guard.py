@@ -100,9 +100,10 @@ class ClockOffset:
 
     @property
     def offset(self) -> timedelta:
-        if not self._samples:
+        samples = tuple(self._samples)  # one atomic copy: observe() may run on another thread
+        if not samples:
             return timedelta(0)
-        return timedelta(seconds=statistics.median(self._samples))
+        return timedelta(seconds=statistics.median(samples))
 
     def server_now(self, local_now: datetime) -> datetime:
         return local_now + self.offset

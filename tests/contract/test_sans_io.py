@@ -44,3 +44,20 @@ def test_importing_the_contract_loads_no_mqtt_database_or_agent_runtime() -> Non
     for module in ("paho", "paho.mqtt", "sqlite3", "sqlalchemy", "locker_agent.doors",
                    "locker_agent.link", "locker_server", "serial"):  # fmt: skip
         assert module not in loaded
+
+
+def test_the_server_imports_nothing_of_the_agent_but_the_contract() -> None:
+    server = PACKAGE.parents[1] / "locker_server"
+    agent_imports = {
+        (path.name, module)
+        for path in server.rglob("*.py")
+        for module in _imported_roots(path)
+        if module.split(".")[0] == "locker_agent"
+    }
+    assert agent_imports, "the server is expected to use the contract"
+    outside = {
+        (name, module)
+        for name, module in agent_imports
+        if not module.startswith("locker_agent.contract")
+    }
+    assert not outside
