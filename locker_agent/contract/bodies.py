@@ -115,7 +115,7 @@ class AlarmData(BaseModel):
     detail: ShortText | None = None
 
 
-_TYPED_DATA: dict[str, type[BaseModel]] = {
+TYPED_EVENT_DATA: dict[str, type[BaseModel]] = {
     EventType.PICKUP: OfflinePickupData,
     EventType.PICKUP_REFUSED: PickupRefusedData,
     EventType.ALARM: AlarmData,
@@ -135,14 +135,14 @@ class Event(BaseModel):
 
     @model_validator(mode="after")
     def _data_fits_the_type(self) -> Event:
-        model = _TYPED_DATA.get(self.type)
+        model = TYPED_EVENT_DATA.get(self.type)
         if model is not None:
             model.model_validate(self.data)
         return self
 
     def typed_data(self) -> BaseModel | None:
         """The data as its model for ``pickup``, ``pickup.refused`` and ``alarm``; else None."""
-        model = _TYPED_DATA.get(self.type)
+        model = TYPED_EVENT_DATA.get(self.type)
         return None if model is None else model.model_validate(self.data)
 
 

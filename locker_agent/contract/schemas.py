@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from locker_agent.contract.bodies import (
+    TYPED_EVENT_DATA,
     CommandMessage,
     CommandResultMessage,
     EventAckMessage,
@@ -49,12 +50,25 @@ def message_schema(message_type: MessageType) -> dict[str, Any]:
     schema["properties"]["type"] = {"const": message_type, "type": "string"}
     schema["required"] = list(schema["properties"])
     _close_pattern_maps(schema)
+    if "Event" in schema.get("$defs", {}):
+        schema["$defs"]["Event"]["allOf"] = _typed_event_data()
     header = {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_BASE_ID + schema_filename(message_type),
         "title": f"lockers/v1 {message_type} message",
     }
     return header | {key: value for key, value in schema.items() if key != "title"}
+
+
+def _typed_event_data() -> list[dict[str, Any]]:
+    """``pickup``, ``pickup.refused`` and ``alarm`` events carry data of a fixed shape."""
+    return [
+        {
+            "if": {"properties": {"type": {"const": event_type}}, "required": ["type"]},
+            "then": {"properties": {"data": model.model_json_schema()}},
+        }
+        for event_type, model in sorted(TYPED_EVENT_DATA.items())
+    ]
 
 
 def _close_pattern_maps(node: Any) -> None:

@@ -48,8 +48,22 @@ def test_every_message_either_side_sends_validates_against_its_schema(
         (messages.presence, lambda d: d.update(sent_at="2026-11-26 10:00")),
         (messages.presence, lambda d: d.update(cabinet_id="a/b")),
         (messages.allow_list_sync, lambda d: d["body"].update(kind="teleport")),
+        (messages.event_batch, lambda d: d["body"]["events"][3]["data"].update(code="1234")),
+        (messages.event_batch, lambda d: d["body"]["events"][2]["data"].update(mode="online")),
+        (messages.event_batch, lambda d: d["body"]["events"][4].update(data={})),
     ],
-    ids=["extra-field", "no-version", "wrong-type", "door-key", "timestamp", "cabinet", "kind"],
+    ids=[
+        "extra-field",
+        "no-version",
+        "wrong-type",
+        "door-key",
+        "timestamp",
+        "cabinet",
+        "kind",
+        "refusal-with-code",
+        "online-pickup",
+        "alarm-without-kind",
+    ],
 )
 def test_what_the_models_refuse_the_schemas_refuse_too(message: Any, change: Any) -> None:
     document = json.loads(encode(message()))
