@@ -13,7 +13,11 @@ from jsonschema import ValidationError
 from locker_agent.contract import Envelope, decode, encode
 from locker_agent.contract.schemas import ENVELOPES, all_schemas, main
 from tests.contract import messages
-from tests.contract.schema_validation import SCHEMA_DIR, assert_matches_schema
+from tests.contract.schema_validation import (
+    SCHEMA_DIR,
+    SchemaCheckingPublisher,
+    assert_matches_schema,
+)
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -87,3 +91,23 @@ def test_the_readme_shows_an_example_of_every_message_type() -> None:
 def test_every_readme_example_is_a_valid_message(document: dict[str, Any]) -> None:
     assert_matches_schema(document)
     decode(json.dumps(document).encode(), ENVELOPES[document["type"]])
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        self.sent.append((topic, payload, retain))
+
+
+def test_a_checking_publisher_passes_valid_messages_and_stops_invalid_ones() -> None:
+    recorder = _Recorder()
+    publisher = SchemaCheckingPublisher(recorder)
+    publisher.publish("lockers/v1/LOBBY-01/presence", encode(messages.presence()), retain=True)
+    bad = json.loads(encode(messages.presence()))
+    bad["body"]["connection"] = 0
+    with pytest.raises(ValidationError):
+        publisher.publish("lockers/v1/LOBBY-01/presence", json.dumps(bad).encode())
+    assert publisher.checked == 1
+    assert [topic for topic, _, _ in recorder.sent] == ["lockers/v1/LOBBY-01/presence"]
