@@ -46,3 +46,12 @@ class CabinetLink(SQLModel, table=True):
     agent_version: str | None = Field(default=None, sa_type=String(64))
     since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     state_version: int = -1
+
+
+class CabinetLinkPublic(SQLModel):
+    """The link fields the API adds to a cabinet (offline and never seen until it connects)."""
+
+    online: bool = False
+    last_seen: datetime | None = None
+    connection: int | None = Field(default=None, description="the agent's connection counter")
+    agent_version: str | None = None

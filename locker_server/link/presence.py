@@ -18,13 +18,14 @@ version is ignored, so a redelivered snapshot never rolls a door back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from locker_agent.contract.bodies import Presence, State
 from locker_server.link.models import CabinetLink
@@ -57,6 +58,14 @@ def lock_link(session: Session, cabinet_id: int) -> CabinetLink:
     )
     query = select(CabinetLink).where(CabinetLink.cabinet_id == cabinet_id).with_for_update()
     return session.exec(query.execution_options(populate_existing=True)).one()
+
+
+def links_of(session: Session, cabinet_ids: Sequence[int]) -> dict[int, CabinetLink]:
+    """The link rows of these cabinets (a cabinet that never connected has none)."""
+    if not cabinet_ids:
+        return {}
+    query = select(CabinetLink).where(col(CabinetLink.cabinet_id).in_(cabinet_ids))
+    return {link.cabinet_id: link for link in session.exec(query).all()}
 
 
 def touch(session: Session, cabinet_id: int, now: datetime) -> None:

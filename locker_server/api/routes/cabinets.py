@@ -22,7 +22,10 @@ from locker_server.link.command_models import (
     RemoteOpenSwitch,
     RemoteOpenSwitchPublic,
 )
+from locker_server.link.models import CabinetLink, CabinetLinkPublic
+from locker_server.link.presence import links_of
 from locker_server.models import (
+    Cabinet,
     CabinetCreate,
     CabinetPublic,
     CabinetUpdate,
@@ -40,6 +43,27 @@ Staff = Annotated[Principal, Depends(require_roles(*STAFF))]
 Reader = Annotated[Principal, Depends(require_roles(*READERS))]
 
 
+class CabinetWithLinkPublic(CabinetPublic, CabinetLinkPublic):
+    """A cabinet as the API shows it: its configuration and its link status."""
+
+
+def _with_link(cabinet: Cabinet, link: CabinetLink | None) -> CabinetWithLinkPublic:
+    public = CabinetPublic.model_validate(cabinet).model_dump()
+    if link is not None:
+        public |= {
+            "online": link.online,
+            "last_seen": link.last_seen,
+            "connection": link.connection,
+            "agent_version": link.agent_version,
+        }
+    return CabinetWithLinkPublic.model_validate(public)
+
+
+def _cabinets_public(session: SessionDep, cabinets: list[Cabinet]) -> list[CabinetWithLinkPublic]:
+    links = links_of(session, [cabinet.id for cabinet in cabinets if cabinet.id is not None])
+    return [_with_link(cabinet, links.get(cabinet.id or 0)) for cabinet in cabinets]
+
+
 def _doors_public(session: SessionDep, doors: list[Door]) -> list[DoorPublic]:
     codes = config.size_codes(session)
     return [config.door_public(door, codes[door.size_class_id]) for door in doors]
@@ -50,9 +74,9 @@ def list_cabinets(
     session: SessionDep,
     principal: Reader,
     site_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-) -> list[CabinetPublic]:
+) -> list[CabinetWithLinkPublic]:
     cabinets = config.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
-    return [CabinetPublic.model_validate(cabinet) for cabinet in cabinets]
+    return _cabinets_public(session, list(cabinets))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -62,17 +86,19 @@ def create_cabinet(
     deps: DomainDepsDep,
     caller: CallerDep,
     principal: Staff,
-) -> CabinetPublic:
+) -> CabinetWithLinkPublic:
     cabinet = config.create_cabinet(
         session, deps, body, caller=caller, site_ids=site_scope(principal)
     )
-    return CabinetPublic.model_validate(cabinet)
+    return _cabinets_public(session, [cabinet])[0]
 
 
 @router.get("/{cabinet_id}")
-def get_cabinet(cabinet_id: IdPath, session: SessionDep, principal: Reader) -> CabinetPublic:
+def get_cabinet(
+    cabinet_id: IdPath, session: SessionDep, principal: Reader
+) -> CabinetWithLinkPublic:
     cabinet = config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
-    return CabinetPublic.model_validate(cabinet)
+    return _cabinets_public(session, [cabinet])[0]
 
 
 @router.patch("/{cabinet_id}")
@@ -83,11 +109,11 @@ def update_cabinet(
     deps: DomainDepsDep,
     caller: CallerDep,
     principal: Staff,
-) -> CabinetPublic:
+) -> CabinetWithLinkPublic:
     cabinet = config.update_cabinet(
         session, deps, cabinet_id, body, caller=caller, site_ids=site_scope(principal)
     )
-    return CabinetPublic.model_validate(cabinet)
+    return _cabinets_public(session, [cabinet])[0]
 
 
 @router.get("/{cabinet_id}/doors")
