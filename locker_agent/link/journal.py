@@ -6,9 +6,10 @@ What it holds (one table each):
   stable ``event_id`` and a class: ``custody`` or ``telemetry``;
 * ``doors`` + ``meta.state_version`` — the door snapshot published on ``state``;
 * ``meta.connection`` — the presence connection counter (+1 before every CONNECT);
-* ``command_guard`` / ``executed_commands`` — what the command guard must remember
-  (highest counter, command ids already acted on);
-* ``allow_list`` + ``meta.allow_list_version`` — the offline pickup allow-list;
+* ``decided_commands`` + ``meta.command_counter`` — what the command guard must
+  remember (command ids already decided, the highest counter);
+* ``allow_list``, ``allow_consumed``, ``allow_failures`` + ``meta.allow_list_version``
+  — the offline pickup allow-list (see :mod:`locker_agent.link.stores`);
 * ``command_results`` — final ``cmd/res`` messages not yet handed to the broker.
 
 Rules:
@@ -73,10 +74,10 @@ CREATE TABLE IF NOT EXISTS doors (
     state TEXT NOT NULL,
     occupied INTEGER
 );
-CREATE TABLE IF NOT EXISTS executed_commands (
+CREATE TABLE IF NOT EXISTS decided_commands (
     command_id TEXT PRIMARY KEY,
-    counter INTEGER,
-    executed_at REAL NOT NULL
+    counter INTEGER NOT NULL,
+    decided_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS allow_list (
     parcel_id INTEGER PRIMARY KEY,
@@ -84,6 +85,12 @@ CREATE TABLE IF NOT EXISTS allow_list (
     code_hash TEXT,
     qr_hash TEXT,
     expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS allow_consumed (parcel_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS allow_failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    door INTEGER,
+    at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS command_results (
     command_id TEXT NOT NULL,
@@ -133,15 +140,6 @@ class DoorRecord:
 class StateSnapshot:
     version: int
     doors: Mapping[int, DoorRecord] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class AllowEntry:
-    parcel_id: int
-    door: int
-    code_hash: str | None
-    qr_hash: str | None
-    expires_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,14 +236,6 @@ class JournalTx:
 
     # -- commands ----------------------------------------------------------------
 
-    def mark_executed(self, command_id: str, counter: int | None) -> None:
-        self._db.execute(
-            "INSERT INTO executed_commands (command_id, counter, executed_at) VALUES (?, ?, ?)",
-            (command_id, counter, time.time()),
-        )
-        if counter is not None and counter > self.get("command_counter"):
-            self.put("command_counter", counter)
-
     def save_result(self, command_id: str, status: str, payload: bytes) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO command_results (command_id, status, payload, created)"
@@ -259,24 +249,19 @@ class JournalTx:
             (command_id, status),
         )
 
-    # -- allow-list --------------------------------------------------------------
+    # -- raw statements for the stores (locker_agent.link.stores) -----------------
 
-    def replace_allow_list(self, entries: Iterable[AllowEntry], version: int) -> None:
-        self._db.execute("DELETE FROM allow_list")
-        self.upsert_allow_entries(entries, version)
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """Run one statement; returns the rows it changed."""
+        before = self._db.total_changes
+        self._db.execute(sql, params)
+        return self._db.total_changes - before
 
-    def upsert_allow_entries(self, entries: Iterable[AllowEntry], version: int) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO allow_list (parcel_id, door, code_hash, qr_hash, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(e.parcel_id, e.door, e.code_hash, e.qr_hash, e.expires_at) for e in entries],
-        )
-        self.put("allow_list_version", version)
+    def executemany(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        self._db.executemany(sql, rows)
 
-    def remove_allow_entries(self, parcel_ids: Iterable[int]) -> None:
-        self._db.executemany(
-            "DELETE FROM allow_list WHERE parcel_id = ?", [(pid,) for pid in parcel_ids]
-        )
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
 
 
 class Journal:
@@ -287,6 +272,7 @@ class Journal:
         self.path = path
         self.max_telemetry_events = max_telemetry_events
         self._lock = threading.RLock()
+        self._current: JournalTx | None = None
 
     @classmethod
     def open(cls, path: Path, *, max_telemetry_events: int = 10_000) -> Journal:
@@ -309,22 +295,36 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[JournalTx]:
-        """One IMMEDIATE transaction: all of its writes commit together or not at all."""
+        """One IMMEDIATE transaction: all of its writes commit together or not at all.
+
+        Re-entrant in one thread: a nested ``transaction()`` joins the outer one, so a
+        store method called inside the runtime's transaction commits with its event.
+        """
         with self._lock:
+            if self._current is not None:
+                yield self._current
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot begin a journal transaction: {exc}") from exc
+            self._current = JournalTx(self._db, self.max_telemetry_events)
             try:
-                yield JournalTx(self._db, self.max_telemetry_events)
+                yield self._current
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise JournalError(f"journal commit failed: {exc}") from exc
+            else:
+                self._commit()
+            finally:
+                self._current = None
+
+    def _commit(self) -> None:
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            raise JournalError(f"journal commit failed: {exc}") from exc
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -357,6 +357,11 @@ class Journal:
             JournalEvent(s, e, t, EventClass(c), d, w, MappingProxyType(json.loads(p)))
             for s, e, t, c, d, w, p in rows
         ]
+
+    def count_pending(self, *, upto_seq: int) -> int:
+        """Unacknowledged events with ``seq <= upto_seq`` (those already published)."""
+        rows = self._read("SELECT count(*) FROM events WHERE seq <= ?", (upto_seq,))
+        return int(rows[0][0])
 
     def acknowledge(self, event_ids: Iterable[str]) -> int:
         """Delete the events the server says it has committed; returns how many went."""
@@ -393,10 +398,6 @@ class Journal:
 
     # -- commands ----------------------------------------------------------------
 
-    def was_executed(self, command_id: str) -> bool:
-        rows = self._read("SELECT 1 FROM executed_commands WHERE command_id = ?", (command_id,))
-        return bool(rows)
-
     def pending_results(self) -> list[PendingResult]:
         rows = self._read(
             "SELECT command_id, status, payload FROM command_results ORDER BY created"
@@ -406,12 +407,3 @@ class Journal:
     def result_delivered(self, command_id: str, status: str) -> None:
         with self.transaction() as tx:
             tx.delete_result(command_id, status)
-
-    # -- allow-list --------------------------------------------------------------
-
-    def allow_entries(self) -> list[AllowEntry]:
-        rows = self._read(
-            "SELECT parcel_id, door, code_hash, qr_hash, expires_at FROM allow_list"
-            " ORDER BY parcel_id"
-        )
-        return [AllowEntry(*row) for row in rows]

@@ -14,11 +14,13 @@ Choices (docs/link.md "Agent MQTT adapter"):
   (same number), which ``on_connect`` publishes. paho's built-in reconnect would reuse
   the old will.
 * **Subscriptions renewed in ``on_connect`` every time**, whatever ``session_present``
-  says: a broker that restarted without persistence has forgotten them.
+  says: a broker that restarted without persistence has forgotten them. They use
+  "retain as published", so a ``cmd`` published with the retain flag is seen as
+  retained even when it arrives live, and the guard refuses it.
 * **Reconnect with exponential backoff and full jitter**, 0.5 s doubling to 30 s, reset
   by a successful CONNACK, so a thousand cabinets do not return in one wave.
-* **Nothing blocking in the network thread.** paho callbacks only put a
-  :data:`LinkEvent` on the runtime's thread-safe inbox; the runtime does the work.
+* **Nothing blocking in the network thread.** paho callbacks only ``post`` a
+  :data:`LinkEvent` to the runtime's thread-safe inbox; the runtime does the work.
 * **Bounded outgoing queue**: paho's ``max_queued_messages``; a full queue raises
   :class:`OutgoingQueueFull` instead of growing without bound (the journal keeps the
   events; they are published again later).
@@ -31,10 +33,10 @@ Choices (docs/link.md "Agent MQTT adapter"):
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from locker_agent.link.errors import LinkDown, LinkError, OutgoingQueueFull
 
@@ -52,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 QOS: Final = 1
 SESSION_EXPIRY_SECONDS: Final = 7 * 24 * 3600
+#: retainAsPublished: a cmd somebody published with the retain flag keeps that flag even
+#: when it reaches us live, so the guard can refuse it (the server never retains a cmd)
+_SUBSCRIBE_OPTIONS: Final = SubscribeOptions(qos=QOS, retainAsPublished=True)
 #: MQTT v5 DISCONNECT reason 0x04: the broker publishes the will although we said goodbye
 _DISCONNECT_WITH_WILL: Final = 4
 
@@ -142,17 +148,20 @@ class MqttAdapter:
         *,
         subscriptions: Sequence[str],
         prepare_connect: Callable[[], Announcement],
-        inbox: queue.SimpleQueue[LinkEvent],
+        post: Callable[[LinkEvent], None],
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._subscriptions = tuple(subscriptions)
         self._prepare_connect = prepare_connect
-        self._inbox = inbox
+        self._post = post
         jitter = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._delay = backoff_delays(settings.backoff_initial, settings.backoff_max, jitter)
         self._stop = threading.Event()
         self._connected = threading.Event()
+        #: set once every subscription of the current connection is acknowledged
+        self._subscribed = threading.Event()
+        self._pending_subacks: set[int] = set()
         self._announcement: Announcement | None = None
         self._thread: threading.Thread | None = None
         self._client = self._build_client()
@@ -176,6 +185,7 @@ class MqttAdapter:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _configure_tls(self, client: mqtt.Client) -> None:
@@ -202,11 +212,19 @@ class MqttAdapter:
             self._thread.join(timeout)
 
     @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
     def wait_connected(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
+        """Block until connected AND every subscription is acknowledged (ready for cmd)."""
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        return self._subscribed.wait(max(0.0, deadline - time.monotonic()))
 
     def drop_connection(self) -> None:
         """Cut the TCP connection without DISCONNECT, as a network failure would (tests)."""
@@ -288,11 +306,15 @@ class MqttAdapter:
             self._client.disconnect()
         except (OSError, ValueError):  # already closed
             logger.debug("socket already closed")
+        # paho 2.2 keeps its wake-up socket pair open after the last loop() (a leak)
+        self._client._reset_sockets()
 
     def _mark_down(self, reason: str) -> None:
+        self._subscribed.clear()
+        self._pending_subacks.clear()
         if self._connected.is_set():
             self._connected.clear()
-            self._inbox.put(Disconnected(reason))
+            self._post(Disconnected(reason))
 
     # -- paho callbacks (network thread: never block here) -------------------------
 
@@ -308,8 +330,11 @@ class MqttAdapter:
         if reason_code.is_failure or announcement is None:
             logger.error("broker refused connection: %s", reason_code)
             return
+        self._subscribed.clear()
         for topic in self._subscriptions:
-            client.subscribe(topic, qos=QOS)
+            _, mid = client.subscribe(topic, options=_SUBSCRIBE_OPTIONS)
+            if mid is not None:
+                self._pending_subacks.add(mid)
         online = announcement.online
         client.publish(online.topic, online.payload, qos=QOS, retain=online.retain)
         self._connected.set()
@@ -318,7 +343,7 @@ class MqttAdapter:
             announcement.connection,
             flags.session_present,
         )
-        self._inbox.put(Connected(announcement.connection, bool(flags.session_present)))
+        self._post(Connected(announcement.connection, bool(flags.session_present)))
 
     def _on_disconnect(
         self,
@@ -332,7 +357,22 @@ class MqttAdapter:
         self._mark_down(str(reason_code))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Received(message.topic, bytes(message.payload), bool(message.retain)))
+        self._post(Received(message.topic, bytes(message.payload), bool(message.retain)))
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            logger.error("broker refused a subscription: %s", ", ".join(refused))
+        self._pending_subacks.discard(mid)
+        if not self._pending_subacks:
+            self._subscribed.set()
 
     def _on_publish(
         self,
@@ -342,4 +382,4 @@ class MqttAdapter:
         _reason_code: ReasonCode,
         _properties: Properties,
     ) -> None:
-        self._inbox.put(Delivered(mid))
+        self._post(Delivered(mid))

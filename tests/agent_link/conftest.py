@@ -17,10 +17,22 @@ from typing import Any, cast
 
 import pytest
 
+from locker_agent.config import parse_settings
 from locker_agent.contract import topics
 from locker_agent.link.journal import Journal
 from locker_agent.link.mqtt import LinkEvent, MqttAdapter, MqttSettings
 from locker_agent.link.presence import PresenceCounter
+from locker_agent.link.runtime import AgentRuntime
+from simulators.bus import SimulatedBus
+from tests.agent_link.rig import (
+    FAST_CONTROL,
+    FAST_LINK,
+    AgentRig,
+    ServerStandIn,
+    Signer,
+    agent_document,
+    start_bus,
+)
 from tests.link_support.clients import TestClient, connect
 
 HOST = "127.0.0.1"
@@ -95,7 +107,7 @@ def make_adapter() -> Iterator[AdapterFactory]:
             fast_settings(cabinet_id, **changes),
             subscriptions=[topics.cmd(cabinet_id), topics.evt_ack(cabinet_id)],
             prepare_connect=PresenceCounter(cabinet_id, journal),
-            inbox=inbox,
+            post=inbox.put,
         )
         adapters.append(adapter)
         return adapter.start(), inbox
@@ -103,3 +115,40 @@ def make_adapter() -> Iterator[AdapterFactory]:
     yield _make
     for adapter in adapters:
         adapter.stop()
+
+
+RigFactory = Callable[..., AgentRig]
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
+    """``make_rig(cabinet_id)`` → a started cabinet connected to the default broker."""
+    started: list[tuple[SimulatedBus, AgentRuntime]] = []
+
+    def _make(cabinet_id: str, *, start: bool = True, **runtime_options: Any) -> AgentRig:
+        bus, port = start_bus()
+        signer = Signer(cabinet_id)
+        document = agent_document(cabinet_id, tmp_path / f"{cabinet_id}.sqlite3", signer.public_key)
+        settings = parse_settings(document)
+        runtime = AgentRuntime(
+            settings,
+            serial_port=port,
+            link_settings=FAST_LINK,
+            controller_settings=FAST_CONTROL,
+            mqtt=fast_settings(cabinet_id),
+            **runtime_options,
+        )
+        server = ServerStandIn(observe(), cabinet_id)
+        started.append((bus, runtime))
+        if start:
+            runtime.start()
+            assert runtime.link.wait_connected(5)
+        return AgentRig(bus, runtime, server, signer)
+
+    yield _make
+    for bus, runtime in started:
+        if runtime.link.started:
+            runtime.stop()
+        else:
+            runtime.journal.close()
+        bus.stop()

@@ -1,0 +1,200 @@
+"""Received ``cmd`` messages: guard → "received" → one door action → durable final result.
+
+* Every ``cmd`` payload goes through :class:`~locker_agent.link.guard.CommandGuard`
+  inside a journal transaction. A rejection is journaled in that same transaction as a
+  custody ``alarm`` (kind ``command_rejected``; the reason, never any secret) together
+  with its final ``cmd/res`` — every refusal is audited and reported.
+* An accepted command has already been remembered by the guard (its id and counter are
+  in the journal) before anything moves, so it can never run twice — not after a crash,
+  not when the broker delivers it again. "received" is sent at once; the door action
+  runs on a single executor thread (the worker stays responsive); ``open_door`` is
+  called ONCE and never retried; its outcome becomes the final result.
+* Final results are stored in the journal before they are published and deleted when
+  the broker acknowledges them (PUBACK), so a crash between the door opening and the
+  report still reports it after the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from locker_agent.contract import (
+    CommandMessage,
+    CommandResult,
+    RejectReason,
+    encode,
+    new_envelope,
+    topics,
+)
+from locker_agent.doors import DoorController, OpenOutcome, OpenResult
+from locker_agent.link.errors import LinkDown, OutgoingQueueFull
+from locker_agent.link.guard import Accept, CommandGuard, Reject
+from locker_agent.link.journal import Journal, JournalTx
+from locker_agent.link.mqtt import Outgoing
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["received", "succeeded", "failed", "rejected", "expired"]
+Outcome = Literal["confirmed", "jammed", "outcome_unknown", "rate_limited"]
+
+_OUTCOMES: dict[OpenOutcome, Outcome] = {
+    OpenOutcome.CONFIRMED: "confirmed",
+    OpenOutcome.JAMMED: "jammed",
+    OpenOutcome.OUTCOME_UNKNOWN: "outcome_unknown",
+    OpenOutcome.RATE_LIMITED: "rate_limited",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReady:
+    """Posted to the worker's inbox when an executed command's result is journaled."""
+
+    command_id: str
+
+
+def result_message(
+    cabinet_id: str,
+    command_id: str,
+    status: Status,
+    *,
+    reason: str | None = None,
+    outcome: Outcome | None = None,
+    counter: int | None = None,
+) -> bytes:
+    body = CommandResult(
+        command_id=command_id, status=status, reason=reason, outcome=outcome, counter=counter
+    )
+    return encode(new_envelope(cabinet_id, body))
+
+
+class CommandRunner:
+    """Decides (worker thread), executes (executor thread) and reports commands."""
+
+    def __init__(
+        self,
+        cabinet_id: str,
+        guard: CommandGuard,
+        journal: Journal,
+        doors: DoorController,
+        notify: Callable[[ResultReady], None],
+    ) -> None:
+        self.cabinet_id = cabinet_id
+        self._guard = guard
+        self._journal = journal
+        self._doors = doors
+        self._notify = notify
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="door-command")
+        self._in_flight: dict[int, tuple[str, str]] = {}
+
+    def close(self) -> None:
+        """Let a running door action finish (its result is journaled), start no more."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- deciding (worker thread) ---------------------------------------------------
+
+    def receive(
+        self, payload: bytes, *, retained: bool, publish: Callable[[Outgoing], int]
+    ) -> None:
+        with self._journal.transaction() as tx:
+            decision = self._guard.check(payload, retained=retained)
+            if isinstance(decision, Reject):
+                self._journal_rejection(tx, decision)
+                return
+        self._acknowledge_receipt(decision, publish)
+        future = self._executor.submit(self._execute, decision.envelope)
+        future.add_done_callback(self._log_failure)
+
+    def _journal_rejection(self, tx: JournalTx, rejection: Reject) -> None:
+        command = rejection.command_id or "unidentified"
+        detail = f"{rejection.reason.value}: command {command}"
+        tx.append("alarm", data={"kind": "command_rejected", "detail": detail})
+        if rejection.command_id is None:
+            return  # nothing the server could match a result to
+        status: Status = "expired" if rejection.reason is RejectReason.EXPIRED else "rejected"
+        payload = result_message(
+            self.cabinet_id,
+            rejection.command_id,
+            status,
+            reason=rejection.reason.value,
+            outcome="rate_limited" if rejection.reason is RejectReason.RATE_LIMITED else None,
+            counter=rejection.counter,
+        )
+        tx.save_result(rejection.command_id, status, payload)
+
+    def _acknowledge_receipt(self, accepted: Accept, publish: Callable[[Outgoing], int]) -> None:
+        body = accepted.envelope.body
+        payload = result_message(self.cabinet_id, body.command_id, "received", counter=body.counter)
+        try:
+            publish(Outgoing(topics.cmd_res(self.cabinet_id), payload))
+        except (LinkDown, OutgoingQueueFull) as exc:  # the final result still follows
+            logger.info("could not send 'received' for %s: %s", body.command_id, exc)
+
+    # -- executing (executor thread) --------------------------------------------------
+
+    def _execute(self, envelope: CommandMessage) -> None:
+        body = envelope.body
+        status, outcome, reason = self._act(envelope)
+        payload = result_message(
+            self.cabinet_id,
+            body.command_id,
+            status,
+            reason=reason,
+            outcome=outcome,
+            counter=body.counter,
+        )
+        with self._journal.transaction() as tx:
+            tx.save_result(body.command_id, status, payload)
+        logger.info("command %s (%s): %s %s", body.command_id, body.action, status, outcome)
+        self._notify(ResultReady(body.command_id))
+
+    def _act(self, envelope: CommandMessage) -> tuple[Status, Outcome | None, str | None]:
+        body = envelope.body
+        if body.action == "ping":
+            return "succeeded", None, None
+        if body.action == "open_door" and body.door is not None:
+            return _verdict([self._doors.open_door(body.door)])
+        results = [self._doors.open_door(door) for door in self._doors.layout.doors]
+        return _verdict(results)
+
+    @staticmethod
+    def _log_failure(future: Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("door command failed", exc_info=future.exception())
+
+    # -- reporting (worker thread) ----------------------------------------------------
+
+    def restart(self) -> None:
+        """After a reconnect every stored result is published again."""
+        self._in_flight.clear()
+
+    def publish_results(self, publish: Callable[[Outgoing], int]) -> None:
+        waiting = set(self._in_flight.values())
+        for result in self._journal.pending_results():
+            if (result.command_id, result.status) in waiting:
+                continue
+            try:
+                mid = publish(Outgoing(topics.cmd_res(self.cabinet_id), result.payload))
+            except (LinkDown, OutgoingQueueFull):
+                return
+            self._in_flight[mid] = (result.command_id, result.status)
+
+    def delivered(self, mid: int) -> None:
+        pair = self._in_flight.pop(mid, None)
+        if pair is not None:
+            self._journal.result_delivered(*pair)
+
+
+def _verdict(results: list[OpenResult]) -> tuple[Status, Outcome | None, str | None]:
+    """One result for one or many doors: succeeded only if every door was seen open."""
+    failed = [r for r in results if r.outcome is not OpenOutcome.CONFIRMED]
+    if not failed:
+        return "succeeded", "confirmed", None
+    worst = failed[0]
+    if all(r.outcome is OpenOutcome.RATE_LIMITED for r in failed):
+        return "rejected", "rate_limited", RejectReason.RATE_LIMITED.value
+    doors = ", ".join(str(r.door) for r in failed)
+    return "failed", _OUTCOMES[worst.outcome], f"not seen open: door {doors}"[:200]

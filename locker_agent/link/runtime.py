@@ -1,0 +1,427 @@
+"""``AgentRuntime``: one cabinet's door layer, journal and MQTT link, wired together.
+
+Threads and who does what::
+
+    door poller ──door events──▶ journal (event + door snapshot, one transaction) ─┐
+    kiosk ──local_pickup()──▶ allow-list + journal (one transaction) ─▶ door ──────┤ wake
+    mqtt network thread ──Connected / Received / Delivered──▶ inbox ───────────────┤
+    door-command executor ──ResultReady──▶ inbox ───────────────────────────────────┤
+                                                                                    ▼
+    worker thread: dispatch inbox items; reconcile the door snapshot; publish from the
+    journal (state, evt batches, cmd/res) — the only thread that publishes.
+
+Everything the cabinet must not forget is in the journal before it is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import Any, Final
+
+from locker_agent.boards import DoorState
+from locker_agent.cabinet import Cabinet, protocol_named
+from locker_agent.config import AgentSettings
+from locker_agent.contract import (
+    AllowListSync,
+    ConfigSync,
+    ContractError,
+    EventAckMessage,
+    OfflinePickupData,
+    SyncMessage,
+    TimeSync,
+    decode,
+    topics,
+    trusted_keys,
+    utc_now,
+)
+from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind, OpenOutcome
+from locker_agent.errors import ConfigError
+from locker_agent.link.allowlist import AllowList, Match
+from locker_agent.link.commands import CommandRunner, ResultReady
+from locker_agent.link.guard import CommandGuard, GuardPolicy
+from locker_agent.link.journal import Journal, JournalTx
+from locker_agent.link.mqtt import (
+    Connected,
+    Delivered,
+    Disconnected,
+    LinkEvent,
+    MqttAdapter,
+    MqttSettings,
+    Received,
+)
+from locker_agent.link.outbox import Outbox, to_contract_event
+from locker_agent.link.presence import PresenceCounter
+from locker_agent.link.stores import JournalAllowListStore, JournalGuardStore
+from locker_agent.serial_link import LinkSettings
+
+logger = logging.getLogger(__name__)
+
+#: how often the worker looks at the journal when nothing else woke it
+TICK: Final = 0.2
+FIRST_POLL_TIMEOUT: Final = 5.0
+
+_DOOR_TYPES: Final = {
+    DoorEventKind.OPENED: "door.opened",
+    DoorEventKind.CLOSED: "door.closed",
+    DoorEventKind.FORCED_OPEN: "door.forced_open",
+    DoorEventKind.LEFT_OPEN: "door.left_open",
+    DoorEventKind.JAMMED: "door.jammed",
+    DoorEventKind.OPEN_CONFIRMED: "door.open_confirmed",
+    DoorEventKind.OPEN_OUTCOME_UNKNOWN: "door.open_outcome_unknown",
+}
+_DOOR_ALARMS: Final = {
+    DoorEventKind.OPEN_REFUSED: "door_open_rate_limited",
+    DoorEventKind.UNKNOWN: "door_unobserved",
+}
+_SNAPSHOT_STATES: Final = {
+    DoorEventKind.OPENED: "open",
+    DoorEventKind.CLOSED: "closed",
+    DoorEventKind.UNKNOWN: "unknown",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PickupOutcome:
+    """What ``local_pickup`` did. ``reason`` is set when nothing was opened."""
+
+    opened: bool
+    door: int | None = None
+    parcel_ids: tuple[int, ...] = ()
+    door_outcome: OpenOutcome | None = None
+    reason: str | None = None
+
+
+class _Wake:
+    """Inbox item: the journal changed, publish."""
+
+
+def mqtt_settings(settings: AgentSettings) -> MqttSettings:
+    broker = settings.broker
+    return MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        client_id=settings.cabinet_id,
+        username=broker.username,
+        password=broker.password.get_secret_value(),
+        tls=broker.tls,
+        ca_file=broker.ca_file,
+        keepalive=broker.keepalive,
+    )
+
+
+class AgentRuntime:
+    """Runs one cabinet: door events → journal → broker, broker → commands → doors."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        serial_port: str | None = None,
+        link_settings: LinkSettings | None = None,
+        controller_settings: ControllerSettings | None = None,
+        mqtt: MqttSettings | None = None,
+        ack_timeout: float = 15.0,
+        max_remote_opens_per_minute: int = 30,
+    ) -> None:
+        self.settings = settings
+        self.cabinet_id = settings.cabinet_id
+        self.cabinet = _build_cabinet(settings, serial_port, link_settings, controller_settings)
+        self.journal = Journal.open(
+            settings.journal.path, max_telemetry_events=settings.journal.max_telemetry_events
+        )
+        self._inbox: queue.SimpleQueue[LinkEvent | ResultReady | _Wake] = queue.SimpleQueue()
+        self.link = MqttAdapter(
+            mqtt or mqtt_settings(settings),
+            subscriptions=[
+                topics.cmd(self.cabinet_id),
+                topics.evt_ack(self.cabinet_id),
+                topics.sync(self.cabinet_id),
+            ],
+            prepare_connect=PresenceCounter(self.cabinet_id, self.journal),
+            post=self._inbox.put,
+        )
+        self.guard = CommandGuard(
+            self._guard_policy(max_remote_opens_per_minute), JournalGuardStore(self.journal)
+        )
+        self.allow_list = AllowList(
+            settings.security.pickup_key_bytes, JournalAllowListStore(self.journal)
+        )
+        self.outbox = Outbox(
+            self.cabinet_id, self.journal, self.link.publish, ack_timeout=ack_timeout
+        )
+        self.commands = CommandRunner(
+            self.cabinet_id, self.guard, self.journal, self.cabinet.doors, self._inbox.put
+        )
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
+
+    def _guard_policy(self, max_opens: int) -> GuardPolicy:
+        security = self.settings.security
+        return GuardPolicy(
+            cabinet_id=self.cabinet_id,
+            doors=frozenset(self.cabinet.layout.doors),
+            trusted_keys=trusted_keys(security.command_public_keys),
+            maintenance_token_hash=security.maintenance_token_hash,
+            max_opens_per_window=max_opens,
+            rate_window_seconds=60.0,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> AgentRuntime:
+        self.cabinet.start()
+        if not self.cabinet.doors.wait_first_poll(FIRST_POLL_TIMEOUT):
+            logger.warning("not every board answered the first poll; their doors are unknown")
+        self._reconcile_snapshot()
+        self._worker = threading.Thread(target=self._work, name="agent-worker", daemon=True)
+        self._worker.start()
+        self.link.start()
+        return self
+
+    def stop(self) -> None:
+        """Finish a running door action, publish what we can, say offline, close all."""
+        self._unsubscribe()
+        self.commands.close()
+        self._stop.set()
+        self._inbox.put(_Wake())
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.link.stop()
+        self.cabinet.stop()
+        self.journal.close()
+
+    def __enter__(self) -> AgentRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM or SIGINT (call from the main thread)."""
+        stopping = threading.Event()
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            logger.info("signal %d: stopping", signum)
+            stopping.set()
+
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self.start()
+            stopping.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
+
+    # -- door events (poller thread) ------------------------------------------------------
+
+    def _on_door_event(self, event: DoorEvent) -> None:
+        event_type, data = self._describe(event)
+        with self.journal.transaction() as tx:
+            state = _SNAPSHOT_STATES.get(event.kind)
+            if state is not None:
+                tx.set_door(event.door, state)
+            self._append(tx, event_type, door=event.door, data=data, when=event.wall)
+        self._inbox.put(_Wake())
+
+    @staticmethod
+    def _describe(event: DoorEvent) -> tuple[str, dict[str, Any]]:
+        if event.kind in _DOOR_TYPES:
+            return _DOOR_TYPES[event.kind], ({"detail": event.detail} if event.detail else {})
+        alarm: dict[str, Any] = {"kind": _DOOR_ALARMS[event.kind]}
+        if event.detail:
+            alarm["detail"] = event.detail[:200]
+        return "alarm", alarm
+
+    def _append(
+        self,
+        tx: JournalTx,
+        event_type: str,
+        *,
+        door: int | None = None,
+        data: dict[str, Any] | None = None,
+        when: datetime | None = None,
+    ) -> None:
+        """Journal an event, checked against the contract now so it can never block the outbox."""
+        to_contract_event(tx.append(event_type, door=door, data=data, device_time=when))
+
+    def _reconcile_snapshot(self) -> None:
+        """Doors whose observed state differs from the snapshot (first poll, board back)."""
+        observed = {door: state.value for door, state in self.cabinet.doors.states().items()}
+        recorded = {door: record.state for door, record in self.journal.snapshot().doors.items()}
+        changed = {door: state for door, state in observed.items() if recorded.get(door) != state}
+        if not changed:
+            return
+        with self.journal.transaction() as tx:
+            for door, state in changed.items():
+                tx.set_door(door, state)
+
+    # -- local pickup (kiosk thread) --------------------------------------------------------
+
+    def local_pickup(
+        self, *, code: str | None = None, qr_token: str | None = None, door: int | None = None
+    ) -> PickupOutcome:
+        """Validate a code or QR token against the allow-list, open its door, journal it.
+
+        The match, the consumed entry and the ``pickup`` (or ``pickup.refused``) event
+        commit together before the door is opened: the record never lags the act. The
+        presented code or token is never stored or logged.
+        """
+        kind = "code" if code is not None else "qr"
+        with self.journal.transaction() as tx:
+            now = self.guard.clock_offset.server_now(utc_now())
+            verdict = self.allow_list.check(code=code, qr=qr_token, door=door, now=now)
+            if isinstance(verdict, Match):
+                self._append(tx, "pickup", door=verdict.door, data=self._pickup_data(verdict))
+            else:
+                refusal = {"reason": verdict.reason, "credential": kind}
+                self._append(tx, "pickup.refused", door=door, data=refusal)
+        self._inbox.put(_Wake())
+        if isinstance(verdict, Match):
+            return self._open_for_pickup(verdict)
+        return PickupOutcome(opened=False, door=door, reason=verdict.reason)
+
+    def _pickup_data(self, match: Match) -> dict[str, Any]:
+        mode = "online" if self.link.connected else "offline"
+        data = {
+            "mode": mode,
+            "parcel_ids": list(match.parcel_ids),
+            "credential": match.credential,
+            "allow_list_version": match.allow_list_version,
+        }
+        if mode == "online" and not _contract_accepts(data):
+            data["mode"] = "offline"  # the contract knows only cabinet-validated pickups
+        return data
+
+    def _open_for_pickup(self, match: Match) -> PickupOutcome:
+        result = self.cabinet.doors.open_door(match.door)
+        if result.outcome is not OpenOutcome.CONFIRMED:
+            with self.journal.transaction() as tx:
+                detail = f"{result.outcome.value} {result.detail}".strip()[:200]
+                self._append(
+                    tx,
+                    "alarm",
+                    door=match.door,
+                    data={"kind": "pickup_door_not_opened", "detail": detail},
+                )
+            self._inbox.put(_Wake())
+        opened = result.outcome is OpenOutcome.CONFIRMED
+        return PickupOutcome(
+            opened,
+            match.door,
+            match.parcel_ids,
+            result.outcome,
+            None if opened else result.outcome.value,
+        )
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._inbox.get(timeout=TICK)
+            except queue.Empty:
+                item = None
+            try:
+                self._handle_all(item)
+                self._reconcile_snapshot()
+                if self.link.connected:
+                    self.outbox.flush()
+                    self.commands.publish_results(self.link.publish)
+            except Exception:
+                logger.exception("agent worker step failed; continuing")
+
+    def _handle_all(self, item: LinkEvent | ResultReady | _Wake | None) -> None:
+        while item is not None:
+            self._handle(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _handle(self, item: LinkEvent | ResultReady | _Wake) -> None:
+        if isinstance(item, Connected):
+            self.outbox.restart()
+            self.commands.restart()
+        elif isinstance(item, Disconnected):
+            logger.info("link down: %s", item.reason)
+        elif isinstance(item, Delivered):
+            self.commands.delivered(item.mid)
+        elif isinstance(item, Received):
+            self._received(item)
+
+    def _received(self, message: Received) -> None:
+        kind = topics.parse(message.topic).kind
+        if kind is topics.Kind.CMD:
+            self.commands.receive(
+                message.payload, retained=message.retain, publish=self.link.publish
+            )
+        elif kind is topics.Kind.EVT_ACK:
+            self._on_ack(message.payload)
+        elif kind is topics.Kind.SYNC:
+            self._on_sync(message.payload)
+
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = decode(payload, EventAckMessage)
+        except ContractError as exc:
+            logger.warning("ignored a malformed evt/ack: %s", exc)
+            return
+        if ack.cabinet_id == self.cabinet_id:
+            self.outbox.acknowledged(list(ack.body.event_ids))
+
+    def _on_sync(self, payload: bytes) -> None:
+        try:
+            sync = decode(payload, SyncMessage)
+        except ContractError as exc:
+            logger.warning("ignored a malformed sync: %s", exc)
+            return
+        if sync.cabinet_id != self.cabinet_id:
+            logger.warning("ignored a sync addressed to %s", sync.cabinet_id)
+            return
+        body = sync.body
+        if isinstance(body, AllowListSync):
+            self.allow_list.apply(body)
+        elif isinstance(body, TimeSync):
+            self.guard.clock_offset.observe(body.server_time, utc_now())
+        elif isinstance(body, ConfigSync):
+            logger.info(
+                "config version %d received (%d settings)", body.version, len(body.settings)
+            )
+
+    # -- test and operator helpers -------------------------------------------------------------
+
+    def door_state(self, door: int) -> DoorState:
+        return self.cabinet.doors.state(door)
+
+
+def _contract_accepts(data: dict[str, Any]) -> bool:
+    try:
+        OfflinePickupData.model_validate(data)
+    except ValueError:
+        return False
+    return True
+
+
+def _build_cabinet(
+    settings: AgentSettings,
+    serial_port: str | None,
+    link_settings: LinkSettings | None,
+    controller_settings: ControllerSettings | None,
+) -> Cabinet:
+    port = serial_port or (settings.serial.port if settings.serial.port_given else None)
+    if port is None:
+        raise ConfigError("no serial port: set [serial] port in agent.toml or pass --serial-port")
+    protocol = protocol_named(settings.serial.protocol)
+    layout = settings.layout(protocol)
+    link = link_settings or LinkSettings(baudrate=settings.serial.baud or protocol.default_baud)
+    return Cabinet(port, protocol, layout, link, controller_settings)
