@@ -6,3 +6,6 @@ cabinets' online state; ``embedded_broker`` is the development broker used when 
 ``LOCKER_MQTT_URL`` is set. The wire format is ``locker_agent.contract`` — the only
 part of ``locker_agent`` the server may import.
 """
+
+# The bridge's tables belong to the package: importing any part of it registers them.
+from locker_server.link import models as _models  # noqa: F401
