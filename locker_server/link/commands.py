@@ -127,7 +127,7 @@ def _command_details(command: LinkCommand) -> dict[str, Any]:
 # --- per-cabinet control row: counters and kill switch ---------------------------------------
 
 
-def _ensure_control(session: Session, cabinet_id: int) -> None:
+def ensure_control(session: Session, cabinet_id: int) -> None:
     """Create the cabinet's control row if missing; a concurrent creator winning is fine."""
     exists = session.exec(
         select(LinkCabinetControl.cabinet_id).where(LinkCabinetControl.cabinet_id == cabinet_id)
@@ -147,7 +147,7 @@ def next_value(session: Session, cabinet_id: int, column: str) -> int:
     One ``UPDATE ... RETURNING`` holds the row lock until commit, so two issuers (threads,
     server processes) can never be handed the same number.
     """
-    _ensure_control(session, cabinet_id)
+    ensure_control(session, cabinet_id)
     field = getattr(LinkCabinetControl, column)
     result = session.execute(
         update(LinkCabinetControl)
@@ -187,7 +187,7 @@ def set_remote_open(
 ) -> LinkCabinetControl:
     """The operator's kill switch for one cabinet's remote opens (audited)."""
     cabinet = _cabinet(session, cabinet_id)
-    _ensure_control(session, cabinet_id)
+    ensure_control(session, cabinet_id)
     control = session.get(LinkCabinetControl, cabinet_id, with_for_update=True)
     assert control is not None
     control.remote_open_enabled, control.remote_open_reason = enabled, reason

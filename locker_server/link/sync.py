@@ -21,18 +21,25 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
 from locker_agent.contract import topics
 from locker_agent.contract.bodies import AllowListEntry, AllowListSync, TimeSync
 from locker_agent.contract.envelope import Body, encode, new_envelope
+from locker_server.db import session_scope
 from locker_server.link.command_models import LinkAllowListEntry, LinkCabinetControl
-from locker_server.link.commands import Publisher, _ensure_control, next_value
+from locker_server.link.commands import (
+    Publisher,
+    ensure_control,
+    expire_overdue_commands,
+    next_value,
+)
 from locker_server.link.models import CabinetLink
 from locker_server.models import Cabinet, CredentialKind, Door, Parcel, PickupCredential
 from locker_server.models.types import utcnow
+from locker_server.services.context import AuditRecorder
 from locker_server.services.lifecycle import COLLECTABLE
 
 logger = logging.getLogger(__name__)
@@ -251,7 +258,7 @@ def on_cabinet_online(session: Session, publisher: Publisher, *, cabinet_id: int
     """
     now = utcnow()
     cabinet = _cabinet(session, cabinet_id)
-    _ensure_control(session, cabinet_id)
+    ensure_control(session, cabinet_id)
     send_time(session, publisher, cabinet, now)
     _send_allow_list(session, publisher, cabinet, full=True, now=now)
 
@@ -266,7 +273,7 @@ def push_delta(
     """
     cabinet = _cabinet(session, cabinet_id)
     full = _needs_full(session, cabinet_id)
-    _ensure_control(session, cabinet_id)
+    ensure_control(session, cabinet_id)
     return _send_allow_list(session, publisher, cabinet, full=full, now=now or utcnow())
 
 
@@ -290,11 +297,15 @@ def push_deltas(session: Session, publisher: Publisher, *, now: datetime | None 
     return sent
 
 
-def describe(session: Session, cabinet_id: int) -> dict[str, Any]:
-    """What the cabinet was last told (for operators and tests)."""
-    control = session.get(LinkCabinetControl, cabinet_id)
-    rows = sent_entries(session, cabinet_id)
-    return {
-        "sync_version": control.sync_version if control else 0,
-        "parcel_ids": sorted(rows),
-    }
+def housekeeping(
+    engine: Engine, publisher: Publisher, *, audit: AuditRecorder, now: datetime | None = None
+) -> tuple[int, int]:
+    """One periodic pass beside the bridge: time out overdue commands (``outcome_unknown``,
+    never resent), then push allow-list deltas to online cabinets. Each in its own
+    transaction. Returns (commands timed out, cabinets sent a delta)."""
+    moment = now or utcnow()
+    with session_scope(engine) as session:
+        timed_out = expire_overdue_commands(session, now=moment, audit=audit)
+    with session_scope(engine) as session:
+        pushed = push_deltas(session, publisher, now=moment)
+    return timed_out, pushed

@@ -5,10 +5,11 @@ only its own key."""
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from locker_agent.contract import cabinet_pickup_key, credential_hash
 from locker_server.db import session_scope
-from locker_server.link import sync
+from locker_server.link import commands, sync
 from locker_server.link.models import CabinetLink
 from locker_server.services import DomainDeps
 from locker_server.services.parcels import cancel, expire_overdue, reissue_credentials
@@ -109,3 +110,22 @@ def test_offline_cabinets_get_no_deltas_but_a_full_list_when_they_return(
     assert publisher.messages == []
     _online(engine, world, publisher)
     assert [len(a.entries) for a in publisher.allow_lists()] == [1]
+
+
+def test_one_housekeeping_pass_times_out_silent_commands_and_pushes_new_parcels(
+    engine: Engine, deps: DomainDeps, world: World, deliver: Deliver, clock: FakeClock,
+    publisher: RecordingPublisher,
+) -> None:  # fmt: skip
+    _online(engine, world, publisher)
+    with Session(engine, expire_on_commit=False) as session:
+        commands.issue_command(
+            session, publisher, deps.keys, cabinet_id=world.cabinet_id, action="ping", door=None,
+            reason=None, caller=OPERATOR, audit=deps.audit, now=clock(),
+        )  # fmt: skip
+    delivered = deliver()
+    timed_out, pushed = sync.housekeeping(
+        engine, publisher, audit=deps.audit, now=clock.advance(seconds=31)
+    )
+    assert (timed_out, pushed) == (1, 1)
+    assert [e.parcel_id for e in publisher.allow_lists()[-1].entries] == [delivered.parcel_id]
+    assert len(publisher.on("cmd")) == 1
