@@ -113,6 +113,7 @@ def cabinet_provision(args: argparse.Namespace, ctx: CliContext) -> int:
         file=ctx.out,
     )
     print(f"  agent connects to {endpoint.host}:{endpoint.port} (TLS)", file=ctx.out)
+    print(f"  agent trusts the broker CA of {endpoint.broker_dir}", file=ctx.out)
     return _report_sync(ctx, sync)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ _CA_DAYS = 3650
 _SERVER_DAYS = 825  # the longest lifetime clients commonly accept for a leaf certificate
 _CA = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class TlsFiles:
@@ -41,14 +44,30 @@ class TlsFiles:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by its owner only (replacing any old file)."""
+    """Atomically replace ``path`` with ``data``, readable by its owner only.
+
+    A file being replaced keeps its owner (when we may set it): root regenerating a
+    ``passwd`` that ``chown mosquitto`` handed to the broker must not take it back, or
+    the broker could not read it on its next reload.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     os.chmod(tmp, 0o600)
+    _keep_owner(tmp, path)
     os.replace(tmp, path)
+
+
+def _keep_owner(new: Path, old: Path) -> None:
+    try:
+        owner = old.stat()
+        os.chown(new, owner.st_uid, owner.st_gid)
+    except FileNotFoundError:
+        return  # a new file belongs to whoever creates it
+    except PermissionError:
+        logger.warning("cannot keep the owner of %s; check the broker can still read it", old)
 
 
 def ensure_tls(directory: Path, host_names: Sequence[str]) -> TlsFiles:

@@ -6,6 +6,7 @@ private Mosquitto from the generated broker directory and connect with a real cl
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -145,6 +146,7 @@ def test_decommissioned_cabinet_is_disconnected_at_once_and_cannot_reconnect(
     with Session(engine) as session:
         actions = session.exec(select(AuditEntry.action)).all()
     assert actions.count("link.cabinet_decommissioned") == 1
+    assert actions.count("link.cabinet_provisioned") == 2
 
 
 def test_decommission_without_a_broker_directory_revokes_and_says_what_to_do(
@@ -216,3 +218,17 @@ def test_broker_config_keeps_its_ca_and_server_password_and_certifies_the_host_n
     assert "allow_anonymous false" in conf
     assert "listener 1884" not in conf
     assert f"persistence_location {broker_dir.resolve()}/data/" in conf
+
+
+def test_regenerated_broker_secrets_stay_readable_by_the_broker_account(
+    installation: LockerCli, broker_dir: Path, tmp_path: Path
+) -> None:
+    installation.ok("broker-config", "--out", str(broker_dir))
+    broker_uid, broker_gid = 105, 108  # the operator did `chown mosquitto:` on the directory
+    os.chown(broker_dir / "passwd", broker_uid, broker_gid)
+
+    installation.ok("cabinet", "provision", "CAB-A", "--out", str(tmp_path / "a"))
+
+    passwd = (broker_dir / "passwd").stat()
+    assert (passwd.st_uid, passwd.st_gid) == (broker_uid, broker_gid)
+    assert "CAB-A" in read_password_file(broker_dir / "passwd")
