@@ -446,12 +446,14 @@ class _LoopThread(threading.Thread):
     # ---------------------------------------------------------------- from other threads
     def post(self, op: Callable[[], None]) -> None:
         self._ops.append(op)
-        with contextlib.suppress(BlockingIOError):
+        with contextlib.suppress(OSError):  # full (a wake-up is pending) or already closed
             self._wake_w.send(b"\0")
 
     def stop(self) -> None:
+        self.post(self._request_stop)
+
+    def _request_stop(self) -> None:
         self._stopping = True
-        self.post(lambda: None)
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> None:

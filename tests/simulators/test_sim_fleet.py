@@ -6,9 +6,11 @@ receives evt batches, acknowledges them, and publishes signed commands.
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -58,11 +60,16 @@ def _drain(client: TestClient, until: float) -> Iterator[Received]:
             return
 
 
+@functools.cache
+def _schema(kind: str) -> dict[str, object]:
+    schema: dict[str, object] = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    return schema
+
+
 def _valid(kind: str, payload: bytes) -> dict[str, object]:
     """The message, after checking it against the committed JSON Schema of its type."""
     document: dict[str, object] = json.loads(payload)
-    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
-    jsonschema.validate(document, schema)
+    jsonschema.validate(document, _schema(kind))
     return document
 
 
@@ -80,6 +87,7 @@ def _retained_presence(broker: PrivateMosquitto, count: int) -> dict[str, dict]:
     latest: dict[str, dict] = {}
     for line in lines.decode().splitlines():
         topic, payload = line.split(" ", 1)
+        assert payload.startswith("{"), line
         body = _valid("presence", payload.encode())["body"]
         assert isinstance(body, dict)
         latest[contract.topics.parse(topic).cabinet_id] = body
@@ -259,3 +267,25 @@ def test_the_fleet_connects_over_tls_with_the_brokers_ca() -> None:
         with Fleet(settings) as fleet:
             assert fleet.wait_online(timeout=30)
             assert fleet.online == 20
+
+
+def test_locker_sim_fleet_is_driven_from_stdin_and_reports_every_cabinets_connection(
+    tmp_path: Path,
+) -> None:
+    ids = cabinet_ids("CLI-", 5)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({cid: f"pw-{cid}" for cid in ids}))
+    with _broker(ids) as broker:
+        command = [sys.executable, "-m", "simulators.cli", "fleet", "--host", broker.host]
+        command += ["--port", str(broker.plain_port), "--passwords", str(passwords)]
+        script = f"wait online 20\ndrop {ids[0]}\nemit 2\nstats\n"
+        done = subprocess.run(
+            command, input=script, capture_output=True, text=True, timeout=60, check=True
+        )
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"fleet 5 cabinets -> {broker.host}:{broker.plain_port}"
+    assert lines[1].startswith("online ok ")
+    assert lines[2:4] == ["dropped 1", "emitted 10"]
+    stats = json.loads(lines[4])
+    assert set(stats["connections"]) == set(ids)
+    assert stats["events_journaled"] == 10
