@@ -135,7 +135,9 @@ def conf_text(directory: Path, listeners: Listeners, tls: TlsFiles) -> str:
         "persistence true",
         f"persistence_location {directory / DATA_DIR}/",
         "autosave_interval 60",
-        "max_queued_messages 10000",
+        "max_queued_messages 10000",  # an offline cabinet's commands/syncs wait in its session
+        "persistent_client_expiration 14d",  # sessions of cabinets gone for good do not pile up
+        "set_tcp_nodelay true",  # small command messages go out at once (round trip p99)
         "connection_messages true",
         "",
         f"listener {listeners.tls_port}",

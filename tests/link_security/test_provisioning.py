@@ -20,6 +20,7 @@ from locker_agent.config import AgentSettings, load_settings
 from locker_agent.contract.credentials import cabinet_pickup_key, maintenance_token_hash
 from locker_agent.contract.signing import encode_public_key
 from locker_server.audit.models import AuditEntry
+from locker_server.config import Settings
 from locker_server.keys import load_keys
 from locker_server.link.broker_config import check_mosquitto_password, read_password_file
 from locker_server.link.provisioning import CabinetCredential
@@ -232,3 +233,21 @@ def test_regenerated_broker_secrets_stay_readable_by_the_broker_account(
     passwd = (broker_dir / "passwd").stat()
     assert (passwd.st_uid, passwd.st_gid) == (broker_uid, broker_gid)
     assert "CAB-A" in read_password_file(broker_dir / "passwd")
+
+
+def test_server_credentials_file_configures_the_server_settings_and_reaches_the_broker(
+    installation: LockerCli, broker_dir: Path
+) -> None:
+    args = ("--host", "mqtt.example.org", "--port", "8884")
+    installation.ok("broker-config", "--out", str(broker_dir), *args)
+
+    settings = Settings(_env_file=broker_dir / "server.credentials")
+
+    assert settings.mqtt_url == "mqtts://mqtt.example.org:8884"
+    assert settings.mqtt_ca_file == broker_dir.resolve() / "ca.crt"
+    assert settings.mqtt_username is not None
+    assert settings.mqtt_password is not None
+    with PrivateMosquitto(broker_dir) as broker:
+        password = settings.mqtt_password.get_secret_value()
+        with connect(broker, settings.mqtt_username, password) as server:
+            assert server.subscribe("$share/locker-server/lockers/v1/+/evt")[0].value < 0x80
