@@ -34,7 +34,7 @@ from locker_agent.contract.credentials import cabinet_pickup_key
 from locker_agent.contract.signing import encode_public_key
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.db import session_scope
-from locker_server.errors import Conflict, NotFound
+from locker_server.errors import Conflict, NotFound, ValidationFailed
 from locker_server.keys import ServerKeys
 from locker_server.link import broker_config
 from locker_server.link.tls import ensure_ca, write_private
@@ -129,8 +129,10 @@ def provision(
     ca_pem = ensure_ca(endpoint.broker_dir).read_bytes()
     with session_scope(engine) as session:
         cabinet = find_cabinet(session, reference)
-        password = _issue(session, _id(cabinet))
         doors = _doors(session, _id(cabinet))
+        if not doors:  # the agent refuses a configuration without doors
+            raise ValidationFailed(f"cabinet {cabinet.code} has no doors yet; add them first")
+        password = _issue(session, _id(cabinet))
         document = _agent_document(cabinet, doors, password, keys, endpoint)
         if maintenance_token_hash is not None:
             document["security"]["maintenance_token_hash"] = maintenance_token_hash

@@ -178,6 +178,19 @@ def test_cabinet_is_named_by_code_or_unambiguous_database_id(
     assert not (tmp_path / "y").exists()
 
 
+def test_cabinet_without_doors_is_not_provisioned(
+    installation: LockerCli, tmp_path: Path, engine: Engine
+) -> None:
+    installation.ok("cabinet", "add", "1", "CAB-NEW", "--name", "Not fitted yet")
+
+    result = installation("cabinet", "provision", "CAB-NEW", "--out", str(tmp_path / "new"))
+
+    assert result.code == 1
+    assert "has no doors yet" in result.err
+    assert not (tmp_path / "new").exists()
+    assert _credentials(engine) == []
+
+
 def test_maintenance_token_reaches_the_agent_only_as_its_sha256(
     installation: LockerCli, tmp_path: Path
 ) -> None:
