@@ -6,10 +6,13 @@ Other tools rely on this interface (keep it; additions are fine)::
                              [--polarity normal|inverted] [--confirm-window SECONDS] [--echo]
     locker-agent door status --port PORT --board B [--protocol 8a80|kerong] [--baud N]
                              [--polarity normal|inverted] [--echo] [--locks N] [--json]
+    locker-agent run         --config agent.toml [--serial-port URL] [-v]
 
 Exit codes: 0 door seen open (open) / board answered (status); 2 usage error;
 3 the board answered the unlock but the door was not seen open (jammed?);
 4 no valid answer from the board (or the port cannot be opened).
+``run`` serves until SIGTERM/SIGINT and exits 0; 2 for a bad configuration, 4 when the
+serial port or the journal cannot be opened.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 from firmware_protocol.base import BoardProtocol
@@ -81,7 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--locks", type=int, help="locks fitted on the board (default: every channel reported)"
     )
+    runner = commands.add_parser("run", help="run the cabinet agent (doors, journal, MQTT link)")
+    runner.add_argument("--config", required=True, type=Path, help="the provisioned agent.toml")
+    runner.add_argument("--serial-port", help="overrides [serial] port (device, pty, socket://)")
+    runner.add_argument("-v", "--verbose", action="count", default=0)
     return parser
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    # imported here: the door commands must keep working without the link's dependencies
+    from locker_agent.config import load_settings
+    from locker_agent.link.runtime import AgentRuntime
+
+    runtime = AgentRuntime(load_settings(args.config), serial_port=args.serial_port)
+    runtime.run_forever()
+    return EXIT_OK
 
 
 def _checked_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -> BoardProtocol:
@@ -160,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = {0: logging.WARNING, 1: logging.INFO}
     logging.basicConfig(level=levels.get(args.verbose, logging.DEBUG), stream=sys.stderr)
+    if args.command == "run":
+        return _run_command(args)
     try:
         protocol = _checked_protocol(parser, args)
         if args.action == "open":
@@ -172,6 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"board {args.board}: no valid answer: {exc}")
         return EXIT_NO_ANSWER
     except AgentError as exc:  # pragma: no cover - every AgentError is handled above
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_ANSWER
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    try:
+        return run_agent(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AgentError as exc:  # serial port, journal or broker CA cannot be opened
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_ANSWER
 

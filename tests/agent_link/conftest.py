@@ -34,6 +34,7 @@ from tests.agent_link.rig import (
     start_bus,
 )
 from tests.link_support.clients import TestClient, connect
+from tests.link_support.mosquitto import PrivateMosquitto
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 1883
@@ -124,21 +125,44 @@ RigFactory = Callable[..., AgentRig]
 def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
     """``make_rig(cabinet_id)`` → a started cabinet connected to the default broker."""
     started: list[tuple[SimulatedBus, AgentRuntime]] = []
+    private_clients: list[TestClient] = []
 
-    def _make(cabinet_id: str, *, start: bool = True, **runtime_options: Any) -> AgentRig:
+    def _make(
+        cabinet_id: str,
+        *,
+        start: bool = True,
+        broker: PrivateMosquitto | None = None,
+        password: str = "anonymous-broker-ignores-it",
+        **runtime_options: Any,
+    ) -> AgentRig:
+        """On ``broker`` (a private one) the cabinet uses TLS and ``password``."""
         bus, port = start_bus()
         signer = Signer(cabinet_id)
-        document = agent_document(cabinet_id, tmp_path / f"{cabinet_id}.sqlite3", signer.public_key)
-        settings = parse_settings(document)
+        journal = tmp_path / f"{cabinet_id}.sqlite3"
+        document = agent_document(cabinet_id, journal, signer.public_key, password=password)
+        link = fast_settings(cabinet_id)
+        observer = observe()
+        if broker is not None:
+            link = fast_settings(
+                cabinet_id,
+                port=broker.tls_port,
+                username=cabinet_id,
+                password=password,
+                tls=True,
+                ca_file=broker.ca_file,
+            )
+            creds = broker.server_credentials
+            observer = connect(broker, creds.username, creds.password)
+            private_clients.append(observer)
         runtime = AgentRuntime(
-            settings,
+            parse_settings(document),
             serial_port=port,
             link_settings=FAST_LINK,
             controller_settings=FAST_CONTROL,
-            mqtt=fast_settings(cabinet_id),
+            mqtt=link,
             **runtime_options,
         )
-        server = ServerStandIn(observe(), cabinet_id)
+        server = ServerStandIn(observer, cabinet_id)
         started.append((bus, runtime))
         if start:
             runtime.start()
@@ -152,3 +176,5 @@ def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
         else:
             runtime.journal.close()
         bus.stop()
+    for client in private_clients:
+        client.close()

@@ -1,0 +1,90 @@
+"""Local pickups against the offline allow-list: with the link down, and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from locker_agent.contract import AllowListEntry
+from locker_agent.link.runtime import PickupOutcome
+from tests.agent_link.conftest import RigFactory
+from tests.agent_link.rig import AgentRig, ServerStandIn, entry, wait_until
+from tests.link_support.clients import connect
+from tests.link_support.mosquitto import PrivateMosquitto
+
+CODE = "48151623"
+CABINET, PASSWORD = "PICKUP-01", "pickup-password-1"
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateMosquitto]:
+    with PrivateMosquitto(cabinets={CABINET: PASSWORD}) as broker:
+        yield broker
+
+
+def supplied(rig: AgentRig, *entries: AllowListEntry) -> None:
+    rig.server.send_allow_list(1, list(entries))
+    assert wait_until(lambda: rig.runtime.allow_list.version == 1)
+
+
+def test_offline_pickup_opens_the_door_with_the_link_down_and_is_reported_after(
+    private_broker: PrivateMosquitto, make_rig: RigFactory
+) -> None:
+    # the cabinet may be back before the stand-in subscribes: it re-sends after 1 s
+    rig = make_rig(CABINET, broker=private_broker, password=PASSWORD, ack_timeout=1.0)
+    supplied(rig, entry(11, 5, CODE), entry(12, 5, CODE), entry(13, 6, "99999999"))
+    private_broker.stop()
+    assert wait_until(lambda: not rig.runtime.link.connected)
+
+    outcome = rig.runtime.local_pickup(code=CODE)
+
+    assert outcome == PickupOutcome(True, 5, (11, 12), outcome.door_outcome, None)
+    assert rig.door(5).unlock_pulses == 1
+    assert [e.data for e in rig.runtime.journal.pending() if e.type == "pickup"] == [
+        {"mode": "offline", "parcel_ids": [11, 12], "credential": "code", "allow_list_version": 1}
+    ]
+    again = rig.runtime.local_pickup(code=CODE)  # the same code once more: used up
+    assert not again.opened
+    assert rig.door(5).unlock_pulses == 1
+
+    private_broker.start()
+    creds = private_broker.server_credentials
+    with connect(private_broker, creds.username, creds.password) as client:
+        server = ServerStandIn(client, CABINET)
+        assert rig.runtime.link.wait_connected(10)
+        picked = server.wait(lambda s: s.events_of("pickup"), 10)
+        assert picked[0].data["parcel_ids"] == [11, 12]
+        assert server.wait(lambda s: s.events_of("pickup.refused"))
+
+
+def test_wrong_code_is_refused_journaled_without_the_code_and_opens_nothing(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    rig = make_rig(cabinet_id)
+    supplied(rig, entry(21, 2, CODE))
+
+    outcome = rig.runtime.local_pickup(code="00000000", door=2)
+
+    assert outcome == PickupOutcome(False, 2, reason="no_match")
+    refused = rig.server.wait(lambda s: s.events_of("pickup.refused", 2))
+    assert refused[0].data == {"reason": "no_match", "credential": "code"}
+    assert all(rig.door(n).unlock_pulses == 0 for n in range(1, 9))
+    stored = rig.runtime.journal.path.read_bytes() + _wal(rig)
+    assert b"00000000" not in stored
+    assert CODE.encode() not in stored
+
+
+def _wal(rig: AgentRig) -> bytes:
+    wal = rig.runtime.journal.path.with_name(rig.runtime.journal.path.name + "-wal")
+    return wal.read_bytes() if wal.exists() else b""
+
+
+def test_expired_entry_never_opens_a_door(cabinet_id: str, make_rig: RigFactory) -> None:
+    rig = make_rig(cabinet_id)
+    supplied(rig, entry(31, 3, CODE, expires_in=-1))
+
+    outcome = rig.runtime.local_pickup(code=CODE)
+
+    assert outcome.reason == "expired"
+    assert rig.door(3).unlock_pulses == 0

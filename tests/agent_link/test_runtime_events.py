@@ -1,0 +1,194 @@
+"""Door events: journal first, published in order, deleted only on evt/ack, replayed after
+a broker restart, and surviving an agent killed with SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from locker_agent.config import parse_settings
+from locker_agent.link.journal import EventClass, Journal
+from locker_agent.link.runtime import AgentRuntime
+from simulators.bus import SimulatedBus
+from tests.agent_link.conftest import ObserverFactory, RigFactory, fast_settings
+from tests.agent_link.rig import (
+    FAST_CONTROL,
+    FAST_LINK,
+    ServerStandIn,
+    Signer,
+    agent_document,
+    start_bus,
+    wait_until,
+    write_agent_toml,
+)
+from tests.link_support.clients import connect
+from tests.link_support.mosquitto import PrivateMosquitto
+
+
+def test_door_events_reach_the_server_with_the_state_and_leave_only_when_acknowledged(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    rig = make_rig(cabinet_id)
+    assert rig.server.wait(lambda s: s.states and s.states[-1].doors["4"].state == "closed")
+
+    rig.door(4).force_open()
+
+    assert rig.server.wait(lambda s: s.events_of("door.forced_open", 4))
+    assert rig.server.wait(lambda s: s.states[-1].doors["4"].state == "open")
+    versions = [state.version for state in rig.server.states]
+    assert versions == sorted(set(versions))
+    time.sleep(0.3)  # the broker has long acknowledged the publish (PUBACK) by now
+    assert rig.runtime.journal.counts()[EventClass.CUSTODY] == 2  # opened + forced_open
+
+    rig.server.ack_everything_seen()
+
+    assert wait_until(lambda: rig.runtime.journal.counts()[EventClass.CUSTODY] == 0)
+
+
+def test_unacknowledged_events_are_published_again_with_the_same_ids(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    rig = make_rig(cabinet_id, ack_timeout=0.5)
+    rig.door(6).force_open()
+    opened = rig.server.wait(lambda s: s.events_of("door.opened", 6))
+
+    assert rig.server.wait(lambda s: len(s.events_of("door.opened", 6)) >= 2, timeout=5)
+
+    assert {e.event_id for e in rig.server.events_of("door.opened", 6)} == {opened[0].event_id}
+    rig.server.ack_everything_seen()
+    assert wait_until(lambda: not rig.runtime.journal.pending())
+    count = len(rig.server.events_of("door.opened", 6))
+    time.sleep(1.0)  # two more ack timeouts: nothing is left to send
+    assert len(rig.server.events_of("door.opened", 6)) == count
+
+
+@pytest.fixture
+def tls_broker() -> Iterator[tuple[PrivateMosquitto, str, str]]:
+    cabinet_id, password = "REPLAY-01", "replay-password-1"
+    with PrivateMosquitto(cabinets={cabinet_id: password}) as broker:
+        yield broker, cabinet_id, password
+
+
+def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
+    tls_broker: tuple[PrivateMosquitto, str, str], tmp_path: Path
+) -> None:
+    broker, cabinet_id, password = tls_broker
+    bus, port = start_bus()
+    document = agent_document(
+        cabinet_id,
+        tmp_path / "journal.sqlite3",
+        Signer(cabinet_id).public_key,
+        port=broker.tls_port,
+        password=password,
+        tls=True,
+        ca_file=broker.ca_file,
+    )
+    runtime = AgentRuntime(
+        parse_settings(document),
+        serial_port=port,
+        link_settings=FAST_LINK,
+        controller_settings=FAST_CONTROL,
+        ack_timeout=1.0,  # the stand-in may subscribe after the cabinet's first replay
+        mqtt=fast_settings(
+            cabinet_id,
+            port=broker.tls_port,
+            username=cabinet_id,
+            password=password,
+            tls=True,
+            ca_file=broker.ca_file,
+        ),
+    )
+    creds = broker.server_credentials
+    try:
+        runtime.start()
+        assert runtime.link.wait_connected(5)
+        with connect(broker, creds.username, creds.password) as first_client:
+            first = ServerStandIn(first_client, cabinet_id)
+            _toggle(bus, (1, 2))
+            assert first.wait(lambda s: len(s.events) >= 4)
+        broker.stop()
+        assert wait_until(lambda: not runtime.link.connected)
+        _toggle(bus, (3, 4, 5))  # during the outage: journaled, not published
+        assert wait_until(lambda: len(runtime.journal.pending()) >= 10)
+        broker.start()
+
+        with connect(broker, creds.username, creds.password) as second_client:
+            second = ServerStandIn(second_client, cabinet_id)
+            assert runtime.link.wait_connected(10)
+            journaled = [e.event_id for e in runtime.journal.pending(limit=1000)]
+            assert second.wait(lambda s: {e.event_id for e in s.events} >= set(journaled), 10)
+            replayed = [e.seq for e in second.events]
+            assert replayed == sorted(replayed)  # oldest first, the pre-outage ones included
+            assert [e.event_id for e in second.events[: len(journaled)]] == journaled
+            second.ack_everything_seen()
+            assert wait_until(lambda: not runtime.journal.pending())
+    finally:
+        runtime.stop()
+        bus.stop()
+
+
+def _toggle(bus: SimulatedBus, doors: tuple[int, ...]) -> None:
+    for door in doors:
+        bus.board(1).door(door).force_open()
+        time.sleep(0.15)
+        bus.board(1).door(door).close()
+        time.sleep(0.15)
+
+
+def _start_agent(config: Path, serial_port: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "locker_agent.cli", "run", "--config", str(config)]
+    return subprocess.Popen(
+        [*command, "--serial-port", serial_port, "-v"], stderr=subprocess.DEVNULL
+    )
+
+
+def test_agent_killed_with_sigkill_publishes_its_unacknowledged_event_again_then_never(
+    cabinet_id: str, tmp_path: Path, observe: ObserverFactory
+) -> None:
+    bus, port = start_bus()
+    journal_path = tmp_path / "journal.sqlite3"
+    config = write_agent_toml(
+        tmp_path / "agent.toml",
+        agent_document(cabinet_id, journal_path, Signer(cabinet_id).public_key),
+    )
+    server = ServerStandIn(observe(), cabinet_id)
+    try:
+        agent = _start_agent(config, port)
+        assert server.wait(lambda s: s.presences and s.presences[-1].status == "online", 10)
+        bus.board(1).door(7).force_open()
+        first = server.wait(lambda s: s.events_of("door.forced_open", 7), 10)
+        agent.send_signal(signal.SIGKILL)  # no goodbye, no flush, no checkpoint
+        agent.wait(timeout=10)
+        assert server.wait(lambda s: s.presences[-1].status == "offline")  # the last will
+
+        agent = _start_agent(config, port)
+        assert server.wait(lambda s: len(s.events_of("door.forced_open", 7)) == 2, 10)
+        assert {e.event_id for e in server.events_of("door.forced_open", 7)} == {first[0].event_id}
+        server.ack_everything_seen()
+        time.sleep(0.5)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=10) == 0
+
+        agent = _start_agent(config, port)
+        assert server.wait(lambda s: s.presences[-1].status == "online", 10)
+        time.sleep(1.0)
+        assert len(server.events_of("door.forced_open", 7)) == 2  # acknowledged: never again
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=10) == 0
+        connections = [p.connection for p in server.presences if p.status == "online"]
+        assert connections == sorted(set(connections))
+        assert len(connections) == 3
+        journal = Journal.open(journal_path)
+        assert journal.pending() == []
+        journal.close()
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        bus.stop()
