@@ -18,7 +18,6 @@ bridge retries, and the cabinet keeps its events until an ack arrives.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from locker_agent.contract.errors import ContractError
 from locker_server.audit import Actor
 from locker_server.db import session_scope
 from locker_server.errors import DomainError
-from locker_server.link import presence
+from locker_server.link import commands, presence, reconcile, sync
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.link.models import LinkEvent
 from locker_server.models import Cabinet, Door, DoorEvent
@@ -116,6 +115,9 @@ class Ingest:
         if route is None or not message.payload:  # not ours, or a retained message cleared
             return
         cabinet = self._find_cabinet(cabinet_code)
+        if cabinet is None and message.retained:  # an old retained message, not an attempt
+            logger.info("retained %s of unknown cabinet %s ignored", kind.value, cabinet_code)
+            return
         if cabinet is None:
             self._audit_unknown_cabinet(cabinet_code, kind)
             return
@@ -156,7 +158,7 @@ class Ingest:
         elif kind == EventType.DEPOSIT:
             self._deposit(session, cabinet, event)
         elif kind == EventType.PICKUP:
-            _reconcile().apply_offline_pickup(
+            reconcile.apply_offline_pickup(
                 session, self.deps, cabinet_id=cabinet.id, event=event, audit=self.deps.audit
             )
         elif kind == EventType.PICKUP_REFUSED:
@@ -272,7 +274,6 @@ class Ingest:
     def _sync_after_online(self, cabinet: CabinetRef, publisher: LinkPublisher) -> None:
         """Send time and the full allow-list; a failure here never undoes the presence."""
         try:
-            sync = importlib.import_module("locker_server.link.sync")
             with session_scope(self.engine) as session:
                 sync.on_cabinet_online(session, publisher, cabinet_id=cabinet.id)
         except Exception:
@@ -288,7 +289,6 @@ class Ingest:
 
     def _command_result(self, cabinet: CabinetRef, payload: bytes, _p: LinkPublisher) -> None:
         envelope = _decode_from(cabinet, payload, CommandResultMessage)
-        commands = importlib.import_module("locker_server.link.commands")
         with session_scope(self.engine) as session:
             presence.touch(session, cabinet.id, self.deps.clock())
             commands.apply_result(
@@ -360,8 +360,3 @@ def _claim(session: Session, cabinet: CabinetRef, event: Event, *, received_at: 
 def _door_id(session: Session, cabinet: CabinetRef, number: int) -> int | None:
     query = select(Door.id).where(Door.cabinet_id == cabinet.id, Door.number == number)
     return session.exec(query).first()
-
-
-def _reconcile() -> Any:
-    """The offline-pickup reconciliation (its own module; imported when first needed)."""
-    return importlib.import_module("locker_server.link.reconcile")

@@ -89,6 +89,18 @@ def cabinet(engine: Engine, deps: DomainDeps) -> CabinetWorld:
         return CabinetWorld(site_id=site.id, cabinet_id=created.id, code=code)
 
 
+def settle(bridge: MqttBridge, handler: CountingIngest, quiet_s: float = 0.3) -> None:
+    """Wait until the bridge has handled what the broker sent on subscribing (the shared
+    broker's retained presences of other tests' cabinets) and nothing more arrives."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        seen = handler.handled
+        time.sleep(quiet_s)
+        if handler.handled == seen and bridge.backlog == 0:
+            return
+    raise AssertionError("the bridge never went quiet")
+
+
 class CountingIngest:
     """The real ingest, counting the messages this bridge handled (load split checks)."""
 
@@ -152,7 +164,10 @@ class CabinetClient:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"cab-{uuid.uuid4().hex[:10]}"
         )
-        self.client.on_connect = lambda c, *_: c.subscribe(topics.evt_ack(code), qos=1)
+        self.synced: list[bytes] = []
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [(topics.evt_ack(code), 1), (topics.sync(code), 1)]
+        )
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect(host, port)
@@ -160,6 +175,9 @@ class CabinetClient:
         assert self._subscribed.wait(WAIT_S), "cabinet client never subscribed"
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == topics.sync(self.code):
+            self.synced.append(msg.payload)
+            return
         ack = decode(msg.payload, EventAckMessage)
         with self._lock:
             self.acks.append(list(ack.body.event_ids))

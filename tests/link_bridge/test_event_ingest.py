@@ -11,6 +11,8 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session, select
 
 from locker_agent.contract import topics
+from locker_agent.contract.bodies import CommandResult
+from locker_agent.contract.types import new_message_id
 from locker_server.link.models import LinkEvent
 from locker_server.models import Door, DoorState
 from tests.link_bridge.conftest import (
@@ -20,6 +22,7 @@ from tests.link_bridge.conftest import (
     as_utc,
     audit_entries,
     event,
+    settle,
     wait_for,
 )
 
@@ -111,8 +114,7 @@ def test_no_ack_while_the_commit_fails_and_the_republished_batch_is_applied_once
     cabinet_client: CabinetClient,
     failing_commits: list[bool],
 ) -> None:
-    bridge, _ = bridges.start(handler_attempts=2)
-    wait_for(lambda: bridge.backlog == 0)  # other tests' retained presences are handled
+    settle(*bridges.start(handler_attempts=2))
     failing_commits[0] = True
     opened = event("door.opened", door=3)
 
@@ -218,3 +220,18 @@ def test_a_malformed_message_is_audited_without_its_payload(
         assert secret not in (entry.reason or "")
         assert entry.outcome == "refused"
     assert cabinet_client.acks == []
+
+
+def test_a_command_result_is_handed_to_the_command_lifecycle(
+    engine: Engine, bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
+) -> None:
+    bridges.start()
+    result = CommandResult(
+        command_id=new_message_id(), status="received", reason=None, outcome=None, counter=None
+    )
+
+    cabinet_client.send(topics.Kind.CMD_RES, result)
+
+    assert wait_for(
+        lambda: bool(audit_entries(engine, "command.result_ignored", cabinet.cabinet_id))
+    )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from locker_agent.contract.bodies import SyncMessage
+from locker_agent.contract.envelope import decode
 from locker_server.link.models import CabinetLink
 from locker_server.models import Door
 from tests.link_bridge.conftest import (
@@ -15,6 +16,7 @@ from tests.link_bridge.conftest import (
     CabinetClient,
     CabinetWorld,
     audit_entries,
+    settle,
     wait_for,
 )
 
@@ -85,8 +87,7 @@ def test_a_door_snapshot_older_than_the_last_one_applied_is_ignored(
     engine: Engine, bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
 ) -> None:
     bridge, handler = bridges.start()
-    wait_for(lambda: bridge.backlog == 0)  # other tests' retained messages are handled
-    time.sleep(0.2)
+    settle(bridge, handler)
     handled_before = handler.handled
 
     cabinet_client.send_state(2, {1: "open", 2: "closed"})
@@ -101,3 +102,15 @@ def test_a_door_snapshot_older_than_the_last_one_applied_is_ignored(
     link = link_of(engine, cabinet.cabinet_id)
     assert link is not None
     assert link.state_version == 3
+
+
+def test_a_cabinet_coming_online_is_sent_the_time_and_its_full_allow_list(
+    bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
+) -> None:
+    bridges.start()
+
+    cabinet_client.send_presence("online", 1)
+
+    assert wait_for(lambda: len(cabinet_client.synced) >= 2)
+    kinds = [decode(payload, SyncMessage).body.kind for payload in cabinet_client.synced]
+    assert kinds[:2] == ["time", "allow_list"]
