@@ -160,6 +160,7 @@ class AgentRuntime:
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._closed = False
         self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
 
     def _guard_policy(self, max_opens: int) -> GuardPolicy:
@@ -187,6 +188,9 @@ class AgentRuntime:
 
     def stop(self) -> None:
         """Finish a running door action, publish what we can, say offline, close all."""
+        if self._closed:
+            return
+        self._closed = True
         self._unsubscribe()
         self.commands.close()
         self._stop.set()

@@ -133,12 +133,13 @@ def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
         start: bool = True,
         broker: PrivateMosquitto | None = None,
         password: str = "anonymous-broker-ignores-it",
+        journal: Path | None = None,
         **runtime_options: Any,
     ) -> AgentRig:
         """On ``broker`` (a private one) the cabinet uses TLS and ``password``."""
         bus, port = start_bus()
         signer = Signer(cabinet_id)
-        journal = tmp_path / f"{cabinet_id}.sqlite3"
+        journal = journal or tmp_path / f"{cabinet_id}.sqlite3"
         document = agent_document(cabinet_id, journal, signer.public_key, password=password)
         link = fast_settings(cabinet_id)
         observer = observe()

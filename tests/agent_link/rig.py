@@ -23,6 +23,7 @@ from locker_agent.contract import (
     EventMessage,
     PresenceMessage,
     StateMessage,
+    TimeSync,
     UnsignedCommand,
     cabinet_pickup_key,
     credential_hash,
@@ -42,6 +43,7 @@ from locker_agent.serial_link import LinkSettings
 from simulators.board import SimulatedDoor
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests.contract.schema_validation import assert_matches_schema
 from tests.link_support.clients import TestClient
 
 DOORS = 8
@@ -116,7 +118,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 @dataclass
 class ServerStandIn:
-    """Sorts what the cabinet publishes by kind; publishes what the server would."""
+    """Checks what the cabinet publishes against the committed JSON Schemas, sorts it by
+    kind, and publishes what the server would."""
 
     client: TestClient
     cabinet_id: str
@@ -135,6 +138,7 @@ class ServerStandIn:
         while not self.client.messages.empty():
             message = self.client.messages.get_nowait()
             self.raw.append((message.topic, message.payload))
+            assert_matches_schema(message.payload)  # what the cabinet sends fits docs/contract
             kind = topics.parse(message.topic).kind
             if kind is topics.Kind.EVT:
                 batch = list(decode(message.payload, EventMessage).body.events)
@@ -184,6 +188,11 @@ class ServerStandIn:
         for start in range(0, len(ids), 500):
             self.ack(ids[start : start + 500])
         return ids
+
+    def send_time(self, server_time: datetime, version: int = 1) -> None:
+        body = TimeSync(kind="time", version=version, server_time=server_time)
+        envelope = new_envelope(self.cabinet_id, body, sent_at=server_time)
+        self.client.publish(topics.sync(self.cabinet_id), encode(envelope))
 
     def send_allow_list(self, version: int, entries: list[AllowListEntry]) -> None:
         body = AllowListSync(

@@ -3,11 +3,13 @@ a broker restart, and surviving an agent killed with SIGKILL."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -192,3 +194,39 @@ def test_agent_killed_with_sigkill_publishes_its_unacknowledged_event_again_then
             agent.kill()
             agent.wait()
         bus.stop()
+
+
+def test_power_cut_copy_of_a_running_journal_still_publishes_its_unacknowledged_event(
+    cabinet_id: str, make_rig: RigFactory, tmp_path: Path
+) -> None:
+    """The files as a power cut leaves them: copied while the agent runs, WAL unmerged."""
+    rig = make_rig(cabinet_id)
+    rig.door(2).force_open()
+    seen = rig.server.wait(lambda s: s.events_of("door.forced_open", 2))
+    cut = tmp_path / "after-the-cut"
+    cut.mkdir()
+    live = rig.runtime.journal.path
+    for suffix in ("", "-wal"):
+        shutil.copyfile(f"{live}{suffix}", cut / f"journal.sqlite3{suffix}")
+    rig.runtime.stop()
+
+    revived = make_rig(cabinet_id, journal=cut / "journal.sqlite3")
+
+    again = revived.server.wait(lambda s: s.events_of("door.forced_open", 2), 5)
+    assert [e.event_id for e in again] == [seen[0].event_id]
+    assert revived.server.wait(lambda s: s.presences and s.presences[-1].connection == 2)
+
+
+def test_expiry_is_judged_on_the_server_clock_learned_from_sync(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    """A cabinet whose clock runs an hour slow still refuses a command expired on the server."""
+    rig = make_rig(cabinet_id)
+    rig.server.send_time(datetime.now(UTC) + timedelta(hours=1))
+    assert wait_until(lambda: rig.runtime.guard.clock_offset.offset > timedelta(minutes=59))
+    command_id, payload = rig.signer.command("open_door", door=1, expires_in=600)
+
+    rig.send(payload)
+
+    assert rig.server.result(command_id).status == "expired"
+    assert rig.door(1).unlock_pulses == 0
