@@ -38,6 +38,7 @@ from locker_agent.contract.bodies import (
     PickupRefusedData,
     PresenceMessage,
     StateMessage,
+    is_droppable,
 )
 from locker_agent.contract.envelope import Envelope, decode, encode, new_envelope
 from locker_agent.contract.errors import ContractError
@@ -132,16 +133,17 @@ class Ingest:
         envelope = _decode_from(cabinet, payload, EventMessage)
         with session_scope(self.engine) as session:
             presence.touch(session, cabinet.id, self.deps.clock())
+            claimed = _claim(session, cabinet, envelope.body.events, received_at=self.deps.clock())
             for event in envelope.body.events:
-                self._ingest_event(session, cabinet, event)
+                if event.event_id in claimed:
+                    self._ingest_event(session, cabinet, event)
         ack = new_envelope(
             cabinet.code, EventAck(event_ids=[e.event_id for e in envelope.body.events])
         )
         publisher.publish(topics.evt_ack(cabinet.code), encode(ack), qos=topics.QOS)
 
     def _ingest_event(self, session: Session, cabinet: CabinetRef, event: Event) -> None:
-        if not _claim(session, cabinet, event, received_at=self.deps.clock()):
-            logger.debug("event %s of %s already stored", event.event_id, cabinet.code)
+        if is_droppable(event.type):  # telemetry: storing the id was all there was to do
             return
         try:
             with session.begin_nested():  # a refusal undoes this event's changes only
@@ -342,19 +344,27 @@ class _Mismatch(ContractError):
     """The envelope's cabinet is not the topic's cabinet (the broker ACL vouches for the topic)."""
 
 
-def _claim(session: Session, cabinet: CabinetRef, event: Event, *, received_at: datetime) -> bool:
-    """Insert the event id first; False when it is already stored (a duplicate)."""
-    return presence.insert_ignoring_duplicates(
-        session,
-        LinkEvent,
-        event_id=event.event_id,
-        cabinet_id=cabinet.id,
-        seq=event.seq,
-        type=event.type,
-        outcome="applied",
-        device_time=event.device_time,
-        received_at=received_at,
-    )
+def _claim(
+    session: Session, cabinet: CabinetRef, events: list[Event], *, received_at: datetime
+) -> set[str]:
+    """Insert the batch's event ids first, in one statement; answer the ids that were new.
+
+    An id already stored (a re-publish, a redelivery, another server process that got
+    there first — on PostgreSQL its uncommitted row makes us wait, then skip) is absent.
+    """
+    rows = [
+        {
+            "event_id": event.event_id,
+            "cabinet_id": cabinet.id,
+            "seq": event.seq,
+            "type": event.type,
+            "outcome": "applied",
+            "device_time": event.device_time,
+            "received_at": received_at,
+        }
+        for event in events
+    ]
+    return set(presence.insert_ignoring_duplicates(session, LinkEvent, rows, LinkEvent.event_id))
 
 
 def _door_id(session: Session, cabinet: CabinetRef, number: int) -> int | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal_column, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -35,27 +35,23 @@ from locker_server.services.context import Caller, DomainDeps, Target, audit
 logger = logging.getLogger(__name__)
 
 
-def insert_ignoring_duplicates(session: Session, model: Any, **values: Any) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True when the row was added.
+def insert_ignoring_duplicates(
+    session: Session, model: Any, rows: list[dict[str, Any]], key: Any
+) -> list[Any]:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; the ``key`` of rows added.
 
-    ``RETURNING`` tells the two apart on both backends (a row comes back only when the
-    insert happened; psycopg's rowcount is not reliable for this).
+    ``RETURNING`` tells the two outcomes apart on both backends (a row comes back only
+    when it was inserted; psycopg's rowcount is not reliable for this).
     """
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(model).values(**values).on_conflict_do_nothing()
-    return session.execute(statement.returning(literal_column("1"))).first() is not None
+    statement = dialect.insert(model).values(rows).on_conflict_do_nothing()
+    return list(session.execute(statement.returning(key)).scalars())
 
 
 def lock_link(session: Session, cabinet_id: int) -> CabinetLink:
     """The cabinet's link row, created if missing, locked for this transaction."""
-    insert_ignoring_duplicates(
-        session,
-        CabinetLink,
-        cabinet_id=cabinet_id,
-        online=False,
-        connection=0,
-        state_version=-1,
-    )
+    row = {"cabinet_id": cabinet_id, "online": False, "connection": 0, "state_version": -1}
+    insert_ignoring_duplicates(session, CabinetLink, [row], CabinetLink.cabinet_id)
     query = select(CabinetLink).where(CabinetLink.cabinet_id == cabinet_id).with_for_update()
     return session.exec(query.execution_options(populate_existing=True)).one()
 
