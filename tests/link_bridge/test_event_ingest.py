@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,9 +14,11 @@ from sqlmodel import Session, select
 from locker_agent.contract import topics
 from locker_agent.contract.bodies import CommandResult
 from locker_agent.contract.types import new_message_id
+from locker_server.link.bridge import InboundMessage, LinkPublisher, MqttBridge
 from locker_server.link.models import LinkEvent
 from locker_server.models import Door, DoorState
 from tests.link_bridge.conftest import (
+    WAIT_S,
     Bridges,
     CabinetClient,
     CabinetWorld,
@@ -235,3 +238,37 @@ def test_a_command_result_is_handed_to_the_command_lifecycle(
     assert wait_for(
         lambda: bool(audit_entries(engine, "command.result_ignored", cabinet.cabinet_id))
     )
+
+
+class DiesBeforeCommitting:
+    """A server process that takes a message and dies before its transaction commits."""
+
+    def __init__(self) -> None:
+        self.took_it = threading.Event()
+        self.died = threading.Event()
+
+    def __call__(self, message: InboundMessage, _publisher: LinkPublisher) -> None:
+        if message.topic.endswith("/evt"):
+            self.took_it.set()
+            self.died.wait(WAIT_S)
+            raise RuntimeError("process killed (test)")
+
+
+def test_a_server_dying_before_its_commit_gets_the_message_again_from_the_broker(
+    engine: Engine, bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
+) -> None:
+    server_id = f"srv-dies-{cabinet.code}"
+    dying = DiesBeforeCommitting()
+    doomed = MqttBridge(bridges.config(server_id, handler_attempts=1), dying)
+    doomed.start()
+    assert doomed.wait_until_subscribed(WAIT_S)
+    opened = event("door.opened", door=1)
+
+    cabinet_client.send_events([opened])
+    assert dying.took_it.wait(WAIT_S)
+    doomed.stop(timeout=0.2)  # gone without a PUBACK
+    dying.died.set()
+    bridges.start(server_id)  # the restarted process resumes the same broker session
+
+    assert wait_for(lambda: cabinet_client.acked_ids() == [opened.event_id])
+    assert len(audit_entries(engine, "door.opened", cabinet.cabinet_id)) == 1
