@@ -7,11 +7,19 @@ services; nothing below imports a global settings object.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_mqtt_client_id() -> str:
+    """``locker-server-<host>-<pid>``, kept within the 64 characters an id may have."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:32]
+    return f"locker-server-{host}-{os.getpid()}"
+
 
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "placeholder", "xxx", "todo"}
 
@@ -76,7 +84,7 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: Path | None = Field(default=None, description="CA that signed the broker's cert")
     mqtt_client_id: str = Field(
-        default_factory=lambda: f"locker-server-{socket.gethostname()}-{os.getpid()}",
+        default_factory=_default_mqtt_client_id,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="fix it per server process so its persistent session survives a restart",
     )
