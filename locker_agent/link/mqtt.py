@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -287,7 +288,17 @@ class MqttAdapter:
                 exc,
             )
             return False
+        self._no_delay()
         return True
+
+    def _no_delay(self) -> None:
+        """Small packets (a cmd/res) leave at once instead of waiting on Nagle + delayed ACK."""
+        setsockopt = getattr(self._client.socket(), "setsockopt", None)
+        try:
+            if setsockopt is not None:
+                setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            logger.debug("TCP_NODELAY not set: %s", exc)
 
     def _serve_connection(self, attempt: int) -> int:
         """Run paho's loop until the connection ends; returns the next backoff attempt."""

@@ -197,6 +197,7 @@ class AgentRuntime:
         self._inbox.put(_Wake())
         if self._worker is not None:
             self._worker.join(timeout=10)
+            self._publish_due()  # e.g. the result of the door action that just finished
         self.link.stop()
         self.cabinet.stop()
         self.journal.close()
@@ -338,11 +339,14 @@ class AgentRuntime:
             try:
                 self._handle_all(item)
                 self._reconcile_snapshot()
-                if self.link.connected:
-                    self.outbox.flush()
-                    self.commands.publish_results(self.link.publish)
+                self._publish_due()
             except Exception:
                 logger.exception("agent worker step failed; continuing")
+
+    def _publish_due(self) -> None:
+        if self.link.connected:
+            self.outbox.flush()
+            self.commands.publish_results(self.link.publish)
 
     def _handle_all(self, item: LinkEvent | ResultReady | _Wake | None) -> None:
         while item is not None:
