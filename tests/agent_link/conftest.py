@@ -38,6 +38,8 @@ from tests.link_support.mosquitto import PrivateMosquitto
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 1883
+#: the one cabinet of the private (TLS + ACL) broker
+PRIVATE_CABINET, PRIVATE_PASSWORD = "PRIVATE-01", "private-password-1"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,13 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     opened = Journal.open(tmp_path / "journal.sqlite3", max_telemetry_events=5)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateMosquitto]:
+    """A private Mosquitto from the project's generated configuration (TLS, ACLs)."""
+    with PrivateMosquitto(cabinets={PRIVATE_CABINET: PRIVATE_PASSWORD}) as broker:
+        yield broker
 
 
 ObserverFactory = Callable[..., TestClient]

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from locker_agent.contract import AllowListEntry
 from locker_agent.link.runtime import PickupOutcome
+from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
+from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
 from tests.agent_link.conftest import RigFactory
 from tests.agent_link.rig import AgentRig, ServerStandIn, entry, wait_until
 from tests.link_support.clients import connect
 from tests.link_support.mosquitto import PrivateMosquitto
 
 CODE = "48151623"
-CABINET, PASSWORD = "PICKUP-01", "pickup-password-1"
-
-
-@pytest.fixture
-def private_broker() -> Iterator[PrivateMosquitto]:
-    with PrivateMosquitto(cabinets={CABINET: PASSWORD}) as broker:
-        yield broker
 
 
 def supplied(rig: AgentRig, *entries: AllowListEntry) -> None:

@@ -7,8 +7,11 @@ import time
 import pytest
 
 from locker_agent.contract import RejectReason
+from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
+from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
 from tests.agent_link.conftest import RigFactory
-from tests.agent_link.rig import MAINTENANCE_TOKEN, AgentRig, Signer
+from tests.agent_link.rig import MAINTENANCE_TOKEN, AgentRig, Signer, wait_until
+from tests.link_support.mosquitto import PrivateMosquitto
 
 
 def rejection_alarms(rig: AgentRig) -> list[str]:
@@ -146,3 +149,26 @@ def test_cabinet_caps_remote_opens_per_minute(cabinet_id: str, make_rig: RigFact
     assert [r.status for r in results] == ["succeeded", "succeeded", "rejected"]
     assert results[2].reason == RejectReason.RATE_LIMITED
     assert rig.door(3).unlock_pulses == 0
+
+
+def test_command_result_decided_while_the_link_is_down_survives_a_restart_and_is_reported(
+    private_broker: PrivateMosquitto, make_rig: RigFactory
+) -> None:
+    rig = make_rig(CABINET, broker=private_broker, password=PASSWORD)
+    rig.door(3).faults.jammed = True  # the answer takes the whole confirm window
+    command_id, payload = rig.signer.command("open_door", door=3)
+    rig.send(payload)
+    assert rig.server.wait(lambda s: s.statuses(command_id) == ["received"])
+    private_broker.stop()
+    assert wait_until(lambda: rig.runtime.journal.pending_results(), 5)
+    journal = rig.runtime.journal.path
+    rig.runtime.stop()
+    private_broker.start()
+
+    revived = make_rig(CABINET, broker=private_broker, password=PASSWORD, journal=journal)
+
+    result = revived.server.result(command_id)
+    assert (result.status, result.outcome) == ("failed", "jammed")
+    assert wait_until(lambda: not revived.runtime.journal.pending_results())
+    assert rig.door(3).unlock_pulses == 1
+    assert revived.door(3).unlock_pulses == 0  # reported, never tried again
