@@ -1,10 +1,12 @@
-"""What the bridge does with each message from a cabinet: one transaction per message.
+"""What the bridge does with each message from a cabinet.
 
 * ``evt``: every event id is claimed in ``link_events`` first (INSERT … ON CONFLICT DO
-  NOTHING): a duplicate — re-published, redelivered, or taken by a second server
-  process at the same moment — claims nothing and is skipped, so each event drives the
-  service layer exactly once. The ``evt/ack`` naming the batch's ids is published only
-  after the commit. An event the domain refuses (a door that does not exist, a deposit
+  NOTHING), in the same transaction that applies the event: a duplicate — re-published,
+  redelivered, or taken by a second server process at the same moment — claims nothing
+  and is skipped, so each event drives the service layer exactly once. Each event has
+  its own transaction (the services' lock order: rows first, audit last); telemetry ids
+  are stored together. The ``evt/ack`` naming the batch's ids is published only after
+  every one of them is committed. An event the domain refuses (a door that does not exist, a deposit
   for a parcel in the wrong state) is stored as refused and audited, and acked: sending
   it again could never succeed.
 * ``presence`` and ``state``: see :mod:`locker_server.link.presence`.
@@ -131,25 +133,31 @@ class Ingest:
 
     def _events(self, cabinet: CabinetRef, payload: bytes, publisher: LinkPublisher) -> None:
         envelope = _decode_from(cabinet, payload, EventMessage)
+        events = envelope.body.events
         with session_scope(self.engine) as session:
             presence.touch(session, cabinet.id, self.deps.clock())
-            claimed = _claim(session, cabinet, envelope.body.events, received_at=self.deps.clock())
-            for event in envelope.body.events:
-                if event.event_id in claimed:
-                    self._ingest_event(session, cabinet, event)
-        ack = new_envelope(
-            cabinet.code, EventAck(event_ids=[e.event_id for e in envelope.body.events])
-        )
+            telemetry = [event for event in events if is_droppable(event.type)]
+            if telemetry:  # storing the id is all there is to do: one statement for all
+                _claim(session, cabinet, telemetry, received_at=self.deps.clock())
+        for event in events:
+            if not is_droppable(event.type):
+                self._ingest_event(cabinet, event)
+        ack = new_envelope(cabinet.code, EventAck(event_ids=[event.event_id for event in events]))
         publisher.publish(topics.evt_ack(cabinet.code), encode(ack), qos=topics.QOS)
 
-    def _ingest_event(self, session: Session, cabinet: CabinetRef, event: Event) -> None:
-        if is_droppable(event.type):  # telemetry: storing the id was all there was to do
-            return
-        try:
-            with session.begin_nested():  # a refusal undoes this event's changes only
-                self._apply_event(session, cabinet, event)
-        except (DomainError, RefusedEvent) as exc:
-            self._refuse_event(session, cabinet, event, exc)
+    def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
+        """One transaction per event: the services lock their rows before writing audit
+        entries, and a transaction spanning several audited events would hold the audit
+        head while locking the next event's rows (a deadlock with a concurrent request)."""
+        with session_scope(self.engine) as session:
+            if not _claim(session, cabinet, [event], received_at=self.deps.clock()):
+                logger.debug("event %s of %s already stored", event.event_id, cabinet.code)
+                return
+            try:
+                with session.begin_nested():  # a refusal undoes this event's changes only
+                    self._apply_event(session, cabinet, event)
+            except (DomainError, RefusedEvent) as exc:
+                self._refuse_event(session, cabinet, event, exc)
 
     def _apply_event(self, session: Session, cabinet: CabinetRef, event: Event) -> None:
         kind = event.type
