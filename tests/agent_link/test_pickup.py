@@ -79,3 +79,19 @@ def test_expired_entry_never_opens_a_door(cabinet_id: str, make_rig: RigFactory)
 
     assert outcome.reason == "expired"
     assert rig.door(3).unlock_pulses == 0
+
+
+def test_pickup_with_the_link_up_is_also_checked_locally_and_reported_at_once(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    rig = make_rig(cabinet_id)
+    supplied(rig, entry(41, 4, CODE))
+
+    outcome = rig.runtime.local_pickup(code=CODE, door=4)
+
+    assert outcome.opened
+    assert rig.door(4).unlock_pulses == 1
+    picked = rig.server.wait(lambda s: s.events_of("pickup", 4))
+    assert picked[0].data["parcel_ids"] == [41]
+    assert rig.server.wait(lambda s: s.events_of("door.open_confirmed", 4))
+    assert not rig.server.events_of("door.forced_open", 4)

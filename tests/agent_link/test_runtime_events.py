@@ -8,17 +8,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from locker_agent.config import parse_settings
 from locker_agent.link.journal import EventClass, Journal
 from locker_agent.link.runtime import AgentRuntime
 from simulators.bus import SimulatedBus
-from tests.agent_link.conftest import ObserverFactory, RigFactory, fast_settings
+from tests.agent_link.conftest import (
+    PRIVATE_CABINET,
+    PRIVATE_PASSWORD,
+    ObserverFactory,
+    RigFactory,
+    fast_settings,
+)
 from tests.agent_link.rig import (
     FAST_CONTROL,
     FAST_LINK,
@@ -70,17 +73,10 @@ def test_unacknowledged_events_are_published_again_with_the_same_ids(
     assert len(rig.server.events_of("door.opened", 6)) == count
 
 
-@pytest.fixture
-def tls_broker() -> Iterator[tuple[PrivateMosquitto, str, str]]:
-    cabinet_id, password = "REPLAY-01", "replay-password-1"
-    with PrivateMosquitto(cabinets={cabinet_id: password}) as broker:
-        yield broker, cabinet_id, password
-
-
 def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
-    tls_broker: tuple[PrivateMosquitto, str, str], tmp_path: Path
+    private_broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
-    broker, cabinet_id, password = tls_broker
+    broker, cabinet_id, password = private_broker, PRIVATE_CABINET, PRIVATE_PASSWORD
     bus, port = start_bus()
     document = agent_document(
         cabinet_id,
