@@ -191,6 +191,11 @@ class MqttBridge:
         return self._subscribed.wait(timeout)
 
     @property
+    def connections(self) -> int:
+        """How many times the bridge has connected (1 + reconnects)."""
+        return self._connection
+
+    @property
     def backlog(self) -> int:
         return self._queue.qsize()
 

@@ -156,7 +156,15 @@ def bridges(engine: Engine, deps: DomainDeps) -> Iterator[Bridges]:
 class CabinetClient:
     """A cabinet's agent, reduced to what the tests need: publish, and collect evt/acks."""
 
-    def __init__(self, code: str, host: str = BROKER_HOST, port: int = BROKER_PORT) -> None:
+    def __init__(
+        self,
+        code: str,
+        host: str = BROKER_HOST,
+        port: int = BROKER_PORT,
+        *,
+        ca_file: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.code = code
         self.acks: list[list[str]] = []
         self._lock = threading.Lock()
@@ -170,6 +178,10 @@ class CabinetClient:
         )
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=ca_file)
+        if password is not None:  # a provisioned cabinet: username = cabinet id
+            self.client.username_pw_set(code, password)
         self.client.connect(host, port)
         self.client.loop_start()
         assert self._subscribed.wait(WAIT_S), "cabinet client never subscribed"
