@@ -1,0 +1,443 @@
+"""Benchmark of the cabinet ↔ server link (issue 4). Not a test.
+
+Every part runs against a private Mosquitto started from the project's generated
+configuration (``PrivateMosquitto``: passwords, ACLs; the loopback plain listener) and
+the real server bridge (``MqttBridge`` + ``Ingest``, as ``serve`` starts them) on a fresh
+PostgreSQL database. Simulated cabinets run in a separate process (``locker-sim fleet``)
+so they do not share the server's interpreter.
+
+(a) event ingest: N cabinets each journal K door events (opened/closed per door), sent
+    in ``evt`` messages of up to B events; measured from the emit until every event is
+    committed by the server AND its ``evt/ack`` is back at the cabinet. Baseline in the
+    same run, same broker, same fleet: the raw publish → subscribe rate of the very same
+    messages to a subscriber that only counts them (shared subscription, no database).
+(b) command round trip: server → agent → simulated board → result, p50/p99. Baseline:
+    raw MQTT round trip of a message of the same size (see ``simulators.cabinet``).
+(c) a fleet of ≥ 1,000 cabinets connected at once to one server: time until all are
+    online in the server's database, then the broker restarts and every cabinet must be
+    online again in the database under its new connection number.
+
+Usage (from the repository root)::
+
+    .venv/bin/python -m bench.bench_link                 # all parts
+    .venv/bin/python -m bench.bench_link --part a --cabinets 50 --events 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+import locker_server.link.models  # noqa: F401  (registers the link tables)
+from locker_agent.contract import topics
+from locker_server.audit import Actor, AuditLog
+from locker_server.config import Settings
+from locker_server.db import make_engine, migrate, session_scope
+from locker_server.keys import load_keys
+from locker_server.link.bridge import BridgeConfig, MqttBridge
+from locker_server.link.ingest import Ingest
+from locker_server.link.models import CabinetLink, LinkEvent
+from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
+from locker_server.notifications import Notifier
+from locker_server.services import Caller, DomainDeps
+from locker_server.services import config as config_service
+from tests.link_support.mosquitto import PrivateMosquitto
+
+PG_ADMIN_URL = os.environ.get(
+    "LOCKER_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+ADMIN = Caller(actor=Actor(type="system", id="bench"), channel="cli")
+
+
+# ------------------------------------------------------------------ the pieces
+@contextmanager
+def fresh_database() -> Iterator[sa.Engine]:
+    name = f"locker_bench_link_{os.getpid()}"
+    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.engine.dispose()
+
+
+def domain_deps(engine: sa.Engine, directory: Path) -> DomainDeps:
+    settings = Settings(
+        data_dir=directory / "data",
+        database_url=str(engine.url.render_as_string(hide_password=False)),
+        secrets_dir=directory / "secrets",
+    )
+    keys = load_keys(settings.secrets_dir)
+    audit = AuditLog(signing_key=keys.audit_signing_key)
+    notifier = Notifier(settings=settings, keys=keys)
+    return DomainDeps(settings=settings, keys=keys, audit=audit, notifier=notifier)
+
+
+def create_cabinets(engine: sa.Engine, deps: DomainDeps, codes: list[str], doors: int) -> None:
+    with session_scope(engine) as session:
+        site = config_service.create_site(session, deps, SiteCreate(name="Bench"), caller=ADMIN)
+        for code in codes:
+            body = CabinetCreate(site_id=site.id or 0, code=code, name=code)
+            cabinet = config_service.create_cabinet(session, deps, body, caller=ADMIN)
+            bodies = [DoorCreate(number=n, size="M", board=1, lock=n) for n in range(1, doors + 1)]
+            config_service.add_doors(session, deps, cabinet.id or 0, bodies, caller=ADMIN)
+
+
+def start_bridge(
+    broker: PrivateMosquitto, engine: sa.Engine, deps: DomainDeps, **overrides: Any
+) -> MqttBridge:
+    account = broker.server_credentials
+    config = BridgeConfig(
+        **overrides,
+        host=broker.host,
+        port=broker.plain_port or 0,
+        client_id=f"bench-server-{uuid.uuid4().hex[:8]}",
+        username=account.username,
+        password=account.password,
+        share_group="bench",
+    )
+    bridge = MqttBridge(config, Ingest(engine, deps))
+    bridge.start()
+    if not bridge.wait_until_subscribed(30):
+        raise RuntimeError("the bridge never subscribed")
+    return bridge
+
+
+class FleetProcess:
+    """``locker-sim fleet`` in its own process, driven line by line over stdin/stdout."""
+
+    def __init__(self, broker: PrivateMosquitto, passwords: dict[str, str], **options: Any):
+        self._secrets = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+        json.dump(passwords, self._secrets)
+        self._secrets.close()
+        command = [sys.executable, "-m", "simulators.cli", "fleet", "--host", broker.host]
+        command += ["--port", str(broker.plain_port), "--passwords", self._secrets.name]
+        for name, value in options.items():
+            command += [f"--{name.replace('_', '-')}", str(value)]
+        self.started = time.perf_counter()
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.banner = self._line()
+
+    def ask(self, line: str) -> str:
+        assert self._process.stdin is not None
+        self._process.stdin.write(line + "\n")
+        self._process.stdin.flush()
+        return self._line()
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = json.loads(self.ask("stats"))
+        return stats
+
+    def _line(self) -> str:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the fleet process ended")
+        return line.strip()
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        os.unlink(self._secrets.name)
+
+
+class CountingSubscriber:
+    """The raw baseline's receiver: a paho client (server account) that only counts."""
+
+    def __init__(self, broker: PrivateMosquitto, filter_: str) -> None:
+        account = broker.server_credentials
+        self.messages = 0
+        self._target = 0
+        self._done = threading.Event()
+        self._subscribed: queue.Queue[int] = queue.Queue()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.username_pw_set(account.username, account.password)
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self._subscribed.put(1)
+        client.on_connect = lambda c, *_: c.subscribe(filter_, qos=1)
+        client.connect(broker.host, broker.plain_port or 0)
+        client.loop_start()
+        self._subscribed.get(timeout=10)
+        self.client = client
+
+    def expect(self, messages: int) -> None:
+        self._target = messages
+        if self.messages >= messages:
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def _on_message(self, *_: Any) -> None:
+        self.messages += 1
+        if self._target and self.messages >= self._target:
+            self._done.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.client._reset_sockets()  # paho 2.2 leaves its wake-up pair open
+
+
+def passwords_for(codes: list[str]) -> dict[str, str]:
+    return {code: uuid.uuid4().hex for code in codes}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
+# ------------------------------------------------------------------ (a) ingest
+DOOR_EVENTS = ("door.opened", "door.closed")
+TELEMETRY = ("telemetry.temperature",)
+
+
+@dataclass(frozen=True)
+class IngestFigures:
+    kinds: tuple[str, ...]
+    events: int
+    batch: int
+    raw_seconds: float
+    raw_single_seconds: float
+    ingest_seconds: float
+    stored: int
+
+    @property
+    def raw_rate(self) -> float:
+        return self.events / self.raw_seconds
+
+    @property
+    def raw_single_rate(self) -> float:
+        return self.events / self.raw_single_seconds
+
+    @property
+    def ingest_rate(self) -> float:
+        return self.events / self.ingest_seconds
+
+
+def bench_ingest(
+    cabinets: int, events: int, batch: int, kinds: tuple[str, ...], doors: int = 12
+) -> IngestFigures:
+    """``events`` per cabinet, ``batch`` events per evt message, types cycling ``kinds``."""
+    codes = [f"INGEST-{n:04d}" for n in range(cabinets)]
+    passwords = passwords_for(codes)
+    total = cabinets * events
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        engine = stack.enter_context(fresh_database())
+        deps = domain_deps(engine, Path(tmp))
+        create_cabinets(engine, deps, codes, doors)
+        broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))
+        raw = _raw_publish_subscribe(broker, passwords, events, batch, doors, kinds)
+        raw_single = _raw_publish_subscribe(broker, passwords, events, 1, doors, kinds)
+        bridge = start_bridge(broker, engine, deps)
+        stack.callback(bridge.stop)
+        fleet = FleetProcess(broker, passwords, batch_size=batch, doors=doors)
+        stack.callback(fleet.close)
+        _expect(fleet.ask("wait online 120"), "online ok")
+        started = time.perf_counter()
+        fleet.ask(f"emit {events} {' '.join(kinds)}")
+        _expect(fleet.ask("wait acked 900"), "acked ok")
+        elapsed = time.perf_counter() - started
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(LinkEvent)).scalar_one()
+    return IngestFigures(kinds, total, batch, raw, raw_single, elapsed, stored)
+
+
+def _raw_publish_subscribe(
+    broker: PrivateMosquitto,
+    passwords: dict[str, str],
+    events: int,
+    batch: int,
+    doors: int,
+    kinds: tuple[str, ...],
+) -> float:
+    """Seconds for the same evt messages to go fleet → broker → a counting subscriber."""
+    subscriber = CountingSubscriber(broker, topics.shared("raw", topics.Kind.EVT))
+    fleet = FleetProcess(broker, passwords, batch_size=batch, doors=doors, resend_after=3600)
+    try:
+        _expect(fleet.ask("wait online 120"), "online ok")
+        subscriber.expect(len(passwords) * -(-events // batch))
+        started = time.perf_counter()
+        fleet.ask(f"emit {events} {' '.join(kinds)}")
+        if not subscriber.wait(600):
+            raise RuntimeError(f"raw subscriber got only {subscriber.messages} messages")
+        return time.perf_counter() - started
+    finally:
+        fleet.close()
+        subscriber.close()
+
+
+def _expect(answer: str, prefix: str) -> None:
+    if not answer.startswith(prefix):
+        raise RuntimeError(f"fleet answered {answer!r}, expected {prefix!r}")
+
+
+# ------------------------------------------------------------------ (c) fleet
+@dataclass(frozen=True)
+class FleetFigures:
+    cabinets: int
+    fleet_online_s: float
+    db_online_s: float
+    restart_fleet_online_s: float
+    restart_db_correct_s: float
+    db_online_after: int
+    db_connection_matches: int
+
+
+def bench_fleet(cabinets: int, bridge_queue: int) -> FleetFigures:
+    codes = [f"FLEET-{n:05d}" for n in range(cabinets)]
+    passwords = passwords_for(codes)
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        engine = stack.enter_context(fresh_database())
+        deps = domain_deps(engine, Path(tmp))
+        create_cabinets(engine, deps, codes, doors=1)
+        broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))
+        bridge = start_bridge(broker, engine, deps, queue_size=bridge_queue)
+        stack.callback(bridge.stop)
+        fleet = FleetProcess(broker, passwords, doors=1)
+        stack.callback(fleet.close)
+        _expect(fleet.ask("wait online 300"), "online ok")
+        fleet_online = time.perf_counter() - fleet.started
+        if not wait_until(lambda: _db_presence(engine, {})[0] >= cabinets, 300):
+            raise RuntimeError("not every cabinet came online in the database")
+        db_online = time.perf_counter() - fleet.started
+        restarted = time.perf_counter()
+        broker.restart()
+        expected = _wait_for_new_connections(fleet, cabinets)
+        restart_fleet_online = time.perf_counter() - restarted
+        wait_until(lambda: _db_presence(engine, expected)[1] >= cabinets, 300, every=0.1)
+        restart_db = time.perf_counter() - restarted
+        online, matching = _db_presence(engine, expected)
+    return FleetFigures(
+        cabinets, fleet_online, db_online, restart_fleet_online, restart_db, online, matching
+    )
+
+
+def _wait_for_new_connections(fleet: FleetProcess, cabinets: int) -> dict[str, int]:
+    """The fleet's connection numbers once every cabinet is online on a new connection."""
+    for _ in range(600):
+        stats = fleet.stats()
+        connections: dict[str, int] = stats["connections"]
+        if stats["online"] == cabinets and min(connections.values()) >= 2:
+            return connections
+        time.sleep(0.1)
+    raise RuntimeError("the fleet did not reconnect after the broker restart")
+
+
+def _db_presence(engine: sa.Engine, expected: dict[str, int]) -> tuple[int, int]:
+    """(cabinets online in the DB, of which under the fleet's current connection number)."""
+    from locker_server.models import Cabinet
+
+    query = (
+        sa.select(Cabinet.code, CabinetLink.connection)  # type: ignore[call-overload]
+        .join(CabinetLink, CabinetLink.cabinet_id == Cabinet.id)
+        .where(CabinetLink.online.is_(True))  # type: ignore[attr-defined]
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    matching = sum(1 for code, connection in rows if expected.get(code) == connection)
+    return len(rows), matching
+
+
+# ------------------------------------------------------------------ report
+def report_ingest(figures: IngestFigures) -> None:
+    print(
+        f"(a) event ingest, {figures.events} events ({'/'.join(figures.kinds)}) "
+        f"in evt messages of up to {figures.batch}"
+    )
+    print(
+        f"    raw publish -> subscribe, same messages (counting subscriber): "
+        f"{figures.raw_rate:,.0f} events/s ({figures.raw_seconds:.2f} s)"
+    )
+    print(
+        f"    raw publish -> subscribe, one event per message:               "
+        f"{figures.raw_single_rate:,.0f} events/s ({figures.raw_single_seconds:.2f} s)"
+    )
+    print(
+        f"    bridge -> PostgreSQL, committed and acked: {figures.ingest_rate:,.0f} events/s "
+        f"({figures.ingest_seconds:.2f} s); {figures.ingest_rate / figures.raw_rate:.1%} of "
+        f"raw (same messages), {figures.ingest_rate / figures.raw_single_rate:.1%} of raw "
+        f"(one event per message); stored {figures.stored}"
+    )
+
+
+def report_fleet(figures: FleetFigures) -> None:
+    print(f"(c) fleet of {figures.cabinets} cabinets, one server")
+    print(f"    all online at the broker (presence PUBACKed): {figures.fleet_online_s:.2f} s")
+    print(f"    all online in the server's database:          {figures.db_online_s:.2f} s")
+    print("    broker restart:")
+    print(
+        f"      all reconnected (fleet side):               {figures.restart_fleet_online_s:.2f} s"
+    )
+    print(f"      DB online under the new connection number:  {figures.restart_db_correct_s:.2f} s")
+    print(
+        f"      DB online {figures.db_online_after}, matching connection "
+        f"{figures.db_connection_matches} / {figures.cabinets}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("a", "b", "c", "all"), default="all")
+    parser.add_argument("--cabinets", type=int, default=50, help="(a) cabinets")
+    parser.add_argument("--events", type=int, default=400, help="(a) events per cabinet")
+    parser.add_argument("--batch", type=int, default=100, help="(a) events per evt message")
+    parser.add_argument("--fleet", type=int, default=1000, help="(c) cabinets")
+    parser.add_argument(
+        "--bridge-queue", type=int, default=5000, help="(c) the bridge's inbound queue size"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    figures: dict[str, Any] = {}
+    if args.part in ("a", "all"):
+        for kinds in (DOOR_EVENTS, TELEMETRY):
+            ingest = bench_ingest(args.cabinets, args.events, args.batch, kinds)
+            report_ingest(ingest)
+            figures[f"ingest {kinds[0]}"] = ingest.__dict__
+    if args.part in ("c", "all"):
+        fleet = bench_fleet(args.fleet, args.bridge_queue)
+        report_fleet(fleet)
+        figures["fleet"] = fleet.__dict__
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
