@@ -25,7 +25,7 @@ class LinkEvent(SQLModel, table=True):
     __tablename__ = "link_events"
 
     id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(sa_type=String(EVENT_ID_LENGTH), unique=True)
+    event_id: str = Field(sa_type=String(EVENT_ID_LENGTH), unique=True, index=True)
     cabinet_id: int = Field(foreign_key="cabinets.id", index=True)
     seq: int
     type: str = Field(sa_type=String(64))
