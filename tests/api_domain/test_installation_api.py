@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from locker_server.auth.roles import Role
 from tests.api_domain.conftest import AuthHeaders, MakeUser, Setup, ok
+from tests.link_commands.conftest import RecordingPublisher
 
 
 def test_cabinet_codes_that_could_break_mqtt_topics_are_refused_naming_the_field(
@@ -72,13 +73,16 @@ def test_operator_takes_a_door_out_of_service_with_a_reason_and_opens_one_remote
         )
     )
     assert (door["service_state"], door["service_reason"]) == ("out_of_service", "lock coil burnt")
+    publisher = RecordingPublisher()
+    client.app.state.link_publisher = publisher  # type: ignore[attr-defined]
     queued = ok(
         client.post(
             f"{door_url}/open", headers=operator, json={"reason": "recipient locked keys inside"}
         ),
         202,
     )
-    assert queued["status"] == "pending"
+    assert queued["status"] == "sent"
+    assert [m.topic.rsplit("/", 1)[-1] for m in publisher.messages] == ["cmd"]
     [entry] = audit_entries("door.remote_open")  # type: ignore[operator]
     assert (entry.reason, entry.door_id) == ("recipient locked keys inside", setup.door_ids[1])
 
