@@ -1,0 +1,123 @@
+"""ONE full simulated cabinet: the real agent runtime on simulated lock-control boards.
+
+:class:`SimulatedCabinet` builds a :class:`~simulators.bus.SimulatedBus` with exactly the
+boards and locks an ``agent.toml`` describes, serves it on a pty, and runs the real
+:class:`~locker_agent.link.runtime.AgentRuntime` on that pty: journal, MQTT link, command
+guard, allow-list and door controller are the production code; only the boards are
+simulated. Doors are moved by hand through :meth:`SimulatedCabinet.door`::
+
+    with SimulatedCabinet(load_settings(Path("agent.toml"))) as cabinet:
+        cabinet.door(3).force_open()       # the agent journals door.forced_open / opened
+        cabinet.runtime.door_state(3)
+
+:meth:`SimulatedCabinet.serve_bus` serves only the boards, for an agent that runs in
+another process (``locker-agent run --config agent.toml --serial-port <pty>``), as the
+kill -9 tests do. For thousands of cabinets without boards see :mod:`simulators.fleet`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from types import TracebackType
+
+from locker_agent.config import AgentSettings
+from locker_agent.doors import ControllerSettings
+from locker_agent.link.mqtt import MqttSettings
+from locker_agent.link.runtime import AgentRuntime
+from locker_agent.serial_link import LinkSettings
+from simulators.board import BoardConfig, SimulatedDoor
+from simulators.bus import SimulatedBus
+from simulators.errors import SimulatorConfigError, UnknownDoorError
+from simulators.timing import Timing
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CabinetTuning:
+    """Timing of the simulated boards and of the agent's door layer (patched down in tests)."""
+
+    timing: Timing = dataclasses.field(default_factory=Timing)
+    link: LinkSettings | None = None
+    controller: ControllerSettings | None = None
+    mqtt: MqttSettings | None = None
+    ack_timeout: float = 15.0
+
+
+class SimulatedCabinet:
+    """A simulated bus on a pty plus the real agent runtime driving it."""
+
+    def __init__(self, settings: AgentSettings, tuning: CabinetTuning | None = None) -> None:
+        self.settings = settings
+        self.tuning = tuning or CabinetTuning()
+        self.bus = bus_for(settings, self.tuning.timing)
+        self.port: str | None = None
+        self._runtime: AgentRuntime | None = None
+
+    @property
+    def runtime(self) -> AgentRuntime:
+        if self._runtime is None:
+            raise SimulatorConfigError("the cabinet is not running; call start() first")
+        return self._runtime
+
+    def serve_bus(self) -> str:
+        """Serve the boards on a pty (once) and return its path; no agent is started."""
+        if self.port is None:
+            self.port = self.bus.start_pty()
+        return self.port
+
+    def start(self) -> SimulatedCabinet:
+        port = self.serve_bus()
+        runtime = AgentRuntime(
+            self.settings,
+            serial_port=port,
+            link_settings=self.tuning.link,
+            controller_settings=self.tuning.controller,
+            mqtt=self.tuning.mqtt,
+            ack_timeout=self.tuning.ack_timeout,
+        )
+        self._runtime = runtime.start()
+        return self
+
+    def stop_agent(self) -> None:
+        """Stop the agent (cleanly), keep the boards served: it can be started again."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.stop()
+
+    def stop(self) -> None:
+        self.stop_agent()
+        self.bus.stop()
+        self.port = None
+
+    def door(self, number: int) -> SimulatedDoor:
+        """The simulated door behind the agent's door ``number`` (per [[doors]])."""
+        for door in self.settings.doors:
+            if door.number == number:
+                return self.bus.board(door.board).door(door.lock)
+        raise UnknownDoorError(f"cabinet {self.settings.cabinet_id} has no door {number}")
+
+    def __enter__(self) -> SimulatedCabinet:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def bus_for(settings: AgentSettings, timing: Timing) -> SimulatedBus:
+    """A bus with one simulated board per configured board, as many locks as configured."""
+    locks: dict[int, int] = {}
+    for door in settings.doors:
+        locks[door.board] = max(locks.get(door.board, 0), door.lock)
+    boards = [BoardConfig(address, count) for address, count in sorted(locks.items())]
+    return SimulatedBus(settings.serial.protocol, boards, timing)

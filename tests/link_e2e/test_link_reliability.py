@@ -1,0 +1,163 @@
+"""No event lost and none applied twice, whatever happens to the link (issue 4).
+
+Each test runs on SQLite and on PostgreSQL (the ``engine`` fixture), with the real agent,
+a private Mosquitto with TLS and ACLs, and the server's bridge.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from locker_agent.contract import topics
+from locker_agent.link.journal import Journal
+from simulators.cabinet import SimulatedCabinet
+from tests.link_e2e.conftest import DOORS, LinkWorld, Stored, wait_until
+from tests.link_support.clients import TestClient, connect
+
+#: between two door moves: longer than the agent's poll interval, so each is seen
+MOVE_GAP_S = 0.15
+
+
+def _cycle_doors(cabinet: SimulatedCabinet, cycles: int) -> int:
+    """Open and close every door ``cycles`` times; returns how many opens were made."""
+    for _ in range(cycles):
+        for number in range(1, DOORS + 1):
+            cabinet.door(number).force_open()
+            time.sleep(MOVE_GAP_S)
+            cabinet.door(number).close()
+            time.sleep(MOVE_GAP_S)
+    return cycles * DOORS
+
+
+def _of_type(stored: list[Stored], event_type: str) -> int:
+    return sum(1 for row in stored if row.type == event_type)
+
+
+def _journal_drained(cabinet: SimulatedCabinet) -> bool:
+    return not cabinet.runtime.journal.pending(limit=1)
+
+
+def _settled(world: LinkWorld, cabinet: SimulatedCabinet, opens: int) -> list[Stored]:
+    """Everything acknowledged back to the agent, and the server's rows."""
+    assert wait_until(lambda: _journal_drained(cabinet), 30), "events still unacknowledged"
+    stored = world.wait_stored(1)
+    assert _of_type(stored, "door.opened") == opens
+    assert _of_type(stored, "door.closed") == opens
+    return stored
+
+
+def _server_account(world: LinkWorld) -> TestClient:
+    account = world.broker.server_credentials
+    return connect(world.broker, account.username, account.password)
+
+
+def test_an_evt_message_delivered_again_is_applied_once(world: LinkWorld) -> None:
+    with world.cabinet() as cabinet, _server_account(world) as spy:
+        spy.subscribe(topics.evt(cabinet.settings.cabinet_id))
+        opens = _cycle_doors(cabinet, 1)
+        first = spy.next_message(timeout=10)
+        before = _settled(world, cabinet, opens)
+        for _ in range(3):  # as a broker redelivery or a journal re-publish would
+            spy.publish(first.topic, first.payload)
+        cabinet.door(1).force_open()  # published after the copies: stored means they were seen
+        assert wait_until(lambda: _of_type(world.stored(), "door.opened") == opens + 1)
+        after = world.stored()
+    assert len(after) > len(before)
+    assert after[: len(before)] == before
+    world.assert_each_event_once(after)
+
+
+def test_a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
+    world: LinkWorld,
+) -> None:
+    with world.cabinet() as cabinet:
+        opens = _cycle_doors(cabinet, 2)
+        world.broker.restart()
+        opens += _cycle_doors(cabinet, 2)
+        stored = _settled(world, cabinet, opens)
+    world.assert_each_event_once(stored)
+
+
+def test_a_server_restart_loses_nothing_and_applies_nothing_twice(world: LinkWorld) -> None:
+    with world.cabinet() as cabinet:
+        opens = _cycle_doors(cabinet, 1)
+        world.server.stop()
+        opens += _cycle_doors(cabinet, 2)  # published while no server listens
+        world.server.start()
+        opens += _cycle_doors(cabinet, 1)
+        stored = _settled(world, cabinet, opens)
+    world.assert_each_event_once(stored)
+
+
+def test_a_long_outage_compressed_in_time_delivers_hundreds_of_events_in_order(
+    world: LinkWorld,
+) -> None:
+    with world.cabinet() as cabinet:
+        opens = _cycle_doors(cabinet, 1)
+        assert wait_until(lambda: _journal_drained(cabinet))
+        world.broker.stop()
+        journal = cabinet.runtime.journal
+        for index in range(300):  # hours of door traffic, journaled as the door layer does
+            door = index % DOORS + 1
+            journal.append("door.opened", door=door)
+            journal.append("door.closed", door=door)
+        opens += 300 + _cycle_doors(cabinet, 1)
+        assert len(journal.pending(limit=1000)) >= 600
+        world.broker.start()
+        stored = _settled(world, cabinet, opens)
+    assert [row.seq for row in stored] == sorted(row.seq for row in stored)
+    world.assert_each_event_once(stored)
+
+
+def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkWorld) -> None:
+    cabinet = world.cabinet()
+    port = cabinet.serve_bus()
+    moving = threading.Event()
+    moving.set()
+    mover = threading.Thread(target=_keep_moving, args=(cabinet, moving), daemon=True)
+    try:
+        agent = world.run_agent_process(port)
+        mover.start()
+        for pause in (1.5, 0.7, 1.1):  # kill at arbitrary points of the traffic
+            time.sleep(pause)
+            os.kill(agent.pid, signal.SIGKILL)
+            agent.wait(timeout=10)
+            agent = world.run_agent_process(port)
+        time.sleep(1.5)
+        moving.clear()
+        mover.join(timeout=10)
+        journal_path = Path(world.agent_settings().journal.path)
+        assert wait_until(lambda: _pending(journal_path) == 0, 30), "events left unacked"
+        agent.terminate()
+        agent.wait(timeout=15)
+    finally:
+        moving.clear()
+        cabinet.stop()
+    stored = world.stored()
+    assert stored[0].seq == 1
+    assert _of_type(stored, "door.opened") >= 4
+    world.assert_each_event_once(stored)
+
+
+def _keep_moving(cabinet: SimulatedCabinet, moving: threading.Event) -> None:
+    door = 0
+    while moving.is_set():
+        number = door % DOORS + 1
+        cabinet.door(number).force_open()
+        time.sleep(MOVE_GAP_S)
+        cabinet.door(number).close()
+        time.sleep(MOVE_GAP_S)
+        door += 1
+
+
+def _pending(journal_path: Path) -> int:
+    """Unacknowledged events in the agent's journal, read as a second connection."""
+    journal = Journal.open(journal_path)
+    try:
+        return len(journal.pending(limit=10_000))
+    finally:
+        journal.close()
