@@ -46,18 +46,24 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 import locker_server.link.models  # noqa: F401  (registers the link tables)
-from locker_agent.contract import topics
+from locker_agent.config import parse_settings
+from locker_agent.contract import CommandResultMessage, decode, encode_public_key, topics
+from locker_agent.doors import ControllerSettings
+from locker_agent.serial_link import LinkSettings
 from locker_server.audit import Actor, AuditLog
 from locker_server.config import Settings
 from locker_server.db import make_engine, migrate, session_scope
 from locker_server.keys import load_keys
 from locker_server.link.bridge import BridgeConfig, MqttBridge
+from locker_server.link.commands import issue_command
 from locker_server.link.ingest import Ingest
 from locker_server.link.models import CabinetLink, LinkEvent
 from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import config as config_service
+from simulators.cabinet import CabinetTuning, SimulatedCabinet
+from simulators.timing import Timing
 from tests.link_support.mosquitto import PrivateMosquitto
 
 PG_ADMIN_URL = os.environ.get(
@@ -320,6 +326,189 @@ def _expect(answer: str, prefix: str) -> None:
         raise RuntimeError(f"fleet answered {answer!r}, expected {prefix!r}")
 
 
+# ------------------------------------------------------------------ (b) commands
+#: the door-layer bench's line: 9600 baud with byte pacing, unlock answered 50 ms after
+#: the pulse (docs/performance.md, issue 2)
+BOARD_TIMING = Timing(
+    unlock_reply_delay=0.05,
+    query_reply_delay=0.01,
+    spring_delay=0.02,
+    pulse_duration=0.04,
+    baud=9600,
+    pacing=True,
+)
+COMMAND_CABINET, COMMAND_DOORS = "CMD-BENCH-01", 12
+OPERATOR = Caller(actor=Actor(type="user", id="bench"), channel="api", source="bench")
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    label: str
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, label: str, seconds: list[float]) -> Percentiles:
+        ordered = sorted(seconds)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+        return cls(label, len(ordered), pick(0.50), pick(0.99), ordered[-1] * 1000)
+
+
+class Watcher:
+    """A paho client (server account) timestamping every message on its topics."""
+
+    def __init__(self, broker: PrivateMosquitto, *filters: str) -> None:
+        account = broker.server_credentials
+        self.arrivals: queue.Queue[tuple[float, str, bytes]] = queue.Queue()
+        subscribed: queue.Queue[int] = queue.Queue()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.username_pw_set(account.username, account.password)
+        client.on_message = lambda _c, _u, m: self.arrivals.put(
+            (time.perf_counter(), m.topic, bytes(m.payload))
+        )
+        client.on_subscribe = lambda *_: subscribed.put(1)
+        client.on_connect = lambda c, *_: (
+            c.subscribe([(f, 1) for f in filters]) if filters else subscribed.put(1)
+        )
+        client.connect(broker.host, broker.plain_port or 0)
+        client.loop_start()
+        subscribed.get(timeout=10)
+        self.client = client
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.client._reset_sockets()
+
+
+def bench_commands(samples: int) -> tuple[Percentiles, Percentiles, Percentiles]:
+    """(baseline raw round trip, command → received, command → succeeded)."""
+    passwords = passwords_for([COMMAND_CABINET])
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        engine = stack.enter_context(fresh_database())
+        deps = domain_deps(engine, Path(tmp))
+        create_cabinets(engine, deps, [COMMAND_CABINET], COMMAND_DOORS)
+        broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))
+        bridge = start_bridge(broker, engine, deps)
+        stack.callback(bridge.stop)
+        cabinet = stack.enter_context(_full_cabinet(broker, deps, passwords, Path(tmp)))
+        watcher = Watcher(broker, topics.cmd(COMMAND_CABINET), topics.cmd_res(COMMAND_CABINET))
+        stack.callback(watcher.close)
+        received, done, sizes = _command_round_trips(
+            engine, deps, bridge, cabinet, watcher, samples
+        )
+        baseline = _raw_round_trips(broker, sizes, samples)
+    return (
+        Percentiles.of("baseline: raw MQTT round trip, same sizes", baseline),
+        Percentiles.of("command issued -> 'received' at the server", received),
+        Percentiles.of("command issued -> 'succeeded' (door confirmed open)", done),
+    )
+
+
+def _full_cabinet(
+    broker: PrivateMosquitto, deps: DomainDeps, passwords: dict[str, str], directory: Path
+) -> SimulatedCabinet:
+    document = {
+        "cabinet_id": COMMAND_CABINET,
+        "broker": {
+            "host": broker.host,
+            "port": broker.plain_port,
+            "tls": False,
+            "username": COMMAND_CABINET,
+            "password": passwords[COMMAND_CABINET],
+        },
+        "security": {
+            "command_public_keys": [encode_public_key(deps.keys.command_signing_key.public_key())],
+            "pickup_key": "00" * 32,
+        },
+        "serial": {"port": "CHANGE-ME", "protocol": "8a80"},
+        "doors": [{"number": n, "board": 1, "lock": n} for n in range(1, COMMAND_DOORS + 1)],
+        "journal": {"path": str(directory / "journal.sqlite3")},
+    }
+    tuning = CabinetTuning(
+        timing=BOARD_TIMING,
+        link=LinkSettings(baudrate=9600),
+        controller=ControllerSettings(poll_interval=0.1, max_opens_per_door=100_000),
+        max_remote_opens_per_minute=100_000,  # the bench opens far more than a cabinet may
+    )
+    return SimulatedCabinet(parse_settings(document), tuning)
+
+
+def _command_round_trips(
+    engine: sa.Engine,
+    deps: DomainDeps,
+    bridge: MqttBridge,
+    cabinet: SimulatedCabinet,
+    watcher: Watcher,
+    samples: int,
+) -> tuple[list[float], list[float], tuple[int, int]]:
+    received: list[float] = []
+    done: list[float] = []
+    sizes = (0, 0)
+    for index in range(samples + 5):  # the first five warm up
+        door = index % COMMAND_DOORS + 1
+        started = time.perf_counter()
+        with session_scope(engine) as session:
+            command = issue_command(
+                session, bridge.publisher, deps.keys,
+                cabinet_id=1, action="open_door", door=door, reason="bench",
+                caller=OPERATOR, audit=deps.audit,
+            )  # fmt: skip
+            command_id = command.command_id
+        times, sizes = _results_of(watcher, command_id)
+        if index >= 5:
+            received.append(times["received"] - started)
+            done.append(times["succeeded"] - started)
+        cabinet.door(door).close()
+    return received, done, sizes
+
+
+def _results_of(watcher: Watcher, command_id: str) -> tuple[dict[str, float], tuple[int, int]]:
+    """Arrival time of each cmd/res status of ``command_id`` until the final one, and the
+    sizes of the command and of its final result."""
+    times: dict[str, float] = {}
+    sizes = [0, 0]
+    while "received" not in times or len(times) < 2:
+        arrived, topic, payload = watcher.arrivals.get(timeout=30)
+        if topics.parse(topic).kind is topics.Kind.CMD:
+            sizes[0] = len(payload)
+            continue
+        result = decode(payload, CommandResultMessage).body
+        if result.command_id == command_id:
+            times[result.status] = arrived
+            sizes[1] = max(sizes[1], len(payload))
+    if "succeeded" not in times:
+        raise RuntimeError(f"command {command_id} ended {sorted(times)}")
+    return times, (sizes[0], sizes[1])
+
+
+def _raw_round_trips(broker: PrivateMosquitto, sizes: tuple[int, int], samples: int) -> list[float]:
+    """The command path without the server or the agent: one client publishes a message of
+    the command's size, an echo client answers with one of the result's size from its
+    network thread, a third client receives it. QoS 1. The topics are server → cabinet
+    kinds of a cabinet that does not exist, so the bridge ingests none of it."""
+    request, reply = topics.sync("ECHO"), topics.evt_ack("ECHO")
+    echo = Watcher(broker, request)
+    echo.client.on_message = lambda c, _u, _m: c.publish(reply, b"r" * sizes[1], qos=1)
+    receiver = Watcher(broker, reply)
+    sender = Watcher(broker)
+    round_trips = []
+    try:
+        for index in range(samples + 5):
+            started = time.perf_counter()
+            sender.client.publish(request, b"c" * sizes[0], qos=1)
+            arrived, _topic, _payload = receiver.arrivals.get(timeout=10)
+            if index >= 5:
+                round_trips.append(arrived - started)
+            time.sleep(0.02)
+    finally:
+        for client in (echo, receiver, sender):
+            client.close()
+    return round_trips
+
+
 # ------------------------------------------------------------------ (c) fleet
 @dataclass(frozen=True)
 class FleetFigures:
@@ -409,6 +598,15 @@ def report_ingest(figures: IngestFigures) -> None:
     )
 
 
+def report_commands(figures: tuple[Percentiles, ...]) -> None:
+    print(f"(b) command round trip, {figures[0].samples} samples")
+    for row in figures:
+        print(
+            f"    {row.label:<55} p50 {row.p50_ms:6.1f} ms  p99 {row.p99_ms:6.1f} ms  "
+            f"max {row.max_ms:6.1f} ms"
+        )
+
+
 def report_fleet(figures: FleetFigures) -> None:
     print(f"(c) fleet of {figures.cabinets} cabinets, one server")
     print(f"    all online at the broker (presence PUBACKed): {figures.fleet_online_s:.2f} s")
@@ -430,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cabinets", type=int, default=50, help="(a) cabinets")
     parser.add_argument("--events", type=int, default=400, help="(a) events per cabinet")
     parser.add_argument("--batch", type=int, default=100, help="(a) events per evt message")
+    parser.add_argument("--samples", type=int, default=200, help="(b) commands")
     parser.add_argument("--fleet", type=int, default=1000, help="(c) cabinets")
     parser.add_argument(
         "--bridge-queue", type=int, default=5000, help="(c) the bridge's inbound queue size"
@@ -442,6 +641,10 @@ def main(argv: list[str] | None = None) -> int:
             ingest = bench_ingest(args.cabinets, args.events, args.batch, kinds)
             report_ingest(ingest)
             figures[f"ingest {kinds[0]}"] = ingest.__dict__
+    if args.part in ("b", "all"):
+        commands = bench_commands(args.samples)
+        report_commands(commands)
+        figures["commands"] = [row.__dict__ for row in commands]
     if args.part in ("c", "all"):
         fleet = bench_fleet(args.fleet, args.bridge_queue)
         report_fleet(fleet)

@@ -43,6 +43,7 @@ class CabinetTuning:
     controller: ControllerSettings | None = None
     mqtt: MqttSettings | None = None
     ack_timeout: float = 15.0
+    max_remote_opens_per_minute: int = 30
 
 
 class SimulatedCabinet:
@@ -76,6 +77,7 @@ class SimulatedCabinet:
             controller_settings=self.tuning.controller,
             mqtt=self.tuning.mqtt,
             ack_timeout=self.tuning.ack_timeout,
+            max_remote_opens_per_minute=self.tuning.max_remote_opens_per_minute,
         )
         self._runtime = runtime.start()
         return self
