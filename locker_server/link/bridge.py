@@ -94,7 +94,11 @@ class BridgeConfig:
     mqtt_v5: bool = True
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
-    receive_maximum: int = 100
+    #: Unacknowledged messages the broker may push to us; ≤ queue_size, so the queue never
+    #: overflows. Larger than the broker's own per-client queue would be pointless: what
+    #: does not fit in both is dropped by the broker (e.g. a flood of retained messages
+    #: on subscribing), so keep Mosquitto's max_queued_messages generous too.
+    receive_maximum: int = 1000
     queue_size: int = 1000
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
@@ -144,6 +148,8 @@ class MqttBridge:
     """Connects, subscribes, queues inbound messages for one worker, publishes for anyone."""
 
     def __init__(self, config: BridgeConfig, handler: MessageHandler) -> None:
+        if config.receive_maximum > config.queue_size:
+            raise BridgeConfigError("receive_maximum must not exceed queue_size")
         self.config = config
         self._handler = handler
         self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=config.queue_size)

@@ -101,7 +101,9 @@ class Ingest:
     def __init__(self, engine: Engine, deps: DomainDeps) -> None:
         self.engine = engine
         self.deps = deps
-        self._routes: dict[topics.Kind, Callable[[CabinetRef, bytes, LinkPublisher], None]] = {
+        self._routes: dict[
+            topics.Kind, Callable[[CabinetRef, InboundMessage, LinkPublisher], None]
+        ] = {
             topics.Kind.EVT: self._events,
             topics.Kind.PRESENCE: self._presence,
             topics.Kind.STATE: self._state,
@@ -125,17 +127,17 @@ class Ingest:
             self._audit_unknown_cabinet(cabinet_code, kind)
             return
         try:
-            route(cabinet, message.payload, publisher)
+            route(cabinet, message, publisher)
         except ContractError as exc:
             self._audit_malformed(cabinet, kind, exc)
 
     # --- evt ---------------------------------------------------------------------------------
 
-    def _events(self, cabinet: CabinetRef, payload: bytes, publisher: LinkPublisher) -> None:
-        envelope = _decode_from(cabinet, payload, EventMessage)
+    def _events(self, cabinet: CabinetRef, message: InboundMessage, out: LinkPublisher) -> None:
+        envelope = _decode_from(cabinet, message.payload, EventMessage)
         events = envelope.body.events
         with session_scope(self.engine) as session:
-            presence.touch(session, cabinet.id, self.deps.clock())
+            presence.touch(session, cabinet.id, self._heard_at(message))
             telemetry = [event for event in events if is_droppable(event.type)]
             if telemetry:  # storing the id is all there is to do: one statement for all
                 _claim(session, cabinet, telemetry, received_at=self.deps.clock())
@@ -143,7 +145,7 @@ class Ingest:
             if not is_droppable(event.type):
                 self._ingest_event(cabinet, event)
         ack = new_envelope(cabinet.code, EventAck(event_ids=[event.event_id for event in events]))
-        publisher.publish(topics.evt_ack(cabinet.code), encode(ack), qos=topics.QOS)
+        out.publish(topics.evt_ack(cabinet.code), encode(ack), qos=topics.QOS)
 
     def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
         """One transaction per event: the services lock their rows before writing audit
@@ -271,15 +273,16 @@ class Ingest:
 
     # --- presence, state, cmd/res ------------------------------------------------------------
 
-    def _presence(self, cabinet: CabinetRef, payload: bytes, publisher: LinkPublisher) -> None:
-        envelope = _decode_from(cabinet, payload, PresenceMessage)
+    def _presence(self, cabinet: CabinetRef, message: InboundMessage, out: LinkPublisher) -> None:
+        envelope = _decode_from(cabinet, message.payload, PresenceMessage)
         with session_scope(self.engine) as session:
             change = presence.apply_presence(
                 session, self.deps, cabinet_id=cabinet.id, site_id=cabinet.site_id,
                 presence=envelope.body, caller=cabinet.caller,
+                heard_at=self._heard_at(message), sent_at=envelope.sent_at,
             )  # fmt: skip
         if change.came_online:
-            self._sync_after_online(cabinet, publisher)
+            self._sync_after_online(cabinet, out)
 
     def _sync_after_online(self, cabinet: CabinetRef, publisher: LinkPublisher) -> None:
         """Send time and the full allow-list; a failure here never undoes the presence."""
@@ -289,21 +292,28 @@ class Ingest:
         except Exception:
             logger.exception("online sync for cabinet %s failed", cabinet.code)
 
-    def _state(self, cabinet: CabinetRef, payload: bytes, _publisher: LinkPublisher) -> None:
-        envelope = _decode_from(cabinet, payload, StateMessage)
+    def _state(self, cabinet: CabinetRef, message: InboundMessage, _out: LinkPublisher) -> None:
+        envelope = _decode_from(cabinet, message.payload, StateMessage)
         with session_scope(self.engine) as session:
-            presence.touch(session, cabinet.id, self.deps.clock())
+            presence.touch(session, cabinet.id, self._heard_at(message))
             presence.apply_state(
                 session, cabinet_id=cabinet.id, state=envelope.body, observed_at=envelope.sent_at
             )
 
-    def _command_result(self, cabinet: CabinetRef, payload: bytes, _p: LinkPublisher) -> None:
-        envelope = _decode_from(cabinet, payload, CommandResultMessage)
+    def _command_result(
+        self, cabinet: CabinetRef, message: InboundMessage, _out: LinkPublisher
+    ) -> None:
+        envelope = _decode_from(cabinet, message.payload, CommandResultMessage)
         with session_scope(self.engine) as session:
-            presence.touch(session, cabinet.id, self.deps.clock())
+            presence.touch(session, cabinet.id, self._heard_at(message))
             commands.apply_result(
                 session, cabinet_id=cabinet.id, result=envelope, audit=self.deps.audit
             )
+
+    def _heard_at(self, message: InboundMessage) -> datetime | None:
+        """Now — unless the broker replayed a retained message, which says nothing about
+        when the cabinet was last heard from (every server start receives them all)."""
+        return None if message.retained else self.deps.clock()
 
     # --- cabinets and refusals ---------------------------------------------------------------
 

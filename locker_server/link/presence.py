@@ -64,8 +64,10 @@ def links_of(session: Session, cabinet_ids: Sequence[int]) -> dict[int, CabinetL
     return {link.cabinet_id: link for link in session.exec(query).all()}
 
 
-def touch(session: Session, cabinet_id: int, now: datetime) -> None:
-    """Record that the cabinet was heard from (any message)."""
+def touch(session: Session, cabinet_id: int, now: datetime | None) -> None:
+    """Record that the cabinet was heard from (any message; ``None``: a retained replay)."""
+    if now is None:
+        return
     statement = update(CabinetLink).where(CabinetLink.cabinet_id == cabinet_id)  # type: ignore[arg-type]
     if session.execute(statement.values(last_seen=now)).rowcount == 0:  # type: ignore[attr-defined]
         lock_link(session, cabinet_id).last_seen = now
@@ -88,11 +90,16 @@ def apply_presence(
     site_id: int,
     presence: Presence,
     caller: Caller,
+    heard_at: datetime | None,
+    sent_at: datetime,
 ) -> PresenceChange:
+    """Apply the connection-counter rule; ``heard_at`` None: a retained message replayed by
+    the broker (it changes the status if newer but not when the cabinet was last seen)."""
     link = lock_link(session, cabinet_id)
-    link.last_seen = deps.clock()
+    if heard_at is not None:
+        link.last_seen = heard_at
     session.add(link)
-    change = _decide(link, presence)
+    change = _decide(link, presence, at=heard_at or sent_at)
     if not change.applied:
         logger.info(
             "cabinet %s: stale presence (connection %s) ignored", cabinet_id, presence.connection
@@ -102,20 +109,20 @@ def apply_presence(
     return change
 
 
-def _decide(link: CabinetLink, presence: Presence) -> PresenceChange:
+def _decide(link: CabinetLink, presence: Presence, *, at: datetime) -> PresenceChange:
     """The connection-counter rule (module docstring); changes ``link`` when it applies."""
     newer = presence.connection > link.connection
     current = presence.connection == link.connection
     if presence.status == "online":
         if newer:
-            link.connection, link.online, link.since = presence.connection, True, link.last_seen
+            link.connection, link.online, link.since = presence.connection, True, at
             link.agent_version = presence.agent_version
             return PresenceChange(applied=True, came_online=True)
         # The same connection again (a redelivery) while online; after its own offline, stale.
         return PresenceChange(applied=current and link.online)
     if newer or (current and link.online):
         was_online = link.online
-        link.connection, link.online, link.since = presence.connection, False, link.last_seen
+        link.connection, link.online, link.since = presence.connection, False, at
         return PresenceChange(applied=True, went_offline=was_online)
     return PresenceChange(applied=current)
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -89,9 +89,14 @@ def cabinet(engine: Engine, deps: DomainDeps) -> CabinetWorld:
         return CabinetWorld(site_id=site.id, cabinet_id=created.id, code=code)
 
 
-def settle(bridge: MqttBridge, handler: CountingIngest, quiet_s: float = 0.3) -> None:
+class Counts(Protocol):
+    handled: int
+
+
+def settle(bridge: MqttBridge, handler: Counts, quiet_s: float = 0.2) -> None:
     """Wait until the bridge has handled what the broker sent on subscribing (the shared
-    broker's retained presences of other tests' cabinets) and nothing more arrives."""
+    broker's retained presences of other tests' cabinets) and nothing more arrives:
+    a message published during that flood could find the broker's queue for us full."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         seen = handler.handled
@@ -139,6 +144,7 @@ class Bridges:
         bridge.start()
         self.started.append(bridge)
         assert bridge.wait_until_subscribed(WAIT_S), "bridge never subscribed"
+        settle(bridge, handler)
         return bridge, handler
 
     def stop_all(self) -> None:

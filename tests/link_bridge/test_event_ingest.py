@@ -117,7 +117,7 @@ def test_no_ack_while_the_commit_fails_and_the_republished_batch_is_applied_once
     cabinet_client: CabinetClient,
     failing_commits: list[bool],
 ) -> None:
-    settle(*bridges.start(handler_attempts=2))
+    bridges.start(handler_attempts=2)
     failing_commits[0] = True
     opened = event("door.opened", door=3)
 
@@ -246,8 +246,10 @@ class DiesBeforeCommitting:
     def __init__(self) -> None:
         self.took_it = threading.Event()
         self.died = threading.Event()
+        self.handled = 0
 
     def __call__(self, message: InboundMessage, _publisher: LinkPublisher) -> None:
+        self.handled += 1
         if message.topic.endswith("/evt"):
             self.took_it.set()
             self.died.wait(WAIT_S)
@@ -262,6 +264,7 @@ def test_a_server_dying_before_its_commit_gets_the_message_again_from_the_broker
     doomed = MqttBridge(bridges.config(server_id, handler_attempts=1), dying)
     doomed.start()
     assert doomed.wait_until_subscribed(WAIT_S)
+    settle(doomed, dying)
     opened = event("door.opened", door=1)
 
     cabinet_client.send_events([opened])

@@ -16,7 +16,6 @@ from tests.link_bridge.conftest import (
     CabinetClient,
     CabinetWorld,
     audit_entries,
-    settle,
     wait_for,
 )
 
@@ -86,8 +85,7 @@ def test_the_current_connections_offline_applies_and_its_late_online_does_not_re
 def test_a_door_snapshot_older_than_the_last_one_applied_is_ignored(
     engine: Engine, bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
 ) -> None:
-    bridge, handler = bridges.start()
-    settle(bridge, handler)
+    _, handler = bridges.start()
     handled_before = handler.handled
 
     cabinet_client.send_state(2, {1: "open", 2: "closed"})
@@ -114,3 +112,24 @@ def test_a_cabinet_coming_online_is_sent_the_time_and_its_full_allow_list(
     assert wait_for(lambda: len(cabinet_client.synced) >= 2)
     kinds = [decode(payload, SyncMessage).body.kind for payload in cabinet_client.synced]
     assert kinds[:2] == ["time", "allow_list"]
+
+
+def test_a_restarted_server_replaying_retained_presence_does_not_move_last_seen(
+    engine: Engine, bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
+) -> None:
+    first, _ = bridges.start()
+    cabinet_client.send_presence("online", 1)
+    assert wait_for(
+        lambda: (link := link_of(engine, cabinet.cabinet_id)) is not None and link.online
+    )
+    heard = link_of(engine, cabinet.cabinet_id)
+    assert heard is not None
+    first.stop()
+
+    bridges.start()  # a new server process: the broker replays retained messages
+
+    replayed = link_of(engine, cabinet.cabinet_id)
+    assert replayed is not None
+    assert replayed.last_seen == heard.last_seen
+    assert replayed.online
+    assert presence_log(engine, cabinet.cabinet_id) == [("cabinet.online", 1)]
