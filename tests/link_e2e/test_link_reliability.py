@@ -12,25 +12,31 @@ import threading
 import time
 from pathlib import Path
 
+from locker_agent.boards import DoorState
 from locker_agent.contract import topics
 from locker_agent.link.journal import Journal
 from simulators.cabinet import SimulatedCabinet
 from tests.link_e2e.conftest import DOORS, LinkWorld, Stored, wait_until
 from tests.link_support.clients import TestClient, connect
 
-#: between two door moves: longer than the agent's poll interval, so each is seen
-MOVE_GAP_S = 0.15
+#: between two door moves of the agent in its own process: a few of its poll intervals
+MOVE_GAP_S = 0.3
 
 
 def _cycle_doors(cabinet: SimulatedCabinet, cycles: int) -> int:
-    """Open and close every door ``cycles`` times; returns how many opens were made."""
+    """Open and close every door ``cycles`` times, each move seen by the agent's poller
+    before the next; returns how many opens were made."""
     for _ in range(cycles):
         for number in range(1, DOORS + 1):
             cabinet.door(number).force_open()
-            time.sleep(MOVE_GAP_S)
+            _seen(cabinet, number, DoorState.OPEN)
             cabinet.door(number).close()
-            time.sleep(MOVE_GAP_S)
+            _seen(cabinet, number, DoorState.CLOSED)
     return cycles * DOORS
+
+
+def _seen(cabinet: SimulatedCabinet, number: int, state: DoorState) -> None:
+    assert wait_until(lambda: cabinet.runtime.door_state(number) is state, 10)
 
 
 def _of_type(stored: list[Stored], event_type: str) -> int:
