@@ -97,7 +97,7 @@ def domain_deps(engine: sa.Engine, directory: Path) -> DomainDeps:
         database_url=str(engine.url.render_as_string(hide_password=False)),
         secrets_dir=directory / "secrets",
     )
-    keys = load_keys(settings.secrets_dir)
+    keys = load_keys(directory / "secrets")
     audit = AuditLog(signing_key=keys.audit_signing_key)
     notifier = Notifier(settings=settings, keys=keys)
     return DomainDeps(settings=settings, keys=keys, audit=audit, notifier=notifier)
@@ -352,7 +352,10 @@ class Percentiles:
     @classmethod
     def of(cls, label: str, seconds: list[float]) -> Percentiles:
         ordered = sorted(seconds)
-        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+
+        def pick(quantile: float) -> float:
+            return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000
+
         return cls(label, len(ordered), pick(0.50), pick(0.99), ordered[-1] * 1000)
 
 
@@ -410,7 +413,7 @@ def bench_commands(samples: int) -> tuple[Percentiles, Percentiles, Percentiles]
 def _full_cabinet(
     broker: PrivateMosquitto, deps: DomainDeps, passwords: dict[str, str], directory: Path
 ) -> SimulatedCabinet:
-    document = {
+    document: dict[str, object] = {
         "cabinet_id": COMMAND_CABINET,
         "broker": {
             "host": broker.host,
@@ -491,7 +494,11 @@ def _raw_round_trips(broker: PrivateMosquitto, sizes: tuple[int, int], samples: 
     kinds of a cabinet that does not exist, so the bridge ingests none of it."""
     request, reply = topics.sync("ECHO"), topics.evt_ack("ECHO")
     echo = Watcher(broker, request)
-    echo.client.on_message = lambda c, _u, _m: c.publish(reply, b"r" * sizes[1], qos=1)
+
+    def answer(client: mqtt.Client, _userdata: Any, _message: mqtt.MQTTMessage) -> None:
+        client.publish(reply, b"r" * sizes[1], qos=1)  # from the echo's network thread
+
+    echo.client.on_message = answer
     receiver = Watcher(broker, reply)
     sender = Watcher(broker)
     round_trips = []
