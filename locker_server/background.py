@@ -14,9 +14,14 @@ Four jobs, each on its own daemon thread(s), each surviving its own failures:
   Unlike the other jobs, the bridge is safe to run in every server process: its
   shared subscriptions split the cabinets' messages between them.
 
-A deployment that scales the API to several processes runs these once, separately
-(``locker-server notifications run-worker`` and ``locker-server parcel sweep`` from cron),
-and starts ``serve --no-background`` for the API processes.
+* link housekeeping every ``housekeeping_seconds`` (2 s): commands without a final result
+  after their timeout become ``outcome_unknown`` (never resent), and allow-list deltas go
+  to online cabinets.
+
+A deployment that scales the API to several processes runs the singleton jobs once
+(one ``serve``, or ``locker-server notifications run-worker`` and ``locker-server parcel
+sweep`` from cron) and starts the other API processes with ``serve --no-background``:
+they still run the bridge (``link_only``), so remote opens work from every process.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from locker_server.audit import AuditLog
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
+from locker_server.link import sync as link_sync
 from locker_server.link.bridge import BridgeConfig, LinkError, LinkPublisher, MqttBridge
 from locker_server.link.embedded_broker import EmbeddedBroker
 from locker_server.link.ingest import Ingest
@@ -73,15 +79,20 @@ class BackgroundJobs:
     settings: Settings
     keys: ServerKeys
     sweep_seconds: float = 60.0
+    #: Command timeouts (outcome unknown, never resent) and allow-list deltas to cabinets.
+    housekeeping_seconds: float = 2.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     bridge: MqttBridge | None = None
     embedded_broker: EmbeddedBroker | None = None
 
-    def start(self) -> None:
+    def start(self, *, link_only: bool = False) -> None:
         audit = audit_log_for(self.settings, self.keys)
         notifier = Notifier(settings=self.settings, keys=self.keys)
         deps = DomainDeps(settings=self.settings, keys=self.keys, audit=audit, notifier=notifier)
+        if link_only:
+            self._start_link(deps, housekeeping=False)
+            return
         worker = NotificationWorker(self.engine, self.settings, self.keys, audit=audit)
         self._spawn("notification-worker", lambda: worker.run_forever(self._stop))
         self._spawn("parcel-sweeps", self._every(self.sweep_seconds, lambda: self._sweep(deps)))
@@ -103,7 +114,7 @@ class BackgroundJobs:
         for thread in self._threads:
             thread.join(timeout)
 
-    def _start_link(self, deps: DomainDeps) -> None:
+    def _start_link(self, deps: DomainDeps, *, housekeeping: bool = True) -> None:
         try:
             if self.settings.mqtt_url is None:
                 broker = EmbeddedBroker(self.settings.embedded_broker_port)
@@ -114,6 +125,16 @@ class BackgroundJobs:
             )
             bridge.start()
             self.bridge = bridge
+            publisher = bridge.publisher
+            if not housekeeping:
+                return
+            self._spawn(
+                "link-housekeeping",
+                self._every(
+                    self.housekeeping_seconds,
+                    lambda: link_sync.housekeeping(self.engine, publisher, audit=deps.audit),
+                ),
+            )
         except LinkError:
             logger.exception("cabinet link not started; the API serves without it")
 
@@ -122,7 +143,7 @@ class BackgroundJobs:
         thread.start()
         self._threads.append(thread)
 
-    def _every(self, seconds: float, job: Callable[[], None]) -> Callable[[], None]:
+    def _every(self, seconds: float, job: Callable[[], object]) -> Callable[[], None]:
         def loop() -> None:
             while not self._stop.wait(seconds):
                 try:

@@ -40,8 +40,9 @@ def _register_serve(subparsers: Any) -> None:
     serve.add_argument(
         "--no-background",
         action="store_true",
-        help="do not run the notification worker, parcel sweeps and audit checkpoints in this"
-        " process (run them once elsewhere when several API processes serve)",
+        help="run only the API and the cabinet link here, not the notification worker, parcel"
+        " sweeps, audit checkpoints and link housekeeping (run those once elsewhere when"
+        " several API processes serve)",
     )
     serve.set_defaults(handler=serve_command)
 
@@ -107,14 +108,15 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
 
     if is_sqlite(ctx.engine):
         migrate(ctx.engine)
-    jobs = None if args.no_background else BackgroundJobs(ctx.engine, ctx.settings, ctx.keys)
-    if jobs is not None:
-        jobs.start()
+    jobs = BackgroundJobs(ctx.engine, ctx.settings, ctx.keys)
+    jobs.start(link_only=args.no_background)
     try:
-        uvicorn.run(create_app(ctx.settings), host=args.host, port=args.port)
+        app = create_app(ctx.settings)
+        # Remote opens publish signed commands through this process's bridge.
+        app.state.link_publisher = jobs.link_publisher
+        uvicorn.run(app, host=args.host, port=args.port)
     finally:
-        if jobs is not None:
-            jobs.stop()
+        jobs.stop()
     return 0
 
 
