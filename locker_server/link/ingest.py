@@ -3,12 +3,16 @@
 * ``evt``: every event id is claimed in ``link_events`` first (INSERT … ON CONFLICT DO
   NOTHING), in the same transaction that applies the event: a duplicate — re-published,
   redelivered, or taken by a second server process at the same moment — claims nothing
-  and is skipped, so each event drives the service layer exactly once. Each event has
-  its own transaction (the services' lock order: rows first, audit last); telemetry ids
-  are stored together. The ``evt/ack`` naming the batch's ids is published only after
-  every one of them is committed. An event the domain refuses (a door that does not exist, a deposit
-  for a parcel in the wrong state) is stored as refused and audited, and acked: sending
-  it again could never succeed.
+  and is skipped, so each event drives the service layer exactly once. Telemetry ids are
+  stored together. A run of consecutive door events shares one transaction that keeps
+  the services' lock order (door rows first, all of them in id order; the audit head
+  last, once): see :meth:`Ingest._apply_door_run`. If that transaction fails, its events
+  are applied again one transaction each, so one bad event cannot sink the others.
+  Every other event (deposit, pickup, alarm, …) has its own transaction. The ``evt/ack``
+  naming the batch's ids is published only after every one of them is committed. An
+  event the domain refuses (a door that does not exist, a deposit for a parcel in the
+  wrong state) is stored as refused and audited, and acked: sending it again could never
+  succeed.
 * ``presence`` and ``state``: see :mod:`locker_server.link.presence`.
 * ``cmd/res``: handed to :func:`locker_server.link.commands.apply_result`.
 
@@ -20,11 +24,12 @@ bridge retries, and the cabinet keeps its events until an ack arrives.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
@@ -44,16 +49,17 @@ from locker_agent.contract.bodies import (
 )
 from locker_agent.contract.envelope import Envelope, decode, encode, new_envelope
 from locker_agent.contract.errors import ContractError
-from locker_server.audit import Actor
+from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
-from locker_server.errors import DomainError
+from locker_server.errors import DomainError, NotFound
 from locker_server.link import commands, presence, reconcile, sync
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.link.models import LinkEvent
 from locker_server.models import Cabinet, Door, DoorEvent
 from locker_server.services import parcels
-from locker_server.services.context import Caller, DomainDeps, Target, audit
-from locker_server.services.doors import record_door_event
+from locker_server.services.config import get_cabinet
+from locker_server.services.context import AuditRecorder, Caller, DomainDeps, Target, audit
+from locker_server.services.doors import apply_door_event, lock_doors_by_number, record_door_event
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +75,8 @@ _AUDITED_DOOR_EVENTS: dict[str, str] = {
     EventType.DOOR_OPEN_CONFIRMED: "success",
     EventType.DOOR_OPEN_OUTCOME_UNKNOWN: "unknown",
 }
+#: Applied a run at a time (consecutive ones in a message share one transaction).
+_BATCHED = frozenset(_DOOR_EVENTS) | frozenset(_AUDITED_DOOR_EVENTS)
 _MAX_ERROR_TEXT = 200
 
 
@@ -93,6 +101,30 @@ class CabinetRef:
 
 class RefusedEvent(Exception):
     """An event that is well-formed but cannot be applied (stored as refused, acked)."""
+
+
+@runtime_checkable
+class _BatchRecorder(Protocol):
+    def record_many(self, session: Session, events: Sequence[AuditEvent], /) -> Any: ...
+
+
+class _DeferredAudit:
+    """An ``AuditRecorder`` that keeps a batch's entries until :meth:`append_all`, so the
+    audit head is locked once, after every door row of the batch is locked."""
+
+    def __init__(self, log: AuditRecorder) -> None:
+        self._log = log
+        self._events: list[AuditEvent] = []
+
+    def record(self, _session: Session, event: AuditEvent, /) -> None:
+        self._events.append(event)
+
+    def append_all(self, session: Session) -> None:
+        if isinstance(self._log, _BatchRecorder):  # AuditLog: one head lock, one INSERT
+            self._log.record_many(session, self._events)
+            return
+        for event in self._events:
+            self._log.record(session, event)
 
 
 class Ingest:
@@ -141,11 +173,68 @@ class Ingest:
             telemetry = [event for event in events if is_droppable(event.type)]
             if telemetry:  # storing the id is all there is to do: one statement for all
                 _claim(session, cabinet, telemetry, received_at=self.deps.clock())
-        for event in events:
-            if not is_droppable(event.type):
-                self._ingest_event(cabinet, event)
+        for run in _runs(event for event in events if not is_droppable(event.type)):
+            if run[0].type in _BATCHED:
+                self._ingest_door_run(cabinet, run)
+            else:
+                self._ingest_event(cabinet, run[0])
         ack = new_envelope(cabinet.code, EventAck(event_ids=[event.event_id for event in events]))
         out.publish(topics.evt_ack(cabinet.code), encode(ack), qos=topics.QOS)
+
+    def _ingest_door_run(self, cabinet: CabinetRef, events: list[Event]) -> None:
+        """One transaction for the run; if it fails (a deadlock victim, an event the batch
+        cannot take), nothing of it stays and each event gets its own transaction."""
+        try:
+            with session_scope(self.engine) as session:
+                self._apply_door_run(session, cabinet, events)
+        except Exception:
+            logger.warning(
+                "batch of %d door events of %s failed; applying them one by one",
+                len(events), cabinet.code, exc_info=True,
+            )  # fmt: skip
+            for event in events:
+                self._ingest_event(cabinet, event)
+
+    def _apply_door_run(self, session: Session, cabinet: CabinetRef, events: list[Event]) -> None:
+        """Claim the ids (one statement), lock every door the new events name (one
+        statement, ascending ids), apply the events in order with their audit entries
+        held back, then append those entries together: the audit head is taken last and
+        once, so this transaction never holds it while waiting for a door a concurrent
+        request has locked (that request would then wait for the head: a deadlock)."""
+        claimed = _claim(session, cabinet, events, received_at=self.deps.clock())
+        fresh = _first_of_each(events, claimed)
+        if not fresh:
+            return
+        deferred = _DeferredAudit(self.deps.audit)
+        deps = replace(self.deps, audit=deferred)
+        numbers = {event.door for event in fresh if event.door is not None}
+        doors = lock_doors_by_number(session, cabinet.id, numbers)
+        for event in fresh:
+            self._apply_batched(session, deps, cabinet, doors, event)
+        deferred.append_all(session)
+
+    def _apply_batched(
+        self,
+        session: Session,
+        deps: DomainDeps,
+        cabinet: CabinetRef,
+        doors: Mapping[int, Door],
+        event: Event,
+    ) -> None:
+        door_event = _DOOR_EVENTS.get(event.type)
+        if door_event is None:  # door.open_confirmed / door.open_outcome_unknown
+            action, outcome = event.type, _AUDITED_DOOR_EVENTS[event.type]
+            self._audit_event(session, cabinet, event, action, outcome, deps=deps, doors=doors)
+            return
+        try:
+            door = _reported_door(cabinet, event, doors)
+        except (NotFound, RefusedEvent) as exc:  # raised before the event changed anything
+            self._refuse_event(session, cabinet, event, exc, deps=deps, doors=doors)
+            return
+        apply_door_event(
+            session, deps, cabinet=get_cabinet(session, cabinet.id), door=door,
+            event=door_event, caller=cabinet.caller, device_time=event.device_time,
+        )  # fmt: skip
 
     def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
         """One transaction per event: the services lock their rows before writing audit
@@ -225,7 +314,14 @@ class Ingest:
         )  # fmt: skip
 
     def _refuse_event(
-        self, session: Session, cabinet: CabinetRef, event: Event, exc: Exception
+        self,
+        session: Session,
+        cabinet: CabinetRef,
+        event: Event,
+        exc: Exception,
+        *,
+        deps: DomainDeps | None = None,
+        doors: Mapping[int, Door] | None = None,
     ) -> None:
         code = getattr(exc, "code", "refused")
         logger.warning(
@@ -239,6 +335,7 @@ class Ingest:
         self._audit_event(
             session, cabinet, event, "link.event_refused", "failure",
             reason=str(exc)[:_MAX_ERROR_TEXT], details={"event_type": event.type, "error": code},
+            deps=deps, doors=doors,
         )  # fmt: skip
 
     def _audit_event(
@@ -251,17 +348,17 @@ class Ingest:
         *,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
+        deps: DomainDeps | None = None,
+        doors: Mapping[int, Door] | None = None,
     ) -> None:
+        """Audit ``event``; ``deps`` and ``doors``: a batch's (deferred audit, locked doors)."""
         target = cabinet.target
         if event.door is not None:
-            target = Target(
-                site_id=cabinet.site_id,
-                cabinet_id=cabinet.id,
-                door_id=_door_id(session, cabinet, event.door),
-            )
+            door_id = _door_id(session, cabinet, event.door, doors)
+            target = Target(site_id=cabinet.site_id, cabinet_id=cabinet.id, door_id=door_id)
         audit(
             session,
-            self.deps,
+            deps or self.deps,
             action=action,
             caller=cabinet.caller,
             target=target,
@@ -362,6 +459,38 @@ class _Mismatch(ContractError):
     """The envelope's cabinet is not the topic's cabinet (the broker ACL vouches for the topic)."""
 
 
+def _runs(events: Iterable[Event]) -> Iterator[list[Event]]:
+    """Consecutive door events together, every other event alone, in the message's order
+    (a deposit between two door events is still applied between them)."""
+    for batched, group in itertools.groupby(events, key=lambda event: event.type in _BATCHED):
+        if batched:
+            yield list(group)
+        else:
+            yield from ([event] for event in group)
+
+
+def _first_of_each(events: list[Event], claimed: set[str]) -> list[Event]:
+    """The events this transaction claimed, each once (an id repeated in one message is
+    claimed once: only its first occurrence is applied)."""
+    unapplied = set(claimed)
+    fresh: list[Event] = []
+    for event in events:
+        if event.event_id in unapplied:
+            unapplied.remove(event.event_id)
+            fresh.append(event)
+    return fresh
+
+
+def _reported_door(cabinet: CabinetRef, event: Event, doors: Mapping[int, Door]) -> Door:
+    """The locked door a door event names; refused as the one-by-one path refuses it."""
+    if event.door is None:
+        raise RefusedEvent(f"{event.type} without a door number")
+    door = doors.get(event.door)
+    if door is None:
+        raise NotFound(f"door {event.door} not found in cabinet {cabinet.id}")
+    return door
+
+
 def _claim(
     session: Session, cabinet: CabinetRef, events: list[Event], *, received_at: datetime
 ) -> set[str]:
@@ -369,6 +498,8 @@ def _claim(
 
     An id already stored (a re-publish, a redelivery, another server process that got
     there first — on PostgreSQL its uncommitted row makes us wait, then skip) is absent.
+    Rows go in sorted by id: two processes claiming overlapping batches take the ids'
+    index locks in the same order, so neither can wait for the other in a circle.
     """
     rows = [
         {
@@ -380,11 +511,16 @@ def _claim(
             "device_time": event.device_time,
             "received_at": received_at,
         }
-        for event in events
+        for event in sorted(events, key=lambda event: event.event_id)
     ]
     return set(presence.insert_ignoring_duplicates(session, LinkEvent, rows, LinkEvent.event_id))
 
 
-def _door_id(session: Session, cabinet: CabinetRef, number: int) -> int | None:
+def _door_id(
+    session: Session, cabinet: CabinetRef, number: int, doors: Mapping[int, Door] | None
+) -> int | None:
+    if doors is not None:  # a batch locked every door its events name: absent = no such door
+        door = doors.get(number)
+        return None if door is None else door.id
     query = select(Door.id).where(Door.cabinet_id == cabinet.id, Door.number == number)
     return session.exec(query).first()

@@ -3,16 +3,20 @@
 A door's state is only ever what a cabinet reported: a ``jammed`` report (the lock was
 driven but the sensor never saw the door open) leaves the last observed state alone,
 and a report older than the one we hold is audited but does not overwrite it.
+
+Lock order: door rows first (``FOR UPDATE``, ascending ids when several), the audit head
+last — never a door while holding the head, which a concurrent request could be waiting for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from locker_server.errors import NotFound
-from locker_server.models import Door, DoorCommand, DoorEvent, DoorState
+from locker_server.models import Cabinet, Door, DoorCommand, DoorEvent, DoorState
 from locker_server.services.config import Scope, get_cabinet, get_door
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 
@@ -29,10 +33,29 @@ _OUTCOMES = {
 }
 
 
+def lock_doors_by_number(
+    session: Session, cabinet_id: int, door_numbers: Iterable[int]
+) -> dict[int, Door]:
+    """The cabinet's doors with these numbers (by number), row-locked in door-id order.
+
+    One lock order for several doors (ids ascending), taken before any audit entry: a
+    caller holding the audit head never waits for a door. Numbers with no door are absent.
+    """
+    wanted = sorted(set(door_numbers))
+    if not wanted:
+        return {}
+    query = (
+        select(Door)
+        .where(Door.cabinet_id == cabinet_id, col(Door.number).in_(wanted))
+        .order_by(col(Door.id))
+        .with_for_update()  # PostgreSQL locks rows in the ORDER BY order; SQLite ignores it
+    )
+    doors = session.exec(query.execution_options(populate_existing=True)).all()
+    return {door.number: door for door in doors}
+
+
 def _door_by_number(session: Session, cabinet_id: int, door_number: int) -> Door:
-    door = session.exec(
-        select(Door).where(Door.cabinet_id == cabinet_id, Door.number == door_number)
-    ).first()
+    door = lock_doors_by_number(session, cabinet_id, [door_number]).get(door_number)
     if door is None:
         raise NotFound(f"door {door_number} not found in cabinet {cabinet_id}")
     return door
@@ -55,6 +78,29 @@ def record_door_event(
     """Apply a door report from a cabinet and audit it as ``door.<event>``."""
     cabinet = get_cabinet(session, cabinet_id)
     door = _door_by_number(session, cabinet_id, door_number)
+    apply_door_event(
+        session, deps, cabinet=cabinet, door=door, event=event, caller=caller,
+        device_time=device_time,
+    )  # fmt: skip
+    return door
+
+
+def apply_door_event(
+    session: Session,
+    deps: DomainDeps,
+    *,
+    cabinet: Cabinet,
+    door: Door,
+    event: DoorEvent,
+    caller: Caller,
+    device_time: datetime | None = None,
+) -> bool:
+    """``record_door_event`` for a cabinet and a door the caller has already loaded (and
+    locked: :func:`lock_doors_by_number`); answers whether the door state changed.
+
+    Several events for one door in one transaction each see the state the previous one
+    left, so a batch ends where the same events applied one by one would.
+    """
     observed_at = device_time or deps.clock()
     new_state = _STATE_AFTER.get(event)
     applied = new_state is not None and _is_newer(door, observed_at)
@@ -66,12 +112,12 @@ def record_door_event(
         deps,
         action=f"door.{event.value}",
         caller=caller,
-        target=Target(site_id=cabinet.site_id, cabinet_id=cabinet_id, door_id=door.id),
+        target=Target(site_id=cabinet.site_id, cabinet_id=cabinet.id, door_id=door.id),
         outcome=_OUTCOMES.get(event, "success"),
         device_time=device_time,
-        details={"door_number": door_number, "state_applied": applied},
+        details={"door_number": door.number, "state_applied": applied},
     )
-    return door
+    return applied
 
 
 def request_remote_open(
