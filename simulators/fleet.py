@@ -13,8 +13,9 @@ that speaks the link contract of :mod:`locker_agent.contract` the way an agent d
   of the contract, and ``received`` then the final status on ``cmd/res``.
 
 What it leaves out, on purpose: serial boards (a door opens the instant it is told to), a
-durable journal (a fleet lives in one process) and the open-rate limits. :mod:`simulators.cabinet` runs ONE full
-cabinet instead: the real agent runtime on a simulated serial bus.
+durable journal (a fleet lives in one process) and the open-rate limits.
+:mod:`simulators.cabinet` runs ONE full cabinet instead: the real agent runtime on a
+simulated serial bus.
 
 Thousands of clients fit on two cores because no client has a thread: a few
 :class:`_LoopThread` each own a :mod:`selectors` selector over the non-blocking sockets of
