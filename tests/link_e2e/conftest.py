@@ -222,6 +222,19 @@ class LinkWorld:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def door_application_times(self) -> list[Any]:
+        """Device times of this cabinet's door events in the order the server applied them
+        (audit seq order): in journal order, they never go back."""
+        query = (
+            sa.select(AuditEntry.device_time)  # type: ignore[call-overload]
+            .where(AuditEntry.cabinet_id == self.cabinet_db_id)
+            .where(AuditEntry.action.in_(DOOR_EVENTS))
+            .where(AuditEntry.actor_type == "cabinet")
+            .order_by(AuditEntry.seq)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query).all()]
+
     def wait_stored(self, count: int, timeout: float = 30.0) -> list[Stored]:
         wait_until(lambda: len(self.stored()) >= count, timeout)
         return self.stored()
