@@ -127,6 +127,19 @@ class _DeferredAudit:
             self._log.record(session, event)
 
 
+@dataclass(frozen=True, slots=True)
+class _DoorBatch:
+    """What the events of one door-event transaction share."""
+
+    session: Session
+    #: The ingest's, with a :class:`_DeferredAudit` (entries appended after every door lock).
+    deps: DomainDeps
+    cabinet: CabinetRef
+    cabinet_row: Cabinet
+    #: Every door the batch's events name, locked, by number (absent: no such door).
+    doors: Mapping[int, Door]
+
+
 class Ingest:
     """The bridge's message handler (``MessageHandler``)."""
 
@@ -202,38 +215,39 @@ class Ingest:
         once, so this transaction never holds it while waiting for a door a concurrent
         request has locked (that request would then wait for the head: a deadlock)."""
         claimed = _claim(session, cabinet, events, received_at=self.deps.clock())
-        fresh = _first_of_each(events, claimed)
+        fresh = [event for event in events if event.event_id in claimed]  # ids are unique
         if not fresh:
             return
         deferred = _DeferredAudit(self.deps.audit)
-        deps = replace(self.deps, audit=deferred)
         numbers = {event.door for event in fresh if event.door is not None}
-        doors = lock_doors_by_number(session, cabinet.id, numbers)
+        batch = _DoorBatch(
+            session=session,
+            deps=replace(self.deps, audit=deferred),
+            cabinet=cabinet,
+            cabinet_row=get_cabinet(session, cabinet.id),  # held: the identity map is weak
+            doors=lock_doors_by_number(session, cabinet.id, numbers),
+        )
         for event in fresh:
-            self._apply_batched(session, deps, cabinet, doors, event)
+            self._apply_batched(batch, event)
         deferred.append_all(session)
 
-    def _apply_batched(
-        self,
-        session: Session,
-        deps: DomainDeps,
-        cabinet: CabinetRef,
-        doors: Mapping[int, Door],
-        event: Event,
-    ) -> None:
+    def _apply_batched(self, batch: _DoorBatch, event: Event) -> None:
+        session, cabinet, doors = batch.session, batch.cabinet, batch.doors
         door_event = _DOOR_EVENTS.get(event.type)
         if door_event is None:  # door.open_confirmed / door.open_outcome_unknown
             action, outcome = event.type, _AUDITED_DOOR_EVENTS[event.type]
-            self._audit_event(session, cabinet, event, action, outcome, deps=deps, doors=doors)
+            self._audit_event(
+                session, cabinet, event, action, outcome, deps=batch.deps, doors=doors
+            )
             return
         try:
             door = _reported_door(cabinet, event, doors)
         except (NotFound, RefusedEvent) as exc:  # raised before the event changed anything
-            self._refuse_event(session, cabinet, event, exc, deps=deps, doors=doors)
+            self._refuse_event(session, cabinet, event, exc, deps=batch.deps, doors=doors)
             return
         apply_door_event(
-            session, deps, cabinet=get_cabinet(session, cabinet.id), door=door,
-            event=door_event, caller=cabinet.caller, device_time=event.device_time,
+            session, batch.deps, cabinet=batch.cabinet_row, door=door, event=door_event,
+            caller=cabinet.caller, device_time=event.device_time,
         )  # fmt: skip
 
     def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
@@ -467,18 +481,6 @@ def _runs(events: Iterable[Event]) -> Iterator[list[Event]]:
             yield list(group)
         else:
             yield from ([event] for event in group)
-
-
-def _first_of_each(events: list[Event], claimed: set[str]) -> list[Event]:
-    """The events this transaction claimed, each once (an id repeated in one message is
-    claimed once: only its first occurrence is applied)."""
-    unapplied = set(claimed)
-    fresh: list[Event] = []
-    for event in events:
-        if event.event_id in unapplied:
-            unapplied.remove(event.event_id)
-            fresh.append(event)
-    return fresh
 
 
 def _reported_door(cabinet: CabinetRef, event: Event, doors: Mapping[int, Door]) -> Door:
