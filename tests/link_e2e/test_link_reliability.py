@@ -146,7 +146,7 @@ def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkW
         moving.clear()
         cabinet.stop()
     stored = world.stored()
-    assert stored[0].seq == 1
+    assert min(row.seq for row in stored) == 1  # the first event ever journaled arrived
     assert _of_type(stored, "door.opened") >= 4
     world.assert_each_event_once(stored)
 
