@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from firmware_protocol.base import BoardProtocol, Reply
 from locker_agent.errors import BoardReplyError, ConfigError
 from locker_agent.layout import Polarity
-from locker_agent.serial_link import Exchange, SerialLink
+from locker_agent.serial_link import Exchange, Priority, SerialLink
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,32 @@ class BoardClient:
 
     def read_lock(self, board: int, lock: int) -> DoorState:
         """Query one lock (Kerong answers with the whole board; we take ours)."""
-        exchange = self.link.request(self.protocol.query_lock(board, lock))
-        return self._states(exchange, (lock,))[lock]
+        return self.observe_lock(board, lock).doors[lock]
+
+    def observe_lock(self, board: int, lock: int, priority: Priority | None = None) -> BoardReading:
+        """Query one lock; a reading that covers that lock only."""
+        return self.submit_observe_lock(board, lock, priority).result()
+
+    def submit_observe_lock(
+        self, board: int, lock: int, priority: Priority | None = None
+    ) -> Future[BoardReading]:
+        """Queue a query of one lock; the future gives a reading of that lock only (or
+        raises BoardTimeout/BoardReplyError). On 8A/80 its fixed 5-byte reply ends
+        without the quiet gap a query-all reply needs."""
+        exchanged = self.link.submit(self.protocol.query_lock(board, lock), priority)
+        reading: Future[BoardReading] = Future()
+
+        def convert(done: Future[Exchange]) -> None:
+            try:
+                exchange = done.result()
+                states = MappingProxyType(self._states(exchange, (lock,)))
+            except Exception as exc:  # handed to whoever waits on the reading
+                reading.set_exception(exc)
+                return
+            reading.set_result(BoardReading(board, states, exchange.sent_at, exchange.answered_at))
+
+        exchanged.add_done_callback(convert)
+        return reading
 
     def read_board(self, board: int, locks: tuple[int, ...] | None = None) -> BoardReading:
         """Query every lock of ``board``; ``locks`` are the ones that must be covered

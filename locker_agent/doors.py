@@ -2,8 +2,12 @@
 
 Rules it keeps (protocol reference §1.3, §1.6, §7; field notes 1, 3, 4):
 
-* "relay pulsed" is not "door opened": after ONE unlock it waits for the door sensor
-  within ``confirm_window``: seen open → ``open_confirmed``, not seen → ``jammed``;
+* "relay pulsed" is not "door opened": after ONE unlock it reads THAT board every
+  ``confirm_poll_interval`` (other boards keep their normal polling) until a query sent
+  after the unlock sees the door open → ``open_confirmed``, or ``confirm_window`` ends →
+  ``jammed``. The unlock reply's own status byte is never taken as the door state: some
+  boards send a fixed success code there (reference §1.3, CSDN spec), so it proves only
+  that the board heard us;
 * an unanswered unlock is ``open_outcome_unknown`` until the polls tell; it may become
   ``open_confirmed`` by the sensor, never by a resend. It never resends an unlock;
 * the relay fires even when the sensor already says open (a broken input may say so);
@@ -20,12 +24,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from locker_agent.boards import BoardClient, BoardReading, DoorState
 from locker_agent.errors import AgentError, BoardError, ConfigError, TransportError
 from locker_agent.layout import CabinetLayout, DoorAddress
+from locker_agent.serial_link import Priority
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +92,9 @@ class OpenResult:
 class ControllerSettings:
     poll_interval: float = 0.15
     confirm_window: float = 3.0
+    #: after an unlock, its board is read this often until the door is seen open or
+    #: the confirm window ends (a query on a 9600-baud line takes ~20 ms anyway)
+    confirm_poll_interval: float = 0.015
     left_open_after: float = 120.0
     max_opens_per_door: int = 6
     rate_window: float = 60.0
@@ -94,8 +103,9 @@ class ControllerSettings:
     unanswered_poll_interval: float = 1.0
 
     def __post_init__(self) -> None:
-        if min(self.poll_interval, self.confirm_window, self.left_open_after) <= 0:
-            raise ConfigError("poll interval, confirm window and left-open limit must be positive")
+        timings = (self.poll_interval, self.confirm_window, self.left_open_after)
+        if min(*timings, self.confirm_poll_interval) <= 0:
+            raise ConfigError("poll intervals, confirm window and left-open limit must be positive")
         if self.max_opens_per_door < 1 or self.rate_window <= 0:
             raise ConfigError("the open rate limit needs at least one open per positive window")
 
@@ -134,11 +144,14 @@ class DoorController:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._polled_boards: set[int] = set()
+        #: sent_at of the newest reading applied per board: the poller and an opener
+        #: both read boards, and an older reading must never overwrite a newer one
+        self._applied_sent_at: dict[int, float] = {}
         self._open_serial = threading.Lock()
         self._opens: dict[int, deque[float]] = {door: deque() for door in layout.doors}
         self._handlers: list[EventHandler] = []
         self._stop = threading.Event()
-        #: set to poll the boards now instead of at the next interval
+        #: set to end the pause between poll cycles at once (on stop)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -230,9 +243,8 @@ class DoorController:
             already_open = track.state is DoorState.OPEN
             track.command_until = float("inf")  # any opening now is ours, not forced
         acknowledged, sent_after, problem = self._send_unlock(door, address)
-        self._wake.set()  # look at the door now rather than at the next interval
         deadline = time.monotonic() + self.settings.confirm_window
-        confirmed_at = self._wait_open_seen(door, sent_after, deadline)
+        confirmed_at = self._confirm_open(door, address, sent_after, deadline)
         with self._lock:
             # a door that springs late (just after the window) is still ours, not forced
             track.command_until = time.monotonic() + self.settings.confirm_window
@@ -262,14 +274,60 @@ class DoorController:
             return False, before, str(exc)
         return True, ack.sent_at, ""
 
-    def _wait_open_seen(self, door: int, sent_after: float, deadline: float) -> float | None:
+    def _confirm_open(
+        self, door: int, address: DoorAddress, sent_after: float, deadline: float
+    ) -> float | None:
+        """Read the door's lock at the confirmation cadence until a reading of a query
+        sent after the unlock (ours or a routine poll's) shows ``door`` open (→ when), or
+        ``deadline`` passes (→ None; a read still in flight then is left to finish)."""
+        priority = Priority.CONFIRM  # the first read: the door has usually sprung by now
+        while not self._stop.is_set():
+            next_read = time.monotonic() + self.settings.confirm_poll_interval
+            pending = self.client.submit_observe_lock(address.board, address.lock, priority)
+            pending.add_done_callback(self._notify_changed)
+            priority = Priority.QUERY  # then in turn with the polls, so none is starved
+            if self._wait_open_seen(door, sent_after, deadline, pending.done):
+                return time.monotonic()
+            self._apply_confirmation(address, pending)
+            seen = self._wait_open_seen(door, sent_after, min(next_read, deadline))
+            if seen or time.monotonic() >= deadline:
+                return time.monotonic() if seen else None
+        # stopping: say only what was seen within the window, never "jammed" early
+        return time.monotonic() if self._wait_open_seen(door, sent_after, deadline) else None
+
+    def _apply_confirmation(self, address: DoorAddress, pending: Future[BoardReading]) -> None:
+        """Apply a finished confirmation read; an unanswered one makes the board's doors
+        unknown, as an unanswered poll does (an unlock may have moved them since)."""
+        if not pending.done():
+            return
+        try:
+            reading = pending.result()
+        except AgentError as exc:
+            logger.debug("confirmation read of %s failed: %s", address, exc)
+            self._apply_unknown(address.board)
+            return
+        self._apply(reading)
+
+    def _notify_changed(self, _: object) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _wait_open_seen(
+        self,
+        door: int,
+        sent_after: float,
+        until: float,
+        or_when: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Wait until ``door`` was seen open by a query sent at or after ``sent_after``
+        (→ True), or ``or_when()`` holds, or ``until`` passes (→ False)."""
         track = self._tracks[door]
         with self._changed:
-            seen = self._changed.wait_for(
-                lambda: track.open_seen_sent_at >= sent_after,
-                max(0.0, deadline - time.monotonic()),
+            self._changed.wait_for(
+                lambda: track.open_seen_sent_at >= sent_after or or_when(),
+                max(0.0, until - time.monotonic()),
             )
-        return time.monotonic() if seen else None
+            return track.open_seen_sent_at >= sent_after
 
     @staticmethod
     def _outcome(acknowledged: bool, confirmed_at: float | None) -> OpenOutcome:
@@ -327,6 +385,9 @@ class DoorController:
     def _apply(self, reading: BoardReading) -> None:
         events: list[DoorEvent] = []
         with self._changed:
+            if reading.sent_at < self._applied_sent_at.get(reading.board, float("-inf")):
+                return  # a newer reading of this board is already applied
+            self._applied_sent_at[reading.board] = reading.sent_at
             doors = self.layout.doors_on(reading.board)
             for lock, state in reading.doors.items():
                 events.extend(self._observe(doors[lock], state, reading))

@@ -68,6 +68,8 @@ class Priority(enum.IntEnum):
 
     STOP = -1
     UNLOCK = 0
+    #: a read confirming an unlock just answered: behind unlocks, ahead of routine polls
+    CONFIRM = 5
     QUERY = 10
 
 
