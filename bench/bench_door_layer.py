@@ -8,6 +8,9 @@ Measured, each as p50 / p99 / max over ``--samples`` samples:
 
 * (a) unlock latency: from the ``open_door()`` call to the unlock frame decoded by the
   simulated board (its receive timestamp), including waiting for a poll in flight;
+* (c) open confirmation: from the ``open_door()`` call to the door confirmed open by a
+  reading of a query sent after the unlock (``OpenResult.seconds_to_open``), same opens
+  as (a);
 * (b) event latency: from a door changing state in the simulator (``bus.subscribe``
   timestamp; a person opening or closing it without a command) to the agent's
   ``opened``/``closed`` event. Goal: p99 <= 250 ms;
@@ -98,22 +101,29 @@ def baseline_round_trips(url: str, samples: int) -> list[float]:
     return times
 
 
-def unlock_latencies(bus: SimulatedBus, cabinet: Cabinet, samples: int) -> list[float]:
-    """(a) open_door() call → unlock frame decoded by the simulated board."""
+def unlock_latencies(
+    bus: SimulatedBus, cabinet: Cabinet, samples: int
+) -> tuple[list[float], list[float]]:
+    """(a) open_door() call → unlock frame decoded by the simulated board, and
+    (c) open_door() call → door confirmed open."""
     doors = list(cabinet.layout.doors)
     latencies: list[float] = []
+    confirmations: list[float] = []
     for sample in range(samples):
         door = doors[sample % len(doors)]
         seen = len(bus.received)
         called = time.monotonic()
-        cabinet.doors.open_door(door)
+        result = cabinet.doors.open_door(door)
+        if result.seconds_to_open is None:
+            raise RuntimeError(f"door {door} not confirmed open: {result.outcome.value}")
+        confirmations.append(result.seconds_to_open)
         unlock_at = next(
             at for at, f in bus.received[seen:] if getattr(f, "kind", None) is RequestKind.UNLOCK
         )
         latencies.append(unlock_at - called)
         address = cabinet.layout.address_of(door)
         bus.board(address.board).door(address.lock).close()
-    return latencies
+    return latencies, confirmations
 
 
 def event_latencies(bus: SimulatedBus, cabinet: Cabinet, samples: int) -> list[float]:
@@ -184,14 +194,14 @@ def run(samples: int) -> tuple[list[Summary], dict[str, object]]:
         with Cabinet(url, codec, layout, LinkSettings(baudrate=BAUD), control) as cabinet:
             if not cabinet.doors.wait_first_poll(5.0):
                 raise RuntimeError("the agent could not read the boards")
-            unlock = Summary.of(
-                "(a) open_door() -> unlock on the line", unlock_latencies(bus, cabinet, samples)
-            )
+            unlocks, confirmations = unlock_latencies(bus, cabinet, samples)
+            unlock = Summary.of("(a) open_door() -> unlock on the line", unlocks)
+            confirm = Summary.of("(c) open_door() -> confirmed open", confirmations)
             event = Summary.of(
                 "(b) door change -> agent event", event_latencies(bus, cabinet, samples)
             )
             stats = dataclasses.asdict(cabinet.link.stats)
-    summaries = [baseline, unlock, event]
+    summaries = [baseline, unlock, event, confirm]
     report: dict[str, object] = {
         "machine": machine(),
         "setting": (
@@ -217,7 +227,7 @@ def print_table(summaries: list[Summary], report: dict[str, object]) -> None:
     print(f"{'measure':<42} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for s in summaries:
         print(f"{s.name:<42} {s.samples:>5} {s.p50_ms:>8.1f} {s.p99_ms:>8.1f} {s.max_ms:>8.1f}")
-    baseline, unlock, event = summaries
+    baseline, unlock, event, _ = summaries
     base = baseline.p50_ms
     print(
         f"ratios to the baseline p50: (a) p50 {unlock.p50_ms / base:.1f}x, "
