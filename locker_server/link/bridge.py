@@ -307,10 +307,16 @@ class MqttBridge:
             mid=msg.mid,
             connection=self._connection,
         )
-        try:
-            self._queue.put_nowait(message)
-        except queue.Full:  # not PUBACKed: the broker delivers it again after a reconnect
-            logger.warning("bridge queue full; %s left to the broker's redelivery", msg.topic)
+        # Never drop: Mosquitto redelivers an unacknowledged message only after a reconnect,
+        # so a dropped presence would stay missing. A full queue holds paho's network thread
+        # instead (back-pressure: the broker keeps the rest); PUBACKs queued by the worker
+        # go out once it resumes, so the worker never waits on this thread.
+        while not self._stop.is_set():
+            try:
+                self._queue.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                logger.warning("bridge queue full; holding the network thread for the worker")
 
     # --- worker ------------------------------------------------------------------------------
 
