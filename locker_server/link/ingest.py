@@ -260,9 +260,11 @@ class Ingest:
         )  # fmt: skip
 
     def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
-        """One transaction per event: the services lock their rows before writing audit
-        entries, and a transaction spanning several audited events would hold the audit
-        head while locking the next event's rows (a deadlock with a concurrent request)."""
+        """One event, one transaction: every event outside door-event runs, and each event
+        of a run whose shared transaction failed. A transaction applying several events
+        through the services one after the other would hold the audit head (taken by the
+        first event's entry) while locking the next event's rows: a deadlock with a
+        concurrent request. Only a door-event run locks all its rows up front."""
         with session_scope(self.engine) as session:
             if not _claim(session, cabinet, [event], received_at=self.deps.clock()):
                 logger.debug("event %s of %s already stored", event.event_id, cabinet.code)
