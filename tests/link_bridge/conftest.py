@@ -194,9 +194,9 @@ class CabinetClient:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == topics.sync(self.code):
-            self.synced.append(msg.payload)
+            self.synced.append(bytes(msg.payload))
             return
-        ack = decode(msg.payload, EventAckMessage)
+        ack = decode(bytes(msg.payload), EventAckMessage)
         with self._lock:
             self.acks.append(list(ack.body.event_ids))
 
@@ -211,7 +211,7 @@ class CabinetClient:
         self.send(topics.Kind.EVT, EventBatch(events=events))
 
     def send_presence(self, status: str, connection: int) -> None:
-        body = Presence(status=status, connection=connection, agent_version="1.2.3")  # type: ignore[arg-type]
+        body = Presence(status=status, connection=connection, agent_version="1.2.3")
         self.send(topics.Kind.PRESENCE, body, retain=True)
 
     def send_state(self, version: int, doors: dict[int, str]) -> None:
