@@ -73,9 +73,26 @@ class BoardClient:
 
     def open_lock(self, board: int, lock: int) -> UnlockAck:
         """Send ONE unlock. Raises BoardTimeout/BoardReplyError: outcome unknown then."""
+        return self.submit_open_lock(board, lock).result()
+
+    def submit_open_lock(self, board: int, lock: int) -> Future[UnlockAck]:
+        """Queue ONE unlock (ahead of every query); the future gives the acknowledgement
+        or raises BoardTimeout/BoardReplyError (outcome unknown then)."""
         request = self.protocol.unlock(board, lock)
-        exchange = self.link.request(request)
-        return UnlockAck(board, lock, request.to_bytes(), exchange.sent_at, exchange.answered_at)
+        exchanged = self.link.submit(request)
+        acked: Future[UnlockAck] = Future()
+
+        def convert(done: Future[Exchange]) -> None:
+            try:
+                exchange = done.result()
+            except Exception as exc:  # handed to whoever waits on the acknowledgement
+                acked.set_exception(exc)
+                return
+            frame = request.to_bytes()
+            acked.set_result(UnlockAck(board, lock, frame, exchange.sent_at, exchange.answered_at))
+
+        exchanged.add_done_callback(convert)
+        return acked
 
     def unlock_frame(self, board: int, lock: int) -> bytes:
         """The bytes an unlock of (board, lock) puts on the line (for logs and demos)."""

@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from locker_agent.boards import BoardClient, BoardReading, DoorState
+from locker_agent.boards import BoardClient, BoardReading, DoorState, UnlockAck
 from locker_agent.errors import AgentError, BoardError, ConfigError, TransportError
 from locker_agent.layout import CabinetLayout, DoorAddress
 from locker_agent.serial_link import Priority
@@ -92,8 +92,8 @@ class OpenResult:
 class ControllerSettings:
     poll_interval: float = 0.15
     confirm_window: float = 3.0
-    #: after an unlock, its board is read this often until the door is seen open or
-    #: the confirm window ends (a query on a 9600-baud line takes ~20 ms anyway)
+    #: after an unlock, its lock is read again this long after each read ends, until the
+    #: door is seen open or the confirm window ends (polls waiting take the line between)
     confirm_poll_interval: float = 0.015
     left_open_after: float = 120.0
     max_opens_per_door: int = 6
@@ -242,9 +242,14 @@ class DoorController:
             track = self._tracks[door]
             already_open = track.state is DoorState.OPEN
             track.command_until = float("inf")  # any opening now is ours, not forced
-        acknowledged, sent_after, problem = self._send_unlock(door, address)
+        before = time.monotonic()
+        unlock = self.client.submit_open_lock(address.board, address.lock)
+        # queued behind the unlock and ahead of every poll: the first look at the door,
+        # sent as soon as the unlock is answered (or has timed out)
+        first_read = self.client.submit_observe_lock(address.board, address.lock, Priority.CONFIRM)
+        acknowledged, sent_after, problem = self._await_unlock(door, address, unlock, before)
         deadline = time.monotonic() + self.settings.confirm_window
-        confirmed_at = self._confirm_open(door, address, sent_after, deadline)
+        confirmed_at = self._confirm_open(door, address, sent_after, deadline, first_read)
         with self._lock:
             # a door that springs late (just after the window) is still ours, not forced
             track.command_until = time.monotonic() + self.settings.confirm_window
@@ -263,11 +268,13 @@ class DoorController:
             already_open,
         )
 
-    def _send_unlock(self, door: int, address: DoorAddress) -> tuple[bool, float, str]:
-        """Fire the relay once. Returns (acknowledged, time before the write, problem)."""
-        before = time.monotonic()
+    def _await_unlock(
+        self, door: int, address: DoorAddress, unlock: Future[UnlockAck], before: float
+    ) -> tuple[bool, float, str]:
+        """The relay fired once. Returns (acknowledged, time the unlock was written or
+        ``before`` if unknown, problem)."""
         try:
-            ack = self.client.open_lock(address.board, address.lock)
+            ack = unlock.result()
         except (BoardError, TransportError) as exc:
             logger.warning("unlock of door %d (%s) unanswered: %s", door, address, exc)
             self._emit([self._event(DoorEventKind.OPEN_OUTCOME_UNKNOWN, door, str(exc))])
@@ -275,23 +282,29 @@ class DoorController:
         return True, ack.sent_at, ""
 
     def _confirm_open(
-        self, door: int, address: DoorAddress, sent_after: float, deadline: float
+        self,
+        door: int,
+        address: DoorAddress,
+        sent_after: float,
+        deadline: float,
+        pending: Future[BoardReading],
     ) -> float | None:
         """Read the door's lock at the confirmation cadence until a reading of a query
         sent after the unlock (ours or a routine poll's) shows ``door`` open (→ when), or
-        ``deadline`` passes (→ None; a read still in flight then is left to finish)."""
-        priority = Priority.CONFIRM  # the first read: the door has usually sprung by now
+        ``deadline`` passes (→ None; a read still in flight then is left to finish).
+        ``pending`` is the first read, already queued. Every read goes ahead of the polls,
+        but the next one is queued only ``confirm_poll_interval`` after the last one
+        ended: a poll waiting meanwhile takes the line first, so no board is starved."""
         while not self._stop.is_set():
-            next_read = time.monotonic() + self.settings.confirm_poll_interval
-            pending = self.client.submit_observe_lock(address.board, address.lock, priority)
             pending.add_done_callback(self._notify_changed)
-            priority = Priority.QUERY  # then in turn with the polls, so none is starved
             if self._wait_open_seen(door, sent_after, deadline, pending.done):
                 return time.monotonic()
             self._apply_confirmation(address, pending)
-            seen = self._wait_open_seen(door, sent_after, min(next_read, deadline))
+            pause_until = time.monotonic() + self.settings.confirm_poll_interval
+            seen = self._wait_open_seen(door, sent_after, min(pause_until, deadline))
             if seen or time.monotonic() >= deadline:
                 return time.monotonic() if seen else None
+            pending = self.client.submit_observe_lock(address.board, address.lock, Priority.CONFIRM)
         # stopping: say only what was seen within the window, never "jammed" early
         return time.monotonic() if self._wait_open_seen(door, sent_after, deadline) else None
 
