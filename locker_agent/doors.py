@@ -2,8 +2,9 @@
 
 Rules it keeps (protocol reference §1.3, §1.6, §7; field notes 1, 3, 4):
 
-* "relay pulsed" is not "door opened": after ONE unlock it reads THAT board every
-  ``confirm_poll_interval`` (other boards keep their normal polling) until a query sent
+* "relay pulsed" is not "door opened": after ONE unlock it queries THAT lock (the first
+  query queued right behind the unlock, then one ``confirm_poll_interval`` after each
+  read ends, so waiting polls of the other boards still get the line) until a query sent
   after the unlock sees the door open → ``open_confirmed``, or ``confirm_window`` ends →
   ``jammed``. The unlock reply's own status byte is never taken as the door state: some
   boards send a fixed success code there (reference §1.3, CSDN spec), so it proves only

@@ -1,4 +1,4 @@
-"""Fast confirmation: after an unlock, the opener reads THAT board at the confirmation
+"""Fast confirmation: after an unlock, the opener queries THAT lock at the confirmation
 cadence until the door is seen open or the window ends.
 
 The normal poll interval is made long in these tests, so only the confirmation reads
@@ -13,6 +13,7 @@ import time
 import pytest
 from conftest import MakeRig, Rig
 
+from firmware_protocol import get_protocol
 from firmware_protocol.base import Request, RequestKind
 from locker_agent.doors import ControllerSettings, DoorEventKind, OpenOutcome
 from locker_agent.errors import ConfigError
@@ -50,6 +51,22 @@ def test_door_opening_after_the_unlock_reply_is_confirmed_within_a_few_reads(
     assert 0.15 <= result.seconds_to_open < 0.4
     assert rig.events_of(DoorEventKind.OPEN_CONFIRMED, 3)
     _one_pulse(rig, 3)
+
+
+def test_first_look_at_the_door_goes_right_behind_the_unlock_ahead_of_polls(
+    make_rig: MakeRig, protocol: str
+) -> None:
+    # polls back to back on both boards: one is almost always waiting in the queue
+    rig = make_rig(protocol, control={"poll_interval": 0.001})
+    codec = get_protocol(protocol)
+
+    result = rig.cabinet.doors.open_door(11)  # board 2, lock 3
+
+    assert result.outcome is OpenOutcome.CONFIRMED
+    frames = [f for _, f in rig.bus.received if isinstance(f, Request)]
+    after_unlock = frames[frames.index(codec.unlock(2, 3)) + 1]
+    assert after_unlock.to_bytes() == codec.query_lock(2, 3).to_bytes()
+    _one_pulse(rig, 11)
 
 
 def test_jammed_door_is_still_reported_at_the_end_of_the_window(
