@@ -97,3 +97,55 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         secrets_dir=tmp_path / "secrets",
     )
+
+
+SHARED_BROKER = ("127.0.0.1", 1883)
+
+
+def _clear_retained_link_messages() -> int:
+    """Remove every retained `lockers/v1/...` message from the machine's shared broker.
+
+    Tests publish retained presence and state there under throw-away cabinet ids; left
+    behind, they pile up run after run and flood every new subscriber (Mosquitto then drops
+    live QoS 1 messages beyond its per-client queue). The broker on 127.0.0.1:1883 is this
+    machine's test broker: never point the suite at a broker that carries real cabinets.
+    """
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    topics: set[str] = set()
+    last_seen = [time.monotonic()]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+
+    def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.retain and message.payload:
+            topics.add(message.topic)
+        last_seen[0] = time.monotonic()
+
+    subscribed = threading.Event()
+    client.on_message = on_message
+    client.on_subscribe = lambda *_args: subscribed.set()
+    try:
+        client.connect(*SHARED_BROKER)
+    except OSError:
+        return 0  # no shared broker: the tests that need it say so themselves
+    client.loop_start()
+    client.subscribe("lockers/v1/#", qos=0)
+    subscribed.wait(5)
+    while time.monotonic() - last_seen[0] < 0.5:
+        time.sleep(0.1)
+    sent = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+    for info in sent:
+        info.wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
+    return len(topics)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_broker_without_stale_retained_messages() -> Iterator[None]:
+    _clear_retained_link_messages()
+    yield
+    _clear_retained_link_messages()
