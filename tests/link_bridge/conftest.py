@@ -44,6 +44,7 @@ from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import config as config_service
+from tests.contract.schema_validation import assert_matches_schema
 
 BROKER_HOST = "127.0.0.1"
 BROKER_PORT = 1883
@@ -179,6 +180,7 @@ class CabinetClient:
             CallbackAPIVersion.VERSION2, client_id=f"cab-{uuid.uuid4().hex[:10]}"
         )
         self.synced: list[bytes] = []
+        self.received: list[bytes] = []
         self.client.on_connect = lambda c, *_: c.subscribe(
             [(topics.evt_ack(code), 1), (topics.sync(code), 1)]
         )
@@ -193,6 +195,7 @@ class CabinetClient:
         assert self._subscribed.wait(WAIT_S), "cabinet client never subscribed"
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.received.append(bytes(msg.payload))  # checked against docs/contract at the end
         if msg.topic == topics.sync(self.code):
             self.synced.append(bytes(msg.payload))
             return
@@ -234,6 +237,8 @@ def cabinet_client(cabinet: CabinetWorld) -> Iterator[CabinetClient]:
     client = CabinetClient(cabinet.code)
     yield client
     client.close()
+    for payload in client.received:  # what the server sent this cabinet fits the contract
+        assert_matches_schema(payload)
 
 
 _seq = iter(range(1, 1_000_000))

@@ -29,6 +29,7 @@ from locker_agent.contract.signing import encode_public_key
 from locker_server.audit.models import AuditEntry
 from locker_server.keys import ServerKeys
 from locker_server.link.command_models import LinkCommand
+from tests.contract.schema_validation import assert_matches_schema
 from tests.domain import conftest as domain
 
 # The domain services' fixtures, shared with these tests.
@@ -63,6 +64,7 @@ class RecordingPublisher:
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         if self.fail:
             raise ConnectionError("broker unreachable")
+        assert_matches_schema(payload)  # what the server sends fits docs/contract
         if self.on_publish is not None:
             self.on_publish(topic, payload)
         self.messages.append(Published(topic, payload, qos, retain))
