@@ -137,6 +137,8 @@ class ServerStandIn:
     def drain(self) -> None:
         while not self.client.messages.empty():
             message = self.client.messages.get_nowait()
+            if not message.payload:  # a retained message being cleared, not a cabinet's word
+                continue
             self.raw.append((message.topic, message.payload))
             assert_matches_schema(message.payload)  # what the cabinet sends fits docs/contract
             kind = topics.parse(message.topic).kind
