@@ -48,14 +48,6 @@ from locker_server.services import DomainDeps, parcels
 logger = logging.getLogger(__name__)
 
 
-def audit_log_for(settings: Settings, keys: ServerKeys) -> AuditLog:
-    return AuditLog(
-        signing_key=keys.audit_signing_key,
-        checkpoint_entries=settings.audit_checkpoint_entries,
-        checkpoint_seconds=settings.audit_checkpoint_seconds,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class SweepCounts:
     released: int
@@ -87,7 +79,7 @@ class BackgroundJobs:
     embedded_broker: EmbeddedBroker | None = None
 
     def start(self, *, link_only: bool = False) -> None:
-        audit = audit_log_for(self.settings, self.keys)
+        audit = AuditLog.for_server(self.settings, self.keys)
         notifier = Notifier(settings=self.settings, keys=self.keys)
         deps = DomainDeps(settings=self.settings, keys=self.keys, audit=audit, notifier=notifier)
         if link_only:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from locker_server.audit import Actor, AuditLog
+from locker_server.audit import Actor
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
 from locker_server.link import cli as link_cli
@@ -47,13 +47,8 @@ Handler = Callable[[argparse.Namespace, CliContext], int]
 
 
 def _deps(ctx: CliContext) -> DomainDeps:
-    audit = AuditLog(
-        signing_key=ctx.keys.audit_signing_key,
-        checkpoint_entries=ctx.settings.audit_checkpoint_entries,
-        checkpoint_seconds=ctx.settings.audit_checkpoint_seconds,
-    )
     notifier = Notifier(settings=ctx.settings, keys=ctx.keys)
-    return DomainDeps(settings=ctx.settings, keys=ctx.keys, audit=audit, notifier=notifier)
+    return DomainDeps(settings=ctx.settings, keys=ctx.keys, audit=ctx.audit, notifier=notifier)
 
 
 def _valid(model: type[Model], data: dict[str, Any]) -> Model:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
 
+from locker_server.audit import AuditLog
 from locker_server.config import Settings
 from locker_server.db import make_engine
 from locker_server.keys import ServerKeys, load_keys
@@ -34,3 +35,7 @@ class CliContext:
     @cached_property
     def keys(self) -> ServerKeys:
         return load_keys(self.settings.resolved_secrets_dir)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog.for_server(self.settings, self.keys)

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from sqlmodel import Session
 
-from locker_server.audit import Actor, AuditLog
+from locker_server.audit import Actor
 from locker_server.auth.api_key_admin import create_api_key, revoke_api_key
 from locker_server.auth.origin import Origin
 from locker_server.auth.roles import USER_ROLES, Role
@@ -92,14 +92,6 @@ def _register_apikey(subparsers: Any) -> None:
     revoke.set_defaults(handler=apikey_revoke_command)
 
 
-def _audit(ctx: CliContext) -> AuditLog:
-    return AuditLog(
-        signing_key=ctx.keys.audit_signing_key,
-        checkpoint_entries=ctx.settings.audit_checkpoint_entries,
-        checkpoint_seconds=ctx.settings.audit_checkpoint_seconds,
-    )
-
-
 def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn  # imported here: only `serve` needs the ASGI server
 
@@ -144,7 +136,7 @@ def user_create_command(args: argparse.Namespace, ctx: CliContext) -> int:
         courier_id=args.courier,
     )
     with session_scope(ctx.engine) as session:
-        user = create_user(session, _audit(ctx), CLI_ORIGIN, new)
+        user = create_user(session, ctx.audit, CLI_ORIGIN, new)
         print(f"created user {user.id} {user.username} ({user.role})", file=ctx.out)
     return 0
 
@@ -162,7 +154,7 @@ def user_list_command(_args: argparse.Namespace, ctx: CliContext) -> int:
 def apikey_create_command(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
         created = create_api_key(
-            session, _audit(ctx), ctx.keys, CLI_ORIGIN, carrier_id=args.carrier, name=args.name
+            session, ctx.audit, ctx.keys, CLI_ORIGIN, carrier_id=args.carrier, name=args.name
         )
     print(created.key, file=ctx.out)
     print(
@@ -175,6 +167,6 @@ def apikey_create_command(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def apikey_revoke_command(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
-        row = revoke_api_key(session, _audit(ctx), CLI_ORIGIN, args.id)
+        row = revoke_api_key(session, ctx.audit, CLI_ORIGIN, args.id)
     print(f"revoked API key {row.id} (prefix {row.prefix})", file=ctx.out)
     return 0

@@ -65,11 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     app.state.engine = engine
-    app.state.audit = AuditLog(
-        signing_key=keys.audit_signing_key,
-        checkpoint_entries=settings.audit_checkpoint_entries,
-        checkpoint_seconds=settings.audit_checkpoint_seconds,
-    )
+    app.state.audit = AuditLog.for_server(settings, keys)
     app.state.notifier = Notifier(settings=settings, keys=keys)
     app.state.login_throttle = LoginThrottle()
     install_error_handlers(app)

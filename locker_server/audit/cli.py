@@ -26,7 +26,6 @@ from locker_server.audit.canonical import public_key_pem
 from locker_server.audit.errors import AuditError
 from locker_server.audit.events import Actor
 from locker_server.audit.export import EntryFilter
-from locker_server.audit.log import AuditLog
 from locker_server.audit.service import Reader
 from locker_server.audit.verify import VerificationReport
 from locker_server.cli_context import CliContext
@@ -103,14 +102,6 @@ def _os_user() -> str | None:
         return None
 
 
-def _audit_log(ctx: CliContext) -> AuditLog:
-    return AuditLog(
-        signing_key=ctx.keys.audit_signing_key,
-        checkpoint_entries=ctx.settings.audit_checkpoint_entries,
-        checkpoint_seconds=ctx.settings.audit_checkpoint_seconds,
-    )
-
-
 def _progress(err: TextIO, verb: str) -> Callable[[int], None]:
     def report(count: int) -> None:
         print(f"{verb} {count:,} entries ...", file=err, flush=True)
@@ -137,7 +128,7 @@ def _translating_database_errors(handler: Handler) -> Handler:
 
 @_translating_database_errors
 def verify_command(args: argparse.Namespace, ctx: CliContext) -> int:
-    audit = _audit_log(ctx)
+    audit = ctx.audit
     with session_scope(ctx.engine) as session:
         report = service.verify_log(
             audit, session, _reader(), progress=_progress(ctx.err, "verified")
@@ -178,7 +169,7 @@ def _entry_filter(args: argparse.Namespace) -> EntryFilter:
 @_translating_database_errors
 def export_command(args: argparse.Namespace, ctx: CliContext) -> int:
     entry_filter = _entry_filter(args)
-    audit = _audit_log(ctx)
+    audit = ctx.audit
     progress = _progress(ctx.err, "exported")
     if args.format == "bundle":
         if args.out is None:
@@ -251,7 +242,7 @@ def _human_bundle_report(report: BundleReport, *, pinned: bool) -> str:
 @_translating_database_errors
 def checkpoint_command(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
-        checkpoint = _audit_log(ctx).checkpoint_now(session)
+        checkpoint = ctx.audit.checkpoint_now(session)
     if checkpoint is None:
         print("nothing to sign: the tip is already covered by a checkpoint", file=ctx.out)
     else:
@@ -261,7 +252,7 @@ def checkpoint_command(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def key_id_command(args: argparse.Namespace, ctx: CliContext) -> int:
     """Print what an auditor pins: the key fingerprint, then the public key PEM."""
-    audit = _audit_log(ctx)
+    audit = ctx.audit
     print(audit.key_id, file=ctx.out)
     ctx.out.write(public_key_pem(audit.public_key).decode())
     return EXIT_OK

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -26,6 +27,10 @@ from locker_server.audit import canonical
 from locker_server.audit.events import AuditEvent
 from locker_server.audit.models import HEAD_ID, checkpoints_table, entries_table, head_table
 from locker_server.audit.verify import VerificationReport, verify_chain
+
+if TYPE_CHECKING:
+    from locker_server.config import Settings
+    from locker_server.keys import ServerKeys
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +109,15 @@ class AuditLog:
         #: Keys whose checkpoints verification accepts (the current one and retired ones).
         self.trusted_keys = {canonical.key_id(key): key for key in keys}
         self._clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def for_server(cls, settings: Settings, keys: ServerKeys) -> AuditLog:
+        """The server's log: its signing key and the configured checkpoint cadence."""
+        return cls(
+            signing_key=keys.audit_signing_key,
+            checkpoint_entries=settings.audit_checkpoint_entries,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )
 
     def record(self, session: Session, event: AuditEvent) -> RecordedEntry:
         """Append ``event`` in the caller's transaction (the caller commits)."""

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from locker_agent.contract.credentials import maintenance_token_hash
-from locker_server.audit import AuditLog
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
 from locker_server.errors import ValidationFailed
@@ -99,7 +98,7 @@ def cabinet_provision(args: argparse.Namespace, ctx: CliContext) -> int:
         done = provisioning.provision(
             ctx.engine,
             ctx.keys,
-            _audit(ctx),
+            ctx.audit,
             reference=args.cabinet,
             out_dir=args.out,
             endpoint=endpoint,
@@ -120,9 +119,7 @@ def cabinet_provision(args: argparse.Namespace, ctx: CliContext) -> int:
 def cabinet_decommission(args: argparse.Namespace, ctx: CliContext) -> int:
     broker_dir = _broker_dir(args, ctx)
     try:
-        cabinet, revoked = provisioning.decommission(
-            ctx.engine, _audit(ctx), reference=args.cabinet
-        )
+        cabinet, revoked = provisioning.decommission(ctx.engine, ctx.audit, reference=args.cabinet)
         sync = provisioning.sync_broker(ctx.engine, broker_dir)
     except SQLAlchemyError as exc:
         return _database_error(ctx, exc)
@@ -160,14 +157,6 @@ def _maintenance_token_hash() -> str:
     if len(token) < 16:
         raise ValidationFailed("the maintenance token must be at least 16 characters")
     return maintenance_token_hash(token)
-
-
-def _audit(ctx: CliContext) -> AuditLog:
-    return AuditLog(
-        signing_key=ctx.keys.audit_signing_key,
-        checkpoint_entries=ctx.settings.audit_checkpoint_entries,
-        checkpoint_seconds=ctx.settings.audit_checkpoint_seconds,
-    )
 
 
 def _database_error(ctx: CliContext, exc: SQLAlchemyError) -> int:

@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any
 
-from locker_server.audit import Actor, AuditEvent, AuditLog
+from locker_server.audit import Actor, AuditEvent
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
 from locker_server.notifications.models import NotificationMessage, Status
@@ -50,17 +50,9 @@ def register(subparsers: Any) -> None:
     again.set_defaults(handler=resend_command)
 
 
-def _audit_log(ctx: CliContext) -> AuditLog:
-    return AuditLog(
-        signing_key=ctx.keys.audit_signing_key,
-        checkpoint_entries=ctx.settings.audit_checkpoint_entries,
-        checkpoint_seconds=ctx.settings.audit_checkpoint_seconds,
-    )
-
-
 def run_worker_command(args: argparse.Namespace, ctx: CliContext) -> int:
     worker = NotificationWorker(
-        ctx.engine, ctx.settings, ctx.keys, audit=_audit_log(ctx), poll_seconds=args.poll
+        ctx.engine, ctx.settings, ctx.keys, audit=ctx.audit, poll_seconds=args.poll
     )
     if args.once:
         print(f"{worker.run_once()} delivery attempts", file=ctx.out)
@@ -109,7 +101,7 @@ def list_command(args: argparse.Namespace, ctx: CliContext) -> int:
 def resend_command(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
         message = resend(session, args.id)
-        _audit_log(ctx).record(
+        ctx.audit.record(
             session,
             AuditEvent(
                 action="notification.resent",
