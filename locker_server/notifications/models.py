@@ -14,8 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+from locker_server.models.types import UTCDateTime
 
 
 class Channel(StrEnum):
@@ -40,30 +41,6 @@ class RecipientEvent(StrEnum):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    SQLite has no time zones: values are stored as naive UTC text (so string comparison
-    orders them) and come back as aware UTC datetimes, like PostgreSQL's timestamptz.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; store timezone-aware UTC only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class NotificationMessage(SQLModel, table=True):
@@ -96,8 +73,8 @@ class NotificationMessage(SQLModel, table=True):
     sealed_secret: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     status: str = Field(default=Status.pending, sa_type=sa.String(16), nullable=False)
     attempts: int = Field(default=0, nullable=False)
-    next_attempt_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+    next_attempt_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
     #: Why the last attempt failed, without secrets or addresses.
     last_error: str | None = Field(default=None, sa_type=sa.String(500))
-    created_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
-    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
