@@ -9,14 +9,14 @@ NotificationWorker`. Pickup secrets are kept only sealed (AES-256-GCM) in
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from locker_server.models.types import UTCDateTime
+from locker_server.models.types import UTCDateTime, utcnow
 
 
 class Channel(StrEnum):
@@ -37,10 +37,6 @@ class RecipientEvent(StrEnum):
     pickup_ready = "pickup_ready"
     reminder = "reminder"
     expired = "expired"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class NotificationMessage(SQLModel, table=True):
@@ -73,8 +69,8 @@ class NotificationMessage(SQLModel, table=True):
     sealed_secret: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     status: str = Field(default=Status.pending, sa_type=sa.String(16), nullable=False)
     attempts: int = Field(default=0, nullable=False)
-    next_attempt_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     #: Why the last attempt failed, without secrets or addresses.
     last_error: str | None = Field(default=None, sa_type=sa.String(500))
-    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

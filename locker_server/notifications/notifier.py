@@ -18,12 +18,12 @@ from sqlmodel import Session
 
 from locker_server.config import Settings
 from locker_server.keys import ServerKeys
+from locker_server.models.types import utcnow as utc_now
 from locker_server.notifications import outbox
 from locker_server.notifications.models import (
     Channel,
     NotificationMessage,
     RecipientEvent,
-    utc_now,
 )
 from locker_server.notifications.sealing import PickupSecret, seal
 

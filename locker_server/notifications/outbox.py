@@ -15,13 +15,13 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from locker_server.models import Parcel
+from locker_server.models.types import utcnow as utc_now
 from locker_server.notifications.errors import MessageNotFound, NotResendable
 from locker_server.notifications.models import (
     Channel,
     NotificationMessage,
     RecipientEvent,
     Status,
-    utc_now,
 )
 
 T = TypeVar("T")

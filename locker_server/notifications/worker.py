@@ -24,10 +24,11 @@ from locker_server.audit import Actor, AuditEvent
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
+from locker_server.models.types import utcnow as utc_now
 from locker_server.notifications.delivery import Dispatcher, OutboxItem
 from locker_server.notifications.errors import DeliveryError
 from locker_server.notifications.mail import EmailTransport, SmtpEmailTransport
-from locker_server.notifications.models import NotificationMessage, Status, utc_now
+from locker_server.notifications.models import NotificationMessage, Status
 from locker_server.notifications.sms import HttpSmsGateway, SmsGateway
 from locker_server.notifications.webhooks import HttpWebhookPoster, WebhookPoster
 
