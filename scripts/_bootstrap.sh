@@ -84,6 +84,15 @@ ensure_postgres() {
     pg_ready || { log "PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1; }
 }
 
+mosquitto_ready() { (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; }
+
 ensure_mosquitto() {
+    # The link tests start private brokers from /usr/sbin/mosquitto and use the shared
+    # test broker on 127.0.0.1:1883.
     apt_install mosquitto mosquitto-clients
+    mosquitto_ready && return 0
+    log "starting Mosquitto on 127.0.0.1:1883"
+    as_root mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
+    for _ in $(seq 1 20); do mosquitto_ready && return 0; sleep 0.5; done
+    log "Mosquitto is not reachable on 127.0.0.1:1883"; exit 1
 }
