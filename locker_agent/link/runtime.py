@@ -345,8 +345,10 @@ class AgentRuntime:
 
     def _publish_due(self) -> None:
         if self.link.connected:
-            self.outbox.flush()
+            # a command's result first: someone is waiting at the server for it, while
+            # the events and the snapshot behind it are only waiting for their ack
             self.commands.publish_results(self.link.publish)
+            self.outbox.flush()
 
     def _handle_all(self, item: LinkEvent | ResultReady | _Wake | None) -> None:
         while item is not None:
