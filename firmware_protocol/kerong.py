@@ -371,8 +371,9 @@ class ReplyStreamDecoder(ScanningDecoder[StatusReply]):
         super().__init__(_scan_reply, (STX,), REPLY_LENGTH)
         self._expected: Request | None = None
 
-    def expect(self, request: Request | None) -> None:
-        """Accepted for the common interface; Kerong replies are self-describing."""
+    def expect(self, request: Request | None, reply_length: int | None = None) -> None:
+        """Accepted for the common interface; Kerong replies are self-describing and
+        always 9 bytes, so they end by their length without a quiet line already."""
         self._expected = request
 
 

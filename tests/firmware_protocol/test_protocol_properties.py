@@ -232,3 +232,49 @@ def test_kerong_hook_and_item_bits_survive_the_wire(
     assert (decoded.board, decoded.bus) == (board, bus)
     assert {lock: decoded.feedback()[lock] for lock in hooks} == hooks
     assert {lock: decoded.items_inside()[lock] for lock in items} == items
+
+
+xor_query_all_replies = st.builds(X.AllLocksReply, xor_boards, st.binary(min_size=1, max_size=4))
+
+
+@EXAMPLES
+@given(reply=xor_query_all_replies, cuts=st.lists(st.integers(1, 8), max_size=8))
+def test_query_all_reply_of_known_length_comes_back_before_the_line_goes_quiet(
+    reply: X.AllLocksReply, cuts: list[int]
+) -> None:
+    wire = reply.to_bytes()
+    decoder = X.ReplyStreamDecoder()
+    decoder.expect(X.QueryAllRequest(reply.board), reply_length=len(wire))
+    items: list[Frame | Garbage] = []
+    for piece in chunked(wire, cuts):
+        decoder.feed(piece)
+        items += drain(decoder)
+    assert items == [reply]
+    assert decoder.buffered == 0
+
+
+@EXAMPLES
+@given(
+    reply=xor_query_all_replies,
+    known=st.integers(5, X.MAX_FRAME_LENGTH),
+    cuts=st.lists(st.integers(1, 8), max_size=8),
+)
+def test_a_wrong_known_length_never_cuts_a_reply_short_without_saying_so(
+    reply: X.AllLocksReply, known: int, cuts: list[int]
+) -> None:
+    wire = reply.to_bytes()
+    decoder = X.ReplyStreamDecoder()
+    decoder.expect(X.QueryAllRequest(reply.board), reply_length=known)
+    items: list[Frame | Garbage] = []
+    for piece in [*chunked(wire, cuts), None]:
+        if piece is None:
+            decoder.line_quiet()
+        else:
+            decoder.feed(piece)
+        while (item := decoder.next_frame()) is not NEED_DATA:
+            items.append(item)
+            if item != reply and not isinstance(item, Garbage):
+                assert decoder.ended_by_length  # a short reading is flagged for the link
+    assert wire_of(items) == wire
+    if known >= len(wire):
+        assert items == [reply]
