@@ -11,14 +11,28 @@ Choices (docs/link.md "Agent MQTT adapter"):
 * **Our own network thread** runs ``connect`` + ``loop`` so that *every* connection
   attempt first calls ``prepare_connect``: it increments and persists the presence
   counter and returns the will (offline, that number) and the online announcement
-  (same number), which ``on_connect`` publishes. paho's built-in reconnect would reuse
-  the old will.
-* **Subscriptions renewed in ``on_connect`` every time**, whatever ``session_present``
-  says: a broker that restarted without persistence has forgotten them. They use
-  "retain as published", so a ``cmd`` published with the retain flag is seen as
-  retained even when it arrives live, and the guard refuses it.
+  (same number). paho's built-in reconnect would reuse the old will.
+* **The announcement goes out behind paho's re-sends.** After every CONNACK paho
+  re-sends the previous connection's unacknowledged PUBLISHes — an older announcement
+  among them — right *after* ``on_connect`` returns. Published inside ``on_connect``,
+  ours would be overtaken and the broker would retain the stale one (what a restarted
+  server or an operator tool reads first). So ``on_connect`` only marks the connection
+  accepted; the network thread announces once that ``loop()`` pass is over, when paho
+  has queued its re-sends (``simulators/fleet.py`` announces the same way). Only then
+  is the link ``connected``, so the runtime's own messages follow the announcement. A
+  full outgoing queue (re-sends fill it) postpones the announcement until there is room.
+* **A stale presence acknowledged after ours means announce again.** The broker applies
+  and acknowledges one client's PUBLISHes in order, so the PUBACK order says which
+  presence it retained last (:class:`PresenceAcks`): belt and braces should a stale
+  one still get out after ours (another paho's re-send order, a caller of
+  :meth:`MqttAdapter.publish`).
+* **Subscriptions renewed on every connection**, whatever ``session_present`` says: a
+  broker that restarted without persistence has forgotten them. They go right behind
+  the announcement, so once every SUBACK is in (``wait_connected``) the broker holds
+  our presence too. They use "retain as published", so a ``cmd`` published with the
+  retain flag is seen as retained even when it arrives live, and the guard refuses it.
 * **Reconnect with exponential backoff and full jitter**, 0.5 s doubling to 30 s, reset
-  by a successful CONNACK, so a thousand cabinets do not return in one wave.
+  once a connection is accepted, so a thousand cabinets do not return in one wave.
 * **Nothing blocking in the network thread.** paho callbacks only ``post`` a
   :data:`LinkEvent` to the runtime's thread-safe inbox; the runtime does the work.
 * **Bounded outgoing queue**: paho's ``max_queued_messages``; a full queue raises
@@ -130,6 +144,39 @@ class Delivered:
 LinkEvent = Connected | Disconnected | Received | Delivered
 
 
+class PresenceAcks:
+    """Which presence the broker retained last, told by the order of its PUBACKs.
+
+    The broker applies one client's QoS 1 PUBLISHes in order and acknowledges each as it
+    applies it. A presence other than the current announcement acknowledged after the
+    announcement's own PUBACK therefore replaced it as the retained value.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight: dict[int, bytes] = {}  # mid → payload, until its PUBACK
+        self._current = b""
+        self._current_applied = False
+
+    def announcing(self, payload: bytes) -> None:
+        """A new connection: ``payload`` is its announcement; every other is stale."""
+        self._current, self._current_applied = payload, False
+
+    def sent(self, mid: int, payload: bytes) -> None:
+        self._in_flight[mid] = payload
+        if payload == self._current:
+            self._current_applied = False  # until this copy is acknowledged
+
+    def acknowledged(self, mid: int) -> bool:
+        """Record a PUBACK; True when a stale presence now sits on top of ours."""
+        payload = self._in_flight.pop(mid, None)
+        if payload is None:
+            return False
+        if payload == self._current:
+            self._current_applied = True
+            return False
+        return self._current_applied
+
+
 def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Callable[[int], float]:
     """Full jitter: attempt n waits uniformly in [base/2, base], base = min(max, initial·2ⁿ)."""
 
@@ -164,6 +211,15 @@ class MqttAdapter:
         self._subscribed = threading.Event()
         self._pending_subacks: set[int] = set()
         self._announcement: Announcement | None = None
+        #: the broker accepted this connection: posted once it is announced
+        self._accepted: Connected | None = None
+        #: an announcement of the current connection still has to be published
+        self._announce_due = False
+        #: PUBACKs seen in paho's callback, for PresenceAcks after the loop() pass
+        self._acked_mids: list[int] = []
+        #: PresenceAcks is fed from both threads: record a mid before its PUBACK counts
+        self._presence_lock = threading.Lock()
+        self._presence_acks = PresenceAcks()
         self._thread: threading.Thread | None = None
         self._client = self._build_client()
 
@@ -239,12 +295,29 @@ class MqttAdapter:
         """Queue ``message`` at QoS 1; returns its message id (see :class:`Delivered`)."""
         if not self._connected.is_set():
             raise LinkDown("not connected to the broker")
-        info = self._client.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+        info = self._send(message)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             raise OutgoingQueueFull(f"{self.settings.max_outgoing} publishes already waiting")
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise LinkError(f"publish failed: {mqtt.error_string(info.rc)}")
         return int(info.mid)
+
+    def _send(self, message: Outgoing) -> mqtt.MQTTMessageInfo:
+        """Hand ``message`` to paho; a presence is recorded before its PUBACK can count."""
+        if not self._is_presence(message.topic):
+            return self._paho_publish(message)
+        with self._presence_lock:
+            info = self._paho_publish(message)
+            if info.rc != mqtt.MQTT_ERR_QUEUE_SIZE:
+                self._presence_acks.sent(info.mid, message.payload)
+        return info
+
+    def _paho_publish(self, message: Outgoing) -> mqtt.MQTTMessageInfo:
+        return self._client.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+
+    def _is_presence(self, topic: str) -> bool:
+        announcement = self._announcement
+        return announcement is not None and topic == announcement.online.topic
 
     # -- the network thread ----------------------------------------------------------
 
@@ -267,6 +340,9 @@ class MqttAdapter:
     def _connect_once(self) -> bool:
         announcement = self._prepare_connect()
         self._announcement = announcement
+        self._accepted, self._announce_due = None, False
+        with self._presence_lock:
+            self._presence_acks.announcing(announcement.online.payload)
         will = announcement.will
         self._client.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -304,13 +380,56 @@ class MqttAdapter:
         """Run paho's loop until the connection ends; returns the next backoff attempt."""
         while not self._stop.is_set():
             rc = self._client.loop(timeout=0.05)
-            if self._connected.is_set():
-                attempt = 0
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 break
+            self._announce_when_due()
+            if self._connected.is_set():
+                attempt = 0
         if self._connected.is_set():
             self._mark_down(mqtt.error_string(rc))
         return attempt
+
+    def _announce_when_due(self) -> None:
+        """After a ``loop()`` pass: paho has queued the re-sends a CONNACK triggers, so an
+        announcement published now reaches the broker behind them."""
+        if self._stale_presence_on_top():
+            self._announce_due = True
+        announcement = self._announcement
+        if not self._announce_due or announcement is None or not self._announce(announcement):
+            return
+        self._announce_due = False
+        accepted, self._accepted = self._accepted, None
+        if accepted is not None:
+            self._subscribe()
+            self._connected.set()
+            self._post(accepted)
+
+    def _subscribe(self) -> None:
+        """Behind the announcement: its PUBACK comes first, so ``wait_connected`` (every
+        SUBACK in) also means the broker holds our presence."""
+        self._subscribed.clear()
+        for topic in self._subscriptions:
+            _, mid = self._client.subscribe(topic, options=_SUBSCRIBE_OPTIONS)
+            if mid is not None:
+                self._pending_subacks.add(mid)
+
+    def _stale_presence_on_top(self) -> bool:
+        acked, self._acked_mids = self._acked_mids, []
+        if not acked:
+            return False
+        with self._presence_lock:
+            overtaken = [self._presence_acks.acknowledged(mid) for mid in acked]
+        if any(overtaken):
+            logger.warning("a stale presence replaced ours on the broker; announcing again")
+        return any(overtaken)
+
+    def _announce(self, announcement: Announcement) -> bool:
+        """Publish this connection's online presence; False while paho's queue is full."""
+        info = self._send(announcement.online)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            logger.debug("outgoing queue full of re-sends: the announcement waits for room")
+            return False
+        return True
 
     def _close_socket(self) -> None:
         try:
@@ -331,7 +450,7 @@ class MqttAdapter:
 
     def _on_connect(
         self,
-        client: mqtt.Client,
+        _client: mqtt.Client,
         _userdata: Any,
         flags: mqtt.ConnectFlags,
         reason_code: ReasonCode,
@@ -341,20 +460,15 @@ class MqttAdapter:
         if reason_code.is_failure or announcement is None:
             logger.error("broker refused connection: %s", reason_code)
             return
-        self._subscribed.clear()
-        for topic in self._subscriptions:
-            _, mid = client.subscribe(topic, options=_SUBSCRIBE_OPTIONS)
-            if mid is not None:
-                self._pending_subacks.add(mid)
-        online = announcement.online
-        client.publish(online.topic, online.payload, qos=QOS, retain=online.retain)
-        self._connected.set()
+        # paho re-sends the previous connection's unacknowledged PUBLISHes after this
+        # returns: announcing and subscribing wait for the end of this loop() pass
+        self._accepted = Connected(announcement.connection, bool(flags.session_present))
+        self._announce_due = True
         logger.info(
             "connected as connection %d (session present: %s)",
             announcement.connection,
             flags.session_present,
         )
-        self._post(Connected(announcement.connection, bool(flags.session_present)))
 
     def _on_disconnect(
         self,
@@ -393,4 +507,5 @@ class MqttAdapter:
         _reason_code: ReasonCode,
         _properties: Properties,
     ) -> None:
+        self._acked_mids.append(mid)
         self._post(Delivered(mid))
