@@ -8,7 +8,9 @@ secret, a cabinet id that could widen a topic filter (``+``, ``#``, ``/``) or a 
 key that is not 32 raw bytes is refused.
 
 The values are passed *into* the lower layers (journal, MQTT adapter, door layer);
-nothing below this module imports it.
+nothing below this module imports it. ``[control]`` and the timing keys of ``[serial]``
+are optional: left out, the agent runs with the defaults of ``ControllerSettings`` and
+``LinkSettings``, which stay the one place those values are written down.
 """
 
 from __future__ import annotations
@@ -31,14 +33,25 @@ from pydantic import (
 )
 
 from firmware_protocol.base import BoardProtocol
+from locker_agent.doors import ControllerSettings
 from locker_agent.errors import ConfigError
 from locker_agent.layout import BoardConfig, CabinetLayout, DoorAddress
+from locker_agent.serial_link import LinkSettings
 
 CABINET_ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 DEFAULT_JOURNAL_PATH: Final = Path("/var/lib/locker-agent/journal.sqlite3")
 #: values the provisioning step writes where the installer must fill something in
 PLACEHOLDERS: Final = frozenset({"", "CHANGE-ME", "CHANGEME", "TODO"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: the defaults the agent has always run with; only their timings are read here
+_CONTROL_DEFAULTS: Final = ControllerSettings()
+_LINK_DEFAULTS: Final = LinkSettings(baudrate=9600)
+#: the cabinet-wide remote open budget per minute (the command guard's default)
+DEFAULT_MAX_REMOTE_OPENS_PER_MINUTE: Final = 30
+
+#: a positive, finite duration in seconds; strict, so a quoted number is refused, not guessed
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+PositiveCount = Annotated[int, Field(ge=1, strict=True)]
 
 
 class _Section(BaseModel):
@@ -122,10 +135,49 @@ class SerialSettings(_Section):
     port: str = ""
     protocol: str = "8a80"
     baud: int | None = Field(default=None, gt=0)
+    #: the adapter hands back every byte we send (some 2-wire RS485 adapters do)
+    echo: bool = Field(default=_LINK_DEFAULTS.echo, strict=True)
+    #: how long an unlock may take to be answered (8A/80 boards answer after the pulse)
+    unlock_timeout: Seconds = _LINK_DEFAULTS.unlock_timeout
+    query_timeout: Seconds = _LINK_DEFAULTS.query_timeout
 
     @property
     def port_given(self) -> bool:
         return self.port not in PLACEHOLDERS
+
+    def link_settings(self, protocol: BoardProtocol) -> LinkSettings:
+        """The serial link options; without ``baud`` the protocol's own rate."""
+        return LinkSettings(
+            baudrate=self.baud or protocol.default_baud,
+            unlock_timeout=self.unlock_timeout,
+            query_timeout=self.query_timeout,
+            echo=self.echo,
+        )
+
+
+class ControlSettings(_Section):
+    """``[control]``: how the door controller polls, confirms and limits opens."""
+
+    poll_interval: Seconds = _CONTROL_DEFAULTS.poll_interval
+    confirm_window: Seconds = _CONTROL_DEFAULTS.confirm_window
+    confirm_poll_interval: Seconds = _CONTROL_DEFAULTS.confirm_poll_interval
+    left_open_after: Seconds = _CONTROL_DEFAULTS.left_open_after
+    #: opens of one door within the controller's rate window (60 s)
+    max_opens_per_door: PositiveCount = _CONTROL_DEFAULTS.max_opens_per_door
+    #: remote (MQTT) opens of the whole cabinet per minute, checked by the command guard
+    max_remote_opens_per_minute: PositiveCount = DEFAULT_MAX_REMOTE_OPENS_PER_MINUTE
+    unanswered_poll_interval: Seconds = _CONTROL_DEFAULTS.unanswered_poll_interval
+
+    def controller_settings(self) -> ControllerSettings:
+        return ControllerSettings(
+            poll_interval=self.poll_interval,
+            confirm_window=self.confirm_window,
+            confirm_poll_interval=self.confirm_poll_interval,
+            left_open_after=self.left_open_after,
+            max_opens_per_door=self.max_opens_per_door,
+            rate_window=_CONTROL_DEFAULTS.rate_window,
+            unanswered_poll_interval=self.unanswered_poll_interval,
+        )
 
 
 class DoorSettings(_Section):
@@ -146,6 +198,7 @@ class AgentSettings(_Section):
     serial: SerialSettings = SerialSettings()
     doors: Annotated[list[DoorSettings], Field(min_length=1)]
     journal: JournalSettings = JournalSettings()
+    control: ControlSettings = ControlSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentSettings:

@@ -5,8 +5,15 @@
     locker-sim board --protocol 8a80 --boards 1 2 --locks 24            # raw pty
     locker-sim board --protocol kerong --boards 0 1 --locks 16 --tcp    # socket://…
     locker-sim board --protocol 8a80 --boards 1 --link /tmp/locker-bus --no-pacing
+    locker-sim board --boards 1 --unlock-reply-delay 0.05 --query-reply-delay 0.002 \\
+                     --pulse 0.04 --spring-delay 0.02                   # fast boards
 
     locker-sim fleet --port 8883 --ca-file ca.crt --passwords pw.json --count 1000
+
+Board timing flags, in seconds, default the realistic ``Timing`` values:
+``--unlock-reply-delay`` an 8A/80 board's answer to an unlock, ``--query-reply-delay``
+every other answer (a Kerong board's unlock too), ``--pulse`` how long the latch stays
+released, ``--spring-delay`` how long a released door takes to spring open.
 
 The first stdout line is the device path (or socket URL) to give the agent. After it,
 every door move is printed (``door 1/5 open``), and these commands are read from stdin::
@@ -70,8 +77,33 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--no-pacing", action="store_true", help="send replies in one go")
     board.add_argument("--link", default=None, help="also make this symlink to the pty")
     board.add_argument("--verbose", "-v", action="store_true", help="debug logs to stderr")
+    _add_timing_flags(board)
     _add_fleet_parser(commands)
     return parser
+
+
+def _add_timing_flags(board: argparse.ArgumentParser) -> None:
+    """Board timing; the defaults are the realistic ``Timing`` values."""
+    real = Timing()
+    for flag, default, meaning in (
+        ("--unlock-reply-delay", real.unlock_reply_delay, "8A/80 answer to an unlock"),
+        ("--query-reply-delay", real.query_reply_delay, "every other answer"),
+        ("--pulse", real.pulse_duration, "latch released this long"),
+        ("--spring-delay", real.spring_delay, "released door springs open after"),
+    ):
+        help_text = f"{meaning} (s, default {default})"
+        board.add_argument(flag, type=_seconds, default=default, metavar="S", help=help_text)
+
+
+def _seconds(text: str) -> float:
+    """A delay for argparse: a finite number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a delay in seconds (0 or more)")
+    return value
 
 
 def _add_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -103,12 +135,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         bus = SimulatedBus(
             args.protocol,
             [BoardConfig(address, args.locks) for address in args.boards],
-            Timing(baud=args.baud, pacing=not args.no_pacing),
+            board_timing(args),
         )
     except SimulatorError as exc:
         print(f"locker-sim: {exc}", file=sys.stderr)
         return 2
     return _serve(bus, tcp_port=args.tcp, link=args.link)
+
+
+def board_timing(args: argparse.Namespace) -> Timing:
+    """The simulated boards' timing from the ``board`` flags."""
+    return Timing(
+        unlock_reply_delay=args.unlock_reply_delay,
+        query_reply_delay=args.query_reply_delay,
+        pulse_duration=args.pulse,
+        spring_delay=args.spring_delay,
+        baud=args.baud,
+        pacing=not args.no_pacing,
+    )
 
 
 def _serve(bus: SimulatedBus, *, tcp_port: int | None, link: str | None) -> int:

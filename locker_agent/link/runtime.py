@@ -127,8 +127,9 @@ class AgentRuntime:
         controller_settings: ControllerSettings | None = None,
         mqtt: MqttSettings | None = None,
         ack_timeout: float = 15.0,
-        max_remote_opens_per_minute: int = 30,
+        max_remote_opens_per_minute: int | None = None,
     ) -> None:
+        """Link, controller and remote-open limit not given come from ``settings``."""
         self.settings = settings
         self.cabinet_id = settings.cabinet_id
         self.cabinet = _build_cabinet(settings, serial_port, link_settings, controller_settings)
@@ -163,8 +164,10 @@ class AgentRuntime:
         self._closed = False
         self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
 
-    def _guard_policy(self, max_opens: int) -> GuardPolicy:
+    def _guard_policy(self, max_opens: int | None) -> GuardPolicy:
         security = self.settings.security
+        if max_opens is None:
+            max_opens = self.settings.control.max_remote_opens_per_minute
         return GuardPolicy(
             cabinet_id=self.cabinet_id,
             doors=frozenset(self.cabinet.layout.doors),
@@ -433,5 +436,6 @@ def _build_cabinet(
         raise ConfigError("no serial port: set [serial] port in agent.toml or pass --serial-port")
     protocol = protocol_named(settings.serial.protocol)
     layout = settings.layout(protocol)
-    link = link_settings or LinkSettings(baudrate=settings.serial.baud or protocol.default_baud)
-    return Cabinet(port, protocol, layout, link, controller_settings)
+    link = link_settings or settings.serial.link_settings(protocol)
+    control = controller_settings or settings.control.controller_settings()
+    return Cabinet(port, protocol, layout, link, control)
