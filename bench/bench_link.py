@@ -11,8 +11,10 @@ so they do not share the server's interpreter.
     committed by the server AND its ``evt/ack`` is back at the cabinet. Baseline in the
     same run, same broker, same fleet: the raw publish → subscribe rate of the very same
     messages to a subscriber that only counts them (shared subscription, no database).
-(b) command round trip: server → agent → simulated board → result, p50/p99. Baseline:
-    raw MQTT round trip of a message of the same size (see ``simulators.cabinet``).
+(b) command round trip: server → agent → simulated board → result, p50/p99. The cabinet
+    runs as deployed, in processes of its own: ``locker-agent run`` on a pty served by
+    ``locker-sim board`` (``bench.cabinet_processes``). Baseline: raw MQTT round trip of
+    messages of the same sizes.
 (c) a fleet of ≥ 1,000 cabinets connected at once to one server: time until all are
     online in the server's database, then the broker restarts and every cabinet must be
     online again in the database under its new connection number.
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import queue
+import random
 import subprocess
 import sys
 import tempfile
@@ -46,10 +49,8 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 import locker_server.link.models  # noqa: F401  (registers the link tables)
-from locker_agent.config import parse_settings
+from bench.cabinet_processes import AgentProcess, BoardProcess
 from locker_agent.contract import CommandResultMessage, decode, encode_public_key, topics
-from locker_agent.doors import ControllerSettings
-from locker_agent.serial_link import LinkSettings
 from locker_server.audit import Actor, AuditLog
 from locker_server.config import Settings
 from locker_server.db import make_engine, migrate, session_scope
@@ -62,7 +63,6 @@ from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import config as config_service
-from simulators.cabinet import CabinetTuning, SimulatedCabinet
 from simulators.timing import Timing
 from tests.link_support.mosquitto import PrivateMosquitto
 
@@ -337,7 +337,10 @@ BOARD_TIMING = Timing(
     baud=9600,
     pacing=True,
 )
-COMMAND_CABINET, COMMAND_DOORS = "CMD-BENCH-01", 12
+COMMAND_CABINET, COMMAND_DOORS, COMMAND_BOARD = "CMD-BENCH-01", 12, 1
+#: the agent's routine poll (the controller's default is 0.15 s; a shorter one holds the
+#: line more often, so an unlock waits behind a poll more often)
+COMMAND_POLL_INTERVAL = 0.1
 OPERATOR = Caller(actor=Actor(type="user", id="bench"), channel="api", source="bench")
 
 
@@ -386,8 +389,17 @@ class Watcher:
         self.client._reset_sockets()
 
 
-def bench_commands(samples: int) -> tuple[Percentiles, Percentiles, Percentiles]:
-    """(baseline raw round trip, command → received, command → succeeded)."""
+@dataclass
+class CommandTimes:
+    """Per command, seconds from the call to ``issue_command``."""
+
+    on_broker: list[float]
+    received: list[float]
+    succeeded: list[float]
+
+
+def bench_commands(samples: int) -> tuple[Percentiles, ...]:
+    """(baseline raw round trip, command on the broker, → received, → succeeded)."""
     passwords = passwords_for([COMMAND_CABINET])
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         engine = stack.enter_context(fresh_database())
@@ -396,24 +408,31 @@ def bench_commands(samples: int) -> tuple[Percentiles, Percentiles, Percentiles]
         broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))
         bridge = start_bridge(broker, engine, deps)
         stack.callback(bridge.stop)
-        cabinet = stack.enter_context(_full_cabinet(broker, deps, passwords, Path(tmp)))
         watcher = Watcher(broker, topics.cmd(COMMAND_CABINET), topics.cmd_res(COMMAND_CABINET))
         stack.callback(watcher.close)
-        received, done, sizes = _command_round_trips(
-            engine, deps, bridge, cabinet, watcher, samples
-        )
+        states = Watcher(broker, topics.state(COMMAND_CABINET))
+        stack.callback(states.close)
+        board = BoardProcess([COMMAND_BOARD], COMMAND_DOORS, BOARD_TIMING, baud=9600)
+        stack.callback(board.stop)
+        document = _agent_document(broker, deps, passwords, Path(tmp))
+        agent = AgentProcess(document, Path(tmp), board.port)
+        stack.callback(agent.stop)
+        _wait_all_closed(states, agent)
+        rig = CommandRig(engine, deps, bridge, board, agent, watcher, states)
+        times, sizes = _command_round_trips(rig, samples)
         baseline = _raw_round_trips(broker, sizes, samples)
     return (
         Percentiles.of("baseline: raw MQTT round trip, same sizes", baseline),
-        Percentiles.of("command issued -> 'received' at the server", received),
-        Percentiles.of("command issued -> 'succeeded' (door confirmed open)", done),
+        Percentiles.of("command issued -> on the broker (stored, signed)", times.on_broker),
+        Percentiles.of("command issued -> 'received' at the server", times.received),
+        Percentiles.of("command issued -> 'succeeded' (door confirmed open)", times.succeeded),
     )
 
 
-def _full_cabinet(
+def _agent_document(
     broker: PrivateMosquitto, deps: DomainDeps, passwords: dict[str, str], directory: Path
-) -> SimulatedCabinet:
-    document: dict[str, object] = {
+) -> dict[str, object]:
+    return {
         "cabinet_id": COMMAND_CABINET,
         "broker": {
             "host": broker.host,
@@ -426,57 +445,101 @@ def _full_cabinet(
             "command_public_keys": [encode_public_key(deps.keys.command_signing_key.public_key())],
             "pickup_key": "00" * 32,
         },
-        "serial": {"port": "CHANGE-ME", "protocol": "8a80"},
-        "doors": [{"number": n, "board": 1, "lock": n} for n in range(1, COMMAND_DOORS + 1)],
+        "serial": {"port": "CHANGE-ME", "protocol": "8a80", "baud": 9600},
+        "control": {
+            "poll_interval": COMMAND_POLL_INTERVAL,
+            # the bench opens far more often than a cabinet may
+            "max_opens_per_door": 100_000,
+            "max_remote_opens_per_minute": 100_000,
+        },
+        "doors": [
+            {"number": n, "board": COMMAND_BOARD, "lock": n} for n in range(1, COMMAND_DOORS + 1)
+        ],
         "journal": {"path": str(directory / "journal.sqlite3")},
     }
-    tuning = CabinetTuning(
-        timing=BOARD_TIMING,
-        link=LinkSettings(baudrate=9600),
-        controller=ControllerSettings(poll_interval=0.1, max_opens_per_door=100_000),
-        max_remote_opens_per_minute=100_000,  # the bench opens far more than a cabinet may
-    )
-    return SimulatedCabinet(parse_settings(document), tuning)
 
 
-def _command_round_trips(
-    engine: sa.Engine,
-    deps: DomainDeps,
-    bridge: MqttBridge,
-    cabinet: SimulatedCabinet,
-    watcher: Watcher,
-    samples: int,
-) -> tuple[list[float], list[float], tuple[int, int]]:
-    received: list[float] = []
-    done: list[float] = []
+def _door_states(payload: bytes) -> dict[str, str]:
+    doors = json.loads(payload)["body"]["doors"]
+    return {number: door["state"] for number, door in doors.items()}
+
+
+def _wait_all_closed(states: Watcher, agent: AgentProcess, timeout: float = 30) -> None:
+    """Until the agent's retained snapshot shows every door closed (it is connected)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        agent.check_running()
+        try:
+            _arrived, _topic, payload = states.arrivals.get(timeout=1)
+        except queue.Empty:
+            continue
+        snapshot = _door_states(payload)
+        if len(snapshot) == COMMAND_DOORS and set(snapshot.values()) == {"closed"}:
+            return
+    raise RuntimeError(f"the agent never reported all doors closed; see {agent.log_path}")
+
+
+def _wait_closed(states: Watcher, door: int, timeout: float = 10) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        _arrived, _topic, payload = states.arrivals.get(timeout=timeout)
+        if _door_states(payload).get(str(door)) == "closed":
+            return
+    raise RuntimeError(f"door {door} never reported closed")
+
+
+@dataclass(frozen=True)
+class CommandRig:
+    engine: sa.Engine
+    deps: DomainDeps
+    bridge: MqttBridge
+    board: BoardProcess
+    agent: AgentProcess
+    watcher: Watcher  # cmd and cmd/res
+    states: Watcher  # the agent's retained door snapshot
+
+
+def _command_round_trips(rig: CommandRig, samples: int) -> tuple[CommandTimes, tuple[int, int]]:
+    """One command at a time. Between two, the door is closed again and the agent has
+    reported it, then a pause: the samples do not overlap, and a random part of the pause
+    spreads the commands evenly over the agent's poll cycle (a command arriving while a
+    poll holds the line waits for it)."""
+    times = CommandTimes([], [], [])
     sizes = (0, 0)
+    phases = random.Random(4)
     for index in range(samples + 5):  # the first five warm up
+        rig.agent.check_running()
         door = index % COMMAND_DOORS + 1
+        time.sleep(0.1 + phases.uniform(0, COMMAND_POLL_INTERVAL))
         started = time.perf_counter()
-        with session_scope(engine) as session:
+        with session_scope(rig.engine) as session:
             command = issue_command(
-                session, bridge.publisher, deps.keys,
+                session, rig.bridge.publisher, rig.deps.keys,
                 cabinet_id=1, action="open_door", door=door, reason="bench",
-                caller=OPERATOR, audit=deps.audit,
+                caller=OPERATOR, audit=rig.deps.audit,
             )  # fmt: skip
             command_id = command.command_id
-        times, sizes = _results_of(watcher, command_id)
+        arrivals, sizes = _results_of(rig.watcher, command_id)
         if index >= 5:
-            received.append(times["received"] - started)
-            done.append(times["succeeded"] - started)
-        cabinet.door(door).close()
-    return received, done, sizes
+            times.on_broker.append(arrivals["cmd"] - started)
+            times.received.append(arrivals["received"] - started)
+            times.succeeded.append(arrivals["succeeded"] - started)
+        rig.board.close_door(COMMAND_BOARD, door)
+        _wait_closed(rig.states, door)
+    return times, sizes
 
 
 def _results_of(watcher: Watcher, command_id: str) -> tuple[dict[str, float], tuple[int, int]]:
-    """Arrival time of each cmd/res status of ``command_id`` until the final one, and the
-    sizes of the command and of its final result."""
+    """Arrival time of the command on the broker ("cmd") and of each cmd/res status of
+    ``command_id`` until the final one, and the sizes of the command and of its result."""
     times: dict[str, float] = {}
     sizes = [0, 0]
-    while "received" not in times or len(times) < 2:
+    while "cmd" not in times or "received" not in times or len(times) < 3:
         arrived, topic, payload = watcher.arrivals.get(timeout=30)
         if topics.parse(topic).kind is topics.Kind.CMD:
-            sizes[0] = len(payload)
+            if json.loads(payload)["body"]["command_id"] == command_id:
+                times["cmd"] = arrived
+                sizes[0] = len(payload)
             continue
         result = decode(payload, CommandResultMessage).body
         if result.command_id == command_id:

@@ -43,7 +43,8 @@ class CabinetTuning:
     controller: ControllerSettings | None = None
     mqtt: MqttSettings | None = None
     ack_timeout: float = 15.0
-    max_remote_opens_per_minute: int = 30
+    #: None: the agent.toml `[control]` value (default 30)
+    max_remote_opens_per_minute: int | None = None
 
 
 class SimulatedCabinet:
