@@ -75,6 +75,10 @@ SESSION_EXPIRY_SECONDS: Final = 7 * 24 * 3600
 _SUBSCRIBE_OPTIONS: Final = SubscribeOptions(qos=QOS, retainAsPublished=True)
 #: MQTT v5 DISCONNECT reason 0x04: the broker publishes the will although we said goodbye
 _DISCONNECT_WITH_WILL: Final = 4
+#: publish() results after which paho holds the message (sent now or after a reconnect)
+_QUEUED_AT_PAHO: Final = frozenset(
+    {mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +302,10 @@ class MqttAdapter:
         info = self._send(message)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             raise OutgoingQueueFull(f"{self.settings.max_outgoing} publishes already waiting")
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+        # NO_CONN / CONN_LOST: paho keeps the message and sends it again after the
+        # reconnect, so it has an id like any other; raising would make the caller
+        # publish it a second time under a new id
+        if info.rc not in _QUEUED_AT_PAHO:
             raise LinkError(f"publish failed: {mqtt.error_string(info.rc)}")
         return int(info.mid)
 
