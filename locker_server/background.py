@@ -124,7 +124,9 @@ class BackgroundJobs:
                 "link-housekeeping",
                 self._every(
                     self.housekeeping_seconds,
-                    lambda: link_sync.housekeeping(self.engine, publisher, audit=deps.audit),
+                    lambda: link_sync.housekeeping(
+                        self.engine, publisher, keys=deps.keys, audit=deps.audit
+                    ),
                 ),
             )
         except LinkError:

@@ -8,7 +8,8 @@ that speaks the link contract of :mod:`locker_agent.contract` the way an agent d
 * a retained ``state`` snapshot with a strictly increasing version;
 * ``evt`` batches (≤ 100 events) from an in-memory journal, published again after every
   reconnect and whenever an event stays unacknowledged for ``resend_after`` seconds, and
-  forgotten only when ``evt/ack`` names it;
+  forgotten only when a signed ``evt/ack`` names it (``sync`` is checked the same way;
+  a fleet given no trusted keys takes both unverified);
 * ``cmd`` handling with the signature checked through the contract, every rejection reason
   of the contract, and ``received`` then the final status on ``cmd/res``.
 
@@ -295,8 +296,11 @@ class FleetCabinet:
             self.counters.add(evt_messages_sent=-(-len(due) // size))
 
     def _on_ack(self, payload: bytes) -> None:
+        ack = contract.decode(payload, contract.EventAckMessage)
+        if not self._from_the_server(ack):
+            return
         acked = 0
-        for event_id in _acked_ids(payload):
+        for event_id in ack.body.event_ids:
             if self.journal.pop(event_id, None) is not None:
                 self.sent_at.pop(event_id, None)
                 acked += 1
@@ -318,9 +322,25 @@ class FleetCabinet:
             logger.warning("cabinet %s: dropped a %s: %s", self.cabinet_id, message.topic, exc)
 
     def _on_sync(self, payload: bytes) -> None:
-        kind, version, server_time = _sync_summary(payload)
-        self.clock_offset = server_time - datetime.now(UTC)
+        sync = contract.decode(payload, contract.SyncMessage)
+        if not self._from_the_server(sync):
+            return
+        kind, version = sync.body.kind, sync.body.version
+        self.clock_offset = sync.body.server_time - datetime.now(UTC)
         self.sync_versions[kind] = max(version, self.sync_versions.get(kind, 0))
+
+    def _from_the_server(self, message: contract.Envelope[Any]) -> bool:
+        """Signed with a trusted key and addressed to us, as the agent requires. A fleet
+        started without trusted keys (the ingest benchmark's) takes acks and syncs
+        unverified: it is a simulator and has no doors or journal to protect."""
+        if not self.settings.trusted_keys:
+            return True
+        problem = _signature_problem(message, self.settings.trusted_keys)
+        if problem is None and message.cabinet_id != self.cabinet_id:
+            problem = contract.RejectReason.WRONG_CABINET.value
+        if problem is not None:
+            logger.warning("cabinet %s: dropped a %s: %s", self.cabinet_id, message.type, problem)
+        return problem is None
 
     def _on_command(self, payload: bytes, *, retained: bool) -> None:
         command = _read_command(payload)
@@ -747,15 +767,6 @@ def _evt_msg(cabinet_id: str, events: list[contract.Event]) -> bytes:
     return contract.encode(contract.new_envelope(cabinet_id, contract.EventBatch(events=events)))
 
 
-def _acked_ids(payload: bytes) -> list[str]:
-    return contract.decode(payload, contract.EventAckMessage).body.event_ids
-
-
-def _sync_summary(payload: bytes) -> tuple[str, int, datetime]:
-    body = contract.decode(payload, contract.SyncMessage).body
-    return body.kind, body.version, body.server_time
-
-
 def _read_command(payload: bytes) -> FleetCommand:
     """The command in ``payload``; a malformed one keeps its id when it can be read."""
     try:
@@ -774,10 +785,10 @@ def _salvage_command_id(payload: bytes) -> str | None:
 
 
 def _signature_problem(
-    message: contract.CommandMessage, keys: Mapping[str, Ed25519PublicKey]
+    message: contract.Envelope[Any], keys: Mapping[str, Ed25519PublicKey]
 ) -> str | None:
     try:
-        contract.verify_command(message, keys)
+        contract.verify_message(message, keys)
     except contract.UnknownKey:
         return contract.RejectReason.UNKNOWN_KEY.value
     except contract.BadSignature:

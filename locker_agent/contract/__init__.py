@@ -34,8 +34,12 @@ from locker_agent.contract.bodies import (
     SyncBody,
     SyncMessage,
     TimeSync,
+    UnsignedAllowListSync,
     UnsignedCommand,
     UnsignedCommandMessage,
+    UnsignedConfigSync,
+    UnsignedEventAck,
+    UnsignedTimeSync,
     is_droppable,
 )
 from locker_agent.contract.credentials import (
@@ -65,14 +69,18 @@ from locker_agent.contract.errors import (
     UnsupportedVersion,
 )
 from locker_agent.contract.signing import (
+    SIGNED_TYPES,
     canonical_json,
     decode_public_key,
     encode_public_key,
     key_id_of,
     sign_command,
+    sign_message,
+    signature_domain,
     signed_bytes,
     trusted_keys,
     verify_command,
+    verify_message,
 )
 from locker_agent.contract.types import format_utc, new_message_id, utc_now
 
@@ -80,6 +88,7 @@ __all__ = [
     "MAX_EVENTS_PER_MESSAGE",
     "MAX_PAYLOAD_BYTES",
     "PROTOCOL_VERSION",
+    "SIGNED_TYPES",
     "Action",
     "AlarmData",
     "AllowListEntry",
@@ -116,8 +125,12 @@ __all__ = [
     "SyncMessage",
     "TimeSync",
     "UnknownKey",
+    "UnsignedAllowListSync",
     "UnsignedCommand",
     "UnsignedCommandMessage",
+    "UnsignedConfigSync",
+    "UnsignedEventAck",
+    "UnsignedTimeSync",
     "UnsupportedVersion",
     "cabinet_pickup_key",
     "canonical_json",
@@ -133,10 +146,13 @@ __all__ = [
     "new_envelope",
     "new_message_id",
     "sign_command",
+    "sign_message",
+    "signature_domain",
     "signed_bytes",
     "to_json_object",
     "topics",
     "trusted_keys",
     "utc_now",
     "verify_command",
+    "verify_message",
 ]

@@ -2,6 +2,12 @@
 
 Unknown fields are rejected everywhere (``extra="forbid"``): a sender that adds a field
 must bump the envelope version, a receiver never half-understands a message.
+
+What the server sends a cabinet (``cmd``, ``evt_ack``, ``sync``) is signed, and each of
+those bodies comes in two forms: ``Unsigned…`` (what the server builds; it names the
+``key_id`` it will sign with) and the signed model the wire carries, which adds
+``signature``. Only the signed form decodes as a ``CommandMessage``, ``EventAckMessage``
+or ``SyncMessage``; ``signing.sign_message`` turns one into the other.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from locker_agent.contract.types import (
 MAX_EVENTS_PER_MESSAGE = 100
 MAX_ACK_IDS = 1000
 MAX_ALLOW_LIST_ENTRIES = 10_000
+#: An Ed25519 signature (64 bytes) in base64: the ``signature`` of every signed body.
+Base64Text = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
 
 
 # --- presence / state --------------------------------------------------------------------
@@ -159,11 +167,19 @@ class EventBatch(Body):
         return self
 
 
-class EventAck(Body):
-    """``evt/ack``: ids of events the server has committed (not merely received)."""
+class UnsignedEventAck(Body):
+    """An ``evt/ack`` before signing; ``EventAck`` adds the signature (see ``signing``)."""
 
     MESSAGE_TYPE: ClassVar = "evt_ack"
     event_ids: Annotated[list[HexId], Field(min_length=1, max_length=MAX_ACK_IDS)]
+    key_id: Sha256Hex
+
+
+class EventAck(UnsignedEventAck):
+    """``evt/ack``: ids of events the server has committed (not merely received), signed
+    with Ed25519 over the whole envelope like a command: the agent deletes them on it."""
+
+    signature: Base64Text
 
 
 # --- commands --------------------------------------------------------------------------
@@ -186,7 +202,6 @@ class RejectReason(enum.StrEnum):
 
 
 Action = Literal["open_door", "open_all", "ping"]
-Base64Text = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
 
 
 class UnsignedCommand(Body):
@@ -255,14 +270,15 @@ class AllowListEntry(BaseModel):
         return self
 
 
-class _SyncBody(Body):
+class _UnsignedSyncBody(Body):
     MESSAGE_TYPE: ClassVar = "sync"
     version: NonNegativeInt
     server_time: UtcTimestamp
+    key_id: Sha256Hex
 
 
-class AllowListSync(_SyncBody):
-    """The offline allow-list: a full replacement or a delta; newer versions only."""
+class UnsignedAllowListSync(_UnsignedSyncBody):
+    """An allow-list sync before signing; ``AllowListSync`` adds the signature."""
 
     kind: Literal["allow_list"]
     full: bool
@@ -270,17 +286,35 @@ class AllowListSync(_SyncBody):
     removed: Annotated[list[PositiveInt], Field(max_length=MAX_ALLOW_LIST_ENTRIES)]
 
 
-class ConfigSync(_SyncBody):
-    """Agent settings pushed by the server (key → JSON value)."""
+class AllowListSync(UnsignedAllowListSync):
+    """The offline allow-list: a full replacement or a delta; newer versions only; signed."""
+
+    signature: Base64Text
+
+
+class UnsignedConfigSync(_UnsignedSyncBody):
+    """A config sync before signing; ``ConfigSync`` adds the signature."""
 
     kind: Literal["config"]
     settings: dict[str, JsonValue]
 
 
-class TimeSync(_SyncBody):
-    """Only ``server_time`` (and ``sent_at``): lets the agent learn its clock offset."""
+class ConfigSync(UnsignedConfigSync):
+    """Agent settings pushed by the server (key → JSON value); signed."""
+
+    signature: Base64Text
+
+
+class UnsignedTimeSync(_UnsignedSyncBody):
+    """A time sync before signing; ``TimeSync`` adds the signature."""
 
     kind: Literal["time"]
+
+
+class TimeSync(UnsignedTimeSync):
+    """Only ``server_time`` (and ``sent_at``): lets the agent learn its clock offset; signed."""
+
+    signature: Base64Text
 
 
 SyncBody = Annotated[AllowListSync | ConfigSync | TimeSync, Field(discriminator="kind")]

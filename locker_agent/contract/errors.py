@@ -9,11 +9,11 @@ so a caller handling one message needs one ``except ContractError``::
     ├── UnsupportedVersion   a well-formed envelope whose ``v`` this code does not speak
     ├── InvalidTopic         a topic or cabinet id outside ``lockers/v1/{cabinet_id}/...``
     ├── InvalidKey           a public key (or signing key) that cannot be used
-    └── BadSignature         a command whose Ed25519 signature does not verify
+    └── BadSignature         a server message (cmd, evt_ack, sync) whose signature does not verify
         └── UnknownKey       ... because it names a key id we do not trust
 
-``UnknownKey`` is a ``BadSignature`` so that ``verify_command`` only ever raises
-``BadSignature`` as promised, while the command guard can still tell the two apart.
+``UnknownKey`` is a ``BadSignature`` so that ``verify_message`` only ever raises
+``BadSignature`` as promised, while the agent can still tell the two apart.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class InvalidKey(ContractError):
 
 
 class BadSignature(ContractError):
-    """A command's signature does not verify with any trusted key."""
+    """A signed server message (or one that should be) does not verify with a trusted key."""
 
 
 class UnknownKey(BadSignature):
-    """A command signed with a key id that is not among the trusted keys."""
+    """A server message signed with a key id that is not among the trusted keys."""

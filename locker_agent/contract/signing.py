@@ -1,10 +1,13 @@
-"""Ed25519 signatures on commands, and public keys as base64 text.
+"""Ed25519 signatures on every server → cabinet message, and public keys as base64 text.
 
-The signature covers ``b"lockers/v1/cmd\\x00" + canonical_json(envelope without
-body.signature)``: the target cabinet id, the envelope id, the counter, the expiry and
-every other field are signed, so a command cannot be re-targeted, re-dated or re-used
-under another id without breaking it. The domain prefix keeps these signatures from
-ever being valid for anything else signed with the same key.
+The server signs ``cmd``, ``evt_ack`` and ``sync`` (:data:`SIGNED_TYPES`) with one key
+(``command_signing_key``). The body names the key (``key_id``) and carries the signature
+(``signature``), which covers ``b"lockers/v1/" + type + b"\\x00" + canonical_json(envelope
+without body.signature)``: the target cabinet id, the envelope id, ``sent_at`` and every
+body field are signed, so a message cannot be re-targeted, re-dated or altered without
+breaking it. The domain prefix (``lockers/v1/cmd\\x00`` for commands, as before) keeps a
+signature of one message type from ever being valid for another, or for anything else
+signed with the same key.
 """
 
 from __future__ import annotations
@@ -14,17 +17,28 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import ValidationError
 
-from locker_agent.contract.bodies import Command, CommandMessage, UnsignedCommandMessage
-from locker_agent.contract.envelope import Envelope, to_json_object
-from locker_agent.contract.errors import BadSignature, InvalidKey, UnknownKey
+from locker_agent.contract.bodies import CommandMessage, UnsignedCommandMessage
+from locker_agent.contract.envelope import Envelope, EnvelopeT, MessageType, to_json_object
+from locker_agent.contract.errors import BadSignature, InvalidKey, MalformedMessage, UnknownKey
 
-SIGNATURE_DOMAIN = b"lockers/v1/cmd\x00"
+#: the message types the server signs: everything it sends a cabinet
+SIGNED_TYPES: Final[frozenset[MessageType]] = frozenset({"cmd", "evt_ack", "sync"})
+
+
+def signature_domain(message_type: str) -> bytes:
+    """``b"lockers/v1/<type>\\x00"``: what a signature of that message type starts with."""
+    return b"lockers/v1/" + message_type.encode("ascii") + b"\x00"
+
+
+#: the domain of command signatures (unchanged since commands were the only signed type)
+SIGNATURE_DOMAIN: Final = signature_domain("cmd")
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -35,9 +49,12 @@ def canonical_json(obj: Any) -> bytes:
 
 def signed_bytes(envelope: Envelope[Any]) -> bytes:
     """What the signature covers: the domain and the envelope without ``body.signature``."""
-    document = to_json_object(envelope)
-    document["body"].pop("signature", None)
-    return SIGNATURE_DOMAIN + canonical_json(document)
+    return _signed_bytes(to_json_object(envelope))
+
+
+def _signed_bytes(document: dict[str, Any]) -> bytes:
+    body = {key: value for key, value in document["body"].items() if key != "signature"}
+    return signature_domain(document["type"]) + canonical_json(document | {"body": body})
 
 
 def public_key_bytes(public_key: Ed25519PublicKey) -> bytes:
@@ -68,29 +85,54 @@ def trusted_keys(texts: Iterable[str]) -> dict[str, Ed25519PublicKey]:
     return {key_id_of(key): key for key in keys}
 
 
+def sign_message(
+    envelope: Envelope[Any], private_key: Ed25519PrivateKey, signed_type: type[EnvelopeT]
+) -> EnvelopeT:
+    """Sign an unsigned server message; its body's ``key_id`` must be this key's id.
+
+    ``signed_type`` is what it becomes (``CommandMessage``, ``EventAckMessage``,
+    ``SyncMessage``): the same envelope with ``body.signature`` added.
+    """
+    document = to_json_object(envelope)
+    if document["body"].get("key_id") != key_id_of(private_key.public_key()):
+        raise InvalidKey(f"the {envelope.type}'s key_id does not belong to the signing key")
+    signature = private_key.sign(_signed_bytes(document))
+    document["body"]["signature"] = base64.b64encode(signature).decode("ascii")
+    try:
+        return signed_type.model_validate_json(canonical_json(document))
+    except ValidationError as exc:
+        raise MalformedMessage(f"a signed {envelope.type} is not a {signed_type.__name__}") from exc
+
+
+def verify_message(
+    envelope: Envelope[Any], trusted_public_keys: Mapping[str, Ed25519PublicKey]
+) -> None:
+    """Raise ``BadSignature`` (``UnknownKey`` for an untrusted key id) unless it verifies.
+
+    A message of a type the server does not sign, or without a signature, never verifies.
+    """
+    key_id = getattr(envelope.body, "key_id", None)
+    signature = getattr(envelope.body, "signature", None)
+    if envelope.type not in SIGNED_TYPES or key_id is None or signature is None:
+        raise BadSignature(f"a {envelope.type} message carries no signature")
+    public_key = trusted_public_keys.get(key_id)
+    if public_key is None:
+        raise UnknownKey(f"{envelope.type} signed with unknown key id {key_id}")
+    try:
+        public_key.verify(base64.b64decode(signature), signed_bytes(envelope))
+    except InvalidSignature as exc:
+        raise BadSignature(f"{envelope.type} signature does not verify") from exc
+
+
 def sign_command(
     envelope: UnsignedCommandMessage, private_key: Ed25519PrivateKey
 ) -> CommandMessage:
     """Sign an unsigned command envelope; its ``key_id`` must be this key's id."""
-    if envelope.body.key_id != key_id_of(private_key.public_key()):
-        raise InvalidKey("the command's key_id does not belong to the signing key")
-    signature = private_key.sign(signed_bytes(envelope))
-    body = Command(
-        **envelope.body.model_dump(), signature=base64.b64encode(signature).decode("ascii")
-    )
-    fields = envelope.model_dump(exclude={"body"})
-    return CommandMessage(**fields, body=body)
+    return sign_message(envelope, private_key, CommandMessage)
 
 
 def verify_command(
     envelope: CommandMessage, trusted_public_keys: Mapping[str, Ed25519PublicKey]
 ) -> None:
     """Raise ``BadSignature`` (``UnknownKey`` for an untrusted key id) unless it verifies."""
-    public_key = trusted_public_keys.get(envelope.body.key_id)
-    if public_key is None:
-        raise UnknownKey(f"command signed with unknown key id {envelope.body.key_id}")
-    signature = base64.b64decode(envelope.body.signature)
-    try:
-        public_key.verify(signature, signed_bytes(envelope))
-    except InvalidSignature as exc:
-        raise BadSignature("command signature does not verify") from exc
+    verify_message(envelope, trusted_public_keys)

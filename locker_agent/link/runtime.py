@@ -15,6 +15,7 @@ Everything the cabinet must not forget is in the journal before it is published.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import signal
@@ -30,12 +31,8 @@ from locker_agent.config import AgentSettings
 from locker_agent.contract import (
     AllowListSync,
     ConfigSync,
-    ContractError,
-    EventAckMessage,
     OfflinePickupData,
-    SyncMessage,
     TimeSync,
-    decode,
     topics,
     trusted_keys,
     utc_now,
@@ -45,6 +42,7 @@ from locker_agent.errors import ConfigError
 from locker_agent.link.allowlist import AllowList, Match
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.guard import CommandGuard, GuardPolicy
+from locker_agent.link.inbound import InboundGate
 from locker_agent.link.journal import Journal, JournalTx
 from locker_agent.link.mqtt import (
     Connected,
@@ -384,32 +382,30 @@ class AgentRuntime:
             self._on_sync(message.payload)
 
     def _on_ack(self, payload: bytes) -> None:
-        try:
-            ack = decode(payload, EventAckMessage)
-        except ContractError as exc:
-            logger.warning("ignored a malformed evt/ack: %s", exc)
-            return
-        if ack.cabinet_id == self.cabinet_id:
+        ack = self._inbound.ack(payload)
+        if ack is not None:
             self.outbox.acknowledged(list(ack.body.event_ids))
 
     def _on_sync(self, payload: bytes) -> None:
-        try:
-            sync = decode(payload, SyncMessage)
-        except ContractError as exc:
-            logger.warning("ignored a malformed sync: %s", exc)
-            return
-        if sync.cabinet_id != self.cabinet_id:
-            logger.warning("ignored a sync addressed to %s", sync.cabinet_id)
+        sync = self._inbound.sync(payload)
+        if sync is None:
             return
         body = sync.body
         if isinstance(body, AllowListSync):
             self.allow_list.apply(body)
         elif isinstance(body, TimeSync):
-            self.guard.clock_offset.observe(body.server_time, utc_now())
+            if self._inbound.time_sync_is_new(body, self.allow_list.version):
+                self.guard.clock_offset.observe(body.server_time, utc_now())
         elif isinstance(body, ConfigSync):
             logger.info(
                 "config version %d received (%d settings)", body.version, len(body.settings)
             )
+
+    @functools.cached_property
+    def _inbound(self) -> InboundGate:
+        """Checks evt/ack and sync against the keys commands are checked against."""
+        keys = trusted_keys(self.settings.security.command_public_keys)
+        return InboundGate(self.cabinet_id, keys, self.journal)
 
     # -- test and operator helpers -------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Signed door commands from the server to a cabinet, and their lifecycle.
 
 ``issue_command`` allocates the cabinet's next counter under a row lock, signs the command
-with the server's Ed25519 command key (the contract's ``sign_command``), stores it and
+with the server's Ed25519 command key (:mod:`locker_server.link.outbound`), stores it and
 **commits before publishing**, so nothing ever reaches a cabinet that the database does
 not hold. ``apply_result`` follows the cabinet's ``cmd/res`` answers; ``expire_overdue``
 turns commands without a final answer after :data:`RESULT_TIMEOUT` into
@@ -31,13 +31,14 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from locker_agent.contract import signing, topics
-from locker_agent.contract.bodies import CommandResult, UnsignedCommand
-from locker_agent.contract.envelope import Envelope, encode, new_envelope
+from locker_agent.contract import topics
+from locker_agent.contract.bodies import CommandMessage, CommandResult, UnsignedCommand
+from locker_agent.contract.envelope import Envelope, encode
 from locker_agent.contract.types import new_message_id
 from locker_server.audit import Actor, AuditEvent
 from locker_server.errors import Conflict, DomainError, NotFound
 from locker_server.keys import ServerKeys
+from locker_server.link import outbound
 from locker_server.link.command_models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -260,8 +261,7 @@ def _door_id(session: Session, cabinet_id: int, door: int | None) -> int | None:
     return found
 
 
-def _signed_envelope(keys: ServerKeys, cabinet: Cabinet, command: LinkCommand) -> Envelope[Any]:
-    public_key = keys.command_signing_key.public_key()
+def _signed_envelope(keys: ServerKeys, cabinet: Cabinet, command: LinkCommand) -> CommandMessage:
     body = UnsignedCommand(
         command_id=command.command_id,
         counter=command.counter,
@@ -271,10 +271,11 @@ def _signed_envelope(keys: ServerKeys, cabinet: Cabinet, command: LinkCommand) -
         door=command.door,
         reason=command.reason[:_MAX_COMMAND_REASON] if command.reason else None,
         maintenance_token=None,
-        key_id=signing.key_id_of(public_key),
+        key_id=outbound.key_id(keys),
     )
-    unsigned = new_envelope(cabinet.code, body, sent_at=command.issued_at)
-    return signing.sign_command(unsigned, keys.command_signing_key)
+    return outbound.signed_message(
+        keys, cabinet.code, body, CommandMessage, sent_at=command.issued_at
+    )
 
 
 def _refuse_disabled(

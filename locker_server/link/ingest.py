@@ -40,7 +40,6 @@ from locker_agent.contract.bodies import (
     AlarmData,
     CommandResultMessage,
     Event,
-    EventAck,
     EventMessage,
     EventType,
     PickupRefusedData,
@@ -48,12 +47,12 @@ from locker_agent.contract.bodies import (
     StateMessage,
     is_droppable,
 )
-from locker_agent.contract.envelope import Envelope, decode, encode, new_envelope
+from locker_agent.contract.envelope import Envelope, decode
 from locker_agent.contract.errors import ContractError
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
-from locker_server.link import commands, presence, reconcile, sync
+from locker_server.link import commands, outbound, presence, reconcile, sync
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.link.models import LinkEvent
 from locker_server.models import Cabinet, Door, DoorEvent
@@ -200,8 +199,8 @@ class Ingest:
                 self._ingest_door_run(cabinet, run)
             else:
                 self._ingest_event(cabinet, run[0])
-        ack = new_envelope(cabinet.code, EventAck(event_ids=[event.event_id for event in events]))
-        out.publish(topics.evt_ack(cabinet.code), encode(ack), qos=topics.QOS)
+        ack = outbound.event_ack(self.deps.keys, cabinet.code, (e.event_id for e in events))
+        out.publish(topics.evt_ack(cabinet.code), ack, qos=topics.QOS)
 
     def _ingest_door_run(self, cabinet: CabinetRef, events: list[Event]) -> None:
         """One transaction for the run; if it fails (a deadlock victim, an event the batch
@@ -410,7 +409,9 @@ class Ingest:
         """Send time and the full allow-list; a failure here never undoes the presence."""
         try:
             with session_scope(self.engine) as session:
-                sync.on_cabinet_online(session, publisher, cabinet_id=cabinet.id)
+                sync.on_cabinet_online(
+                    session, publisher, keys=self.deps.keys, cabinet_id=cabinet.id
+                )
         except Exception:
             logger.exception("online sync for cabinet %s failed", cabinet.code)
 

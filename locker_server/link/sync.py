@@ -11,8 +11,11 @@ deposit, a re-issue, a cancel, a pickup, an expiry or an extension (which moves
 :func:`on_cabinet_online` (called by the bridge when a cabinet comes online) sends
 ``time`` and then a FULL list. Every sync message of a cabinet takes the next value of
 its ``sync_version`` (allocated under the cabinet's control-row lock), so versions
-strictly increase per cabinet. The snapshot and the version are committed **before**
-publishing; if publishing fails the next allow-list message is a full one.
+strictly increase per cabinet across every kind: the cabinet relies on that to ignore a
+replayed allow-list or time sync. The snapshot and the version are committed **before**
+publishing; if publishing fails the next allow-list message is a full one. Every sync is
+signed with the server's command key (:mod:`locker_server.link.outbound`): a cabinet
+acts on no sync that does not verify.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
 from locker_agent.contract import topics
-from locker_agent.contract.bodies import AllowListEntry, AllowListSync, TimeSync
-from locker_agent.contract.envelope import Body, encode, new_envelope
+from locker_agent.contract.bodies import AllowListEntry, UnsignedAllowListSync, UnsignedTimeSync
 from locker_server.db import session_scope
+from locker_server.keys import ServerKeys
+from locker_server.link import outbound
 from locker_server.link.command_models import LinkAllowListEntry, LinkCabinetControl
 from locker_server.link.commands import (
     Publisher,
@@ -125,8 +129,10 @@ def _cabinet(session: Session, cabinet_id: int) -> Cabinet:
     return cabinet
 
 
-def _publish(publisher: Publisher, cabinet: Cabinet, body: Body) -> bool:
-    payload = encode(new_envelope(cabinet.code, body))
+def _publish(
+    publisher: Publisher, keys: ServerKeys, cabinet: Cabinet, body: outbound.UnsignedSync
+) -> bool:
+    payload = outbound.sync(keys, cabinet.code, body)
     try:
         publisher.publish(topics.sync(cabinet.code), payload, qos=1, retain=False)
     except Exception as exc:
@@ -191,21 +197,29 @@ def _upsert(
 
 
 def _allow_list_body(
-    version: int, now: datetime, *, full: bool, entries: list[Entry], removed: list[int]
-) -> AllowListSync:
-    return AllowListSync(
+    keys: ServerKeys,
+    version: int,
+    now: datetime,
+    *,
+    full: bool,
+    entries: list[Entry],
+    removed: list[int],
+) -> UnsignedAllowListSync:
+    return UnsignedAllowListSync(
         kind="allow_list",
         version=version,
         server_time=now,
         full=full,
         entries=[entry.to_contract() for entry in sorted(entries, key=lambda e: e.parcel_id)],
         removed=sorted(removed),
+        key_id=outbound.key_id(keys),
     )
 
 
 def _send_allow_list(
     session: Session,
     publisher: Publisher,
+    keys: ServerKeys,
     cabinet: Cabinet,
     *,
     full: bool,
@@ -225,13 +239,14 @@ def _send_allow_list(
     _clear_resync(session, cabinet.id)
     session.commit()
     body = _allow_list_body(
+        keys,
         version,
         now,
         full=full,
         entries=list(current.values()) if full else changed,
         removed=[] if full else removed,
     )
-    if not _publish(publisher, cabinet, body):
+    if not _publish(publisher, keys, cabinet, body):
         _remember_failure(session, cabinet.id)
     return version
 
@@ -243,15 +258,22 @@ def _clear_resync(session: Session, cabinet_id: int) -> None:
     session.add(control)
 
 
-def send_time(session: Session, publisher: Publisher, cabinet: Cabinet, now: datetime) -> int:
+def send_time(
+    session: Session, publisher: Publisher, keys: ServerKeys, cabinet: Cabinet, now: datetime
+) -> int:
     assert cabinet.id is not None
     version = next_value(session, cabinet.id, "sync_version")
     session.commit()
-    _publish(publisher, cabinet, TimeSync(kind="time", version=version, server_time=now))
+    body = UnsignedTimeSync(
+        kind="time", version=version, server_time=now, key_id=outbound.key_id(keys)
+    )
+    _publish(publisher, keys, cabinet, body)
     return version
 
 
-def on_cabinet_online(session: Session, publisher: Publisher, *, cabinet_id: int) -> None:
+def on_cabinet_online(
+    session: Session, publisher: Publisher, *, keys: ServerKeys, cabinet_id: int
+) -> None:
     """A cabinet came (back) online: send ``time``, then its FULL allow-list.
 
     Commits the session (the versions and the snapshot) before each publish.
@@ -259,12 +281,17 @@ def on_cabinet_online(session: Session, publisher: Publisher, *, cabinet_id: int
     now = utcnow()
     cabinet = _cabinet(session, cabinet_id)
     ensure_control(session, cabinet_id)
-    send_time(session, publisher, cabinet, now)
-    _send_allow_list(session, publisher, cabinet, full=True, now=now)
+    send_time(session, publisher, keys, cabinet, now)
+    _send_allow_list(session, publisher, keys, cabinet, full=True, now=now)
 
 
 def push_delta(
-    session: Session, publisher: Publisher, *, cabinet_id: int, now: datetime | None = None
+    session: Session,
+    publisher: Publisher,
+    *,
+    keys: ServerKeys,
+    cabinet_id: int,
+    now: datetime | None = None,
 ) -> int | None:
     """Send the cabinet what changed since its last allow-list message (if anything did).
 
@@ -274,7 +301,7 @@ def push_delta(
     cabinet = _cabinet(session, cabinet_id)
     full = _needs_full(session, cabinet_id)
     ensure_control(session, cabinet_id)
-    return _send_allow_list(session, publisher, cabinet, full=full, now=now or utcnow())
+    return _send_allow_list(session, publisher, keys, cabinet, full=full, now=now or utcnow())
 
 
 def online_cabinet_ids(session: Session) -> list[int]:
@@ -282,7 +309,9 @@ def online_cabinet_ids(session: Session) -> list[int]:
     return sorted(session.exec(query).all())
 
 
-def push_deltas(session: Session, publisher: Publisher, *, now: datetime | None = None) -> int:
+def push_deltas(
+    session: Session, publisher: Publisher, *, keys: ServerKeys, now: datetime | None = None
+) -> int:
     """One pass for every online cabinet (offline ones get a full list when they return).
 
     Returns how many cabinets were sent an allow-list message.
@@ -290,7 +319,10 @@ def push_deltas(session: Session, publisher: Publisher, *, now: datetime | None 
     sent = 0
     for cabinet_id in online_cabinet_ids(session):
         try:
-            sent += push_delta(session, publisher, cabinet_id=cabinet_id, now=now) is not None
+            sent += (
+                push_delta(session, publisher, keys=keys, cabinet_id=cabinet_id, now=now)
+                is not None
+            )
         except Exception:  # one cabinet's trouble must not starve the others
             session.rollback()
             logger.exception("allow-list delta for cabinet %s failed", cabinet_id)
@@ -298,7 +330,12 @@ def push_deltas(session: Session, publisher: Publisher, *, now: datetime | None 
 
 
 def housekeeping(
-    engine: Engine, publisher: Publisher, *, audit: AuditRecorder, now: datetime | None = None
+    engine: Engine,
+    publisher: Publisher,
+    *,
+    keys: ServerKeys,
+    audit: AuditRecorder,
+    now: datetime | None = None,
 ) -> tuple[int, int]:
     """One periodic pass beside the bridge: time out overdue commands (``outcome_unknown``,
     never resent), then push allow-list deltas to online cabinets. Each in its own
@@ -307,5 +344,5 @@ def housekeeping(
     with session_scope(engine) as session:
         timed_out = expire_overdue_commands(session, now=moment, audit=audit)
     with session_scope(engine) as session:
-        pushed = push_deltas(session, publisher, now=moment)
+        pushed = push_deltas(session, publisher, keys=keys, now=moment)
     return timed_out, pushed

@@ -49,14 +49,9 @@ def sync(
     full: bool = True,
     removed: Iterable[int] = (),
 ) -> AllowListSync:
-    return AllowListSync(
-        kind="allow_list",
-        version=version,
-        server_time=NOW,
-        full=full,
-        entries=list(entries),
-        removed=list(removed),
-    )
+    return messages.allow_list_sync(
+        version=version, entries=list(entries), full=full, removed=list(removed), sent_at=NOW
+    ).body
 
 
 @pytest.fixture

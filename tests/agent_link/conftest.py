@@ -172,7 +172,7 @@ def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
             mqtt=link,
             **runtime_options,
         )
-        server = ServerStandIn(observer, cabinet_id)
+        server = ServerStandIn(observer, cabinet_id, signer.key)
         started.append((bus, runtime))
         if start:
             runtime.start()

@@ -1,6 +1,6 @@
 """A whole cabinet for the runtime tests: simulated boards on a pty, the real agent runtime,
 and a server stand-in (a plain paho client) that sees what the cabinet publishes and
-publishes ``cmd``, ``evt/ack`` and ``sync`` the way the server would."""
+publishes ``cmd``, ``evt/ack`` and ``sync`` the way the server would (signed)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from locker_agent.contract import (
     AllowListEntry,
-    AllowListSync,
+    Body,
     CommandResultMessage,
-    EventAck,
+    EventAckMessage,
     EventMessage,
     PresenceMessage,
     StateMessage,
-    TimeSync,
+    SyncMessage,
+    UnsignedAllowListSync,
     UnsignedCommand,
+    UnsignedEventAck,
+    UnsignedTimeSync,
     cabinet_pickup_key,
     credential_hash,
     decode,
@@ -34,6 +37,7 @@ from locker_agent.contract import (
     new_envelope,
     new_message_id,
     sign_command,
+    sign_message,
     topics,
 )
 from locker_agent.contract.bodies import CommandResult, Event, Presence, State
@@ -119,10 +123,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
 @dataclass
 class ServerStandIn:
     """Checks what the cabinet publishes against the committed JSON Schemas, sorts it by
-    kind, and publishes what the server would."""
+    kind, and publishes what the server would, signed with ``key`` (the server's: the
+    ``Signer``'s key the agent trusts; a stand-in that only watches needs none)."""
 
     client: TestClient
     cabinet_id: str
+    key: Ed25519PrivateKey | None = None
     events: list[Event] = field(default_factory=list)
     batches: list[list[Event]] = field(default_factory=list)
     results: list[CommandResult] = field(default_factory=list)
@@ -179,10 +185,23 @@ class ServerStandIn:
         return final[0]  # type: ignore[no-any-return]
 
     def ack(self, event_ids: list[str]) -> None:
-        body = EventAck(event_ids=event_ids)
-        self.client.publish(
-            topics.evt_ack(self.cabinet_id), encode(new_envelope(self.cabinet_id, body))
-        )
+        body = UnsignedEventAck(event_ids=event_ids, key_id=self.key_id)
+        self.client.publish(topics.evt_ack(self.cabinet_id), self.signed(body, EventAckMessage))
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        assert self.key is not None, "give the stand-in the server's key to send evt/ack or sync"
+        return self.key
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.signing_key.public_key())
+
+    def signed(
+        self, body: Body, message_type: type[Any], *, sent_at: datetime | None = None
+    ) -> bytes:
+        envelope = new_envelope(self.cabinet_id, body, sent_at=sent_at)
+        return encode(sign_message(envelope, self.signing_key, message_type))
 
     def ack_everything_seen(self) -> list[str]:
         self.drain()
@@ -191,23 +210,29 @@ class ServerStandIn:
             self.ack(ids[start : start + 500])
         return ids
 
-    def send_time(self, server_time: datetime, version: int = 1) -> None:
-        body = TimeSync(kind="time", version=version, server_time=server_time)
-        envelope = new_envelope(self.cabinet_id, body, sent_at=server_time)
-        self.client.publish(topics.sync(self.cabinet_id), encode(envelope))
+    def time_sync(self, server_time: datetime, version: int = 1) -> bytes:
+        body = UnsignedTimeSync(
+            kind="time", version=version, server_time=server_time, key_id=self.key_id
+        )
+        return self.signed(body, SyncMessage, sent_at=server_time)
 
-    def send_allow_list(self, version: int, entries: list[AllowListEntry]) -> None:
-        body = AllowListSync(
+    def send_time(self, server_time: datetime, version: int = 1) -> None:
+        self.client.publish(topics.sync(self.cabinet_id), self.time_sync(server_time, version))
+
+    def allow_list(self, version: int, entries: list[AllowListEntry]) -> bytes:
+        body = UnsignedAllowListSync(
             kind="allow_list",
             version=version,
             server_time=datetime.now(UTC),
             full=True,
             entries=entries,
             removed=[],
+            key_id=self.key_id,
         )
-        self.client.publish(
-            topics.sync(self.cabinet_id), encode(new_envelope(self.cabinet_id, body))
-        )
+        return self.signed(body, SyncMessage)
+
+    def send_allow_list(self, version: int, entries: list[AllowListEntry]) -> None:
+        self.client.publish(topics.sync(self.cabinet_id), self.allow_list(version, entries))
 
 
 @dataclass

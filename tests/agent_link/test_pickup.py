@@ -42,7 +42,7 @@ def test_offline_pickup_opens_the_door_with_the_link_down_and_is_reported_after(
     private_broker.start()
     creds = private_broker.server_credentials
     with connect(private_broker, creds.username, creds.password) as client:
-        server = ServerStandIn(client, CABINET)
+        server = ServerStandIn(client, CABINET, rig.signer.key)
         assert rig.runtime.link.wait_connected(10)
         picked = server.wait(lambda s: s.events_of("pickup"), 10)
         assert picked[0].data["parcel_ids"] == [11, 12]

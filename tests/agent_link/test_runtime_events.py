@@ -78,10 +78,11 @@ def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
 ) -> None:
     broker, cabinet_id, password = private_broker, PRIVATE_CABINET, PRIVATE_PASSWORD
     bus, port = start_bus()
+    signer = Signer(cabinet_id)
     document = agent_document(
         cabinet_id,
         tmp_path / "journal.sqlite3",
-        Signer(cabinet_id).public_key,
+        signer.public_key,
         port=broker.tls_port,
         password=password,
         tls=True,
@@ -107,7 +108,7 @@ def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
         runtime.start()
         assert runtime.link.wait_connected(5)
         with connect(broker, creds.username, creds.password) as first_client:
-            first = ServerStandIn(first_client, cabinet_id)
+            first = ServerStandIn(first_client, cabinet_id, signer.key)
             _toggle(bus, (1, 2))
             assert first.wait(lambda s: len(s.events) >= 4)
         broker.stop()
@@ -117,7 +118,7 @@ def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
         broker.start()
 
         with connect(broker, creds.username, creds.password) as second_client:
-            second = ServerStandIn(second_client, cabinet_id)
+            second = ServerStandIn(second_client, cabinet_id, signer.key)
             assert runtime.link.wait_connected(10)
             journaled = [e.event_id for e in runtime.journal.pending(limit=1000)]
             assert second.wait(lambda s: {e.event_id for e in s.events} >= set(journaled), 10)
@@ -151,11 +152,11 @@ def test_agent_killed_with_sigkill_publishes_its_unacknowledged_event_again_then
 ) -> None:
     bus, port = start_bus()
     journal_path = tmp_path / "journal.sqlite3"
+    signer = Signer(cabinet_id)
     config = write_agent_toml(
-        tmp_path / "agent.toml",
-        agent_document(cabinet_id, journal_path, Signer(cabinet_id).public_key),
+        tmp_path / "agent.toml", agent_document(cabinet_id, journal_path, signer.public_key)
     )
-    server = ServerStandIn(observe(), cabinet_id)
+    server = ServerStandIn(observe(), cabinet_id, signer.key)
     try:
         agent = _start_agent(config, port)
         assert server.wait(lambda s: s.presences and s.presences[-1].status == "online", 10)

@@ -5,24 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from locker_agent.contract import AllowListSync
+from locker_agent.contract import AllowListEntry, AllowListSync
 from locker_agent.link.allowlist import AllowList, Match
 from locker_agent.link.journal import Journal
 from locker_agent.link.stores import JournalAllowListStore, JournalGuardStore
 from tests.agent_link.rig import PICKUP_KEY, entry
+from tests.contract import messages
 
 CODE = "31415926"
 
 
-def full_list(version: int, *entries: object) -> AllowListSync:
-    return AllowListSync(
-        kind="allow_list",
-        version=version,
-        server_time=datetime.now(UTC),
-        full=True,
-        entries=list(entries),  # type: ignore[arg-type]
-        removed=[],
-    )
+def full_list(version: int, *entries: AllowListEntry) -> AllowListSync:
+    return messages.allow_list_sync(
+        version=version, entries=list(entries), sent_at=datetime.now(UTC)
+    ).body
 
 
 def test_decided_commands_and_the_counter_survive_a_restart(tmp_path: Path) -> None:

@@ -20,16 +20,23 @@ from locker_agent.contract import (
     Presence,
     State,
     TimeSync,
+    UnsignedAllowListSync,
     UnsignedCommand,
+    UnsignedConfigSync,
+    UnsignedEventAck,
+    UnsignedTimeSync,
     key_id_of,
     new_envelope,
     new_message_id,
     sign_command,
+    sign_message,
 )
 from locker_agent.contract.bodies import DoorSnapshot
 
 CABINET = "LOBBY-01"
 T0 = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
+#: signs the example acks and syncs unless a test passes the key it trusts
+SERVER_KEY = Ed25519PrivateKey.generate()
 
 
 def presence(status: str = "online", connection: int = 7) -> Envelope[Presence]:
@@ -76,8 +83,15 @@ def event_batch() -> Envelope[EventBatch]:
     return new_envelope(CABINET, EventBatch(events=events), sent_at=T0)
 
 
-def event_ack() -> Envelope[EventAck]:
-    return new_envelope(CABINET, EventAck(event_ids=[new_message_id(), new_message_id()]))
+def event_ack(
+    key: Ed25519PrivateKey = SERVER_KEY,
+    *,
+    event_ids: list[str] | None = None,
+    cabinet_id: str = CABINET,
+) -> Envelope[EventAck]:
+    ids = event_ids if event_ids is not None else [new_message_id(), new_message_id()]
+    body = UnsignedEventAck(event_ids=ids, key_id=key_id_of(key.public_key()))
+    return sign_message(new_envelope(cabinet_id, body), key, Envelope[EventAck])
 
 
 def unsigned_command(
@@ -130,25 +144,53 @@ def allow_list_entry(parcel_id: int = 17, door: int = 2, **fields: Any) -> Allow
     )
 
 
-def allow_list_sync() -> Envelope[AllowListSync]:
-    body = AllowListSync(
+def allow_list_sync(
+    key: Ed25519PrivateKey = SERVER_KEY,
+    *,
+    version: int = 5,
+    entries: list[AllowListEntry] | None = None,
+    full: bool = True,
+    removed: list[int] | None = None,
+    cabinet_id: str = CABINET,
+    sent_at: datetime = T0,
+) -> Envelope[AllowListSync]:
+    default = [allow_list_entry(), allow_list_entry(18, 3, code_hash=None, qr_hash="cd" * 32)]
+    body = UnsignedAllowListSync(
         kind="allow_list",
-        version=5,
-        server_time=T0,
-        full=True,
-        entries=[allow_list_entry(), allow_list_entry(18, 3, code_hash=None, qr_hash="cd" * 32)],
-        removed=[],
+        version=version,
+        server_time=sent_at,
+        full=full,
+        entries=default if entries is None else entries,
+        removed=removed or [],
+        key_id=key_id_of(key.public_key()),
     )
-    return new_envelope(CABINET, body, sent_at=T0)
+    envelope = new_envelope(cabinet_id, body, sent_at=sent_at)
+    return sign_message(envelope, key, Envelope[AllowListSync])
 
 
-def config_sync() -> Envelope[ConfigSync]:
-    body = ConfigSync(kind="config", version=2, server_time=T0, settings={"left_open_after_s": 120})
-    return new_envelope(CABINET, body, sent_at=T0)
+def config_sync(key: Ed25519PrivateKey = SERVER_KEY) -> Envelope[ConfigSync]:
+    body = UnsignedConfigSync(
+        kind="config",
+        version=2,
+        server_time=T0,
+        settings={"left_open_after_s": 120},
+        key_id=key_id_of(key.public_key()),
+    )
+    return sign_message(new_envelope(CABINET, body, sent_at=T0), key, Envelope[ConfigSync])
 
 
-def time_sync() -> Envelope[TimeSync]:
-    return new_envelope(CABINET, TimeSync(kind="time", version=1, server_time=T0), sent_at=T0)
+def time_sync(
+    key: Ed25519PrivateKey = SERVER_KEY,
+    *,
+    version: int = 1,
+    server_time: datetime = T0,
+    cabinet_id: str = CABINET,
+) -> Envelope[TimeSync]:
+    body = UnsignedTimeSync(
+        kind="time", version=version, server_time=server_time, key_id=key_id_of(key.public_key())
+    )
+    envelope = new_envelope(cabinet_id, body, sent_at=server_time)
+    return sign_message(envelope, key, Envelope[TimeSync])
 
 
 def every_message(key: Ed25519PrivateKey) -> list[Envelope[Any]]:
@@ -158,14 +200,14 @@ def every_message(key: Ed25519PrivateKey) -> list[Envelope[Any]]:
         presence("offline"),
         state(),
         event_batch(),
-        event_ack(),
+        event_ack(key),
         command(key),
         command(key, action="ping", door=None, reason=None),
         command(key, action="open_all", door=None, maintenance_token="service-1234"),
         command_result(),
         command_result("rejected", reason="expired", outcome=None, counter=None),
         command_result("received", outcome=None),
-        allow_list_sync(),
-        config_sync(),
-        time_sync(),
+        allow_list_sync(key),
+        config_sync(key),
+        time_sync(key),
     ]

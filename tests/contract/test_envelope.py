@@ -22,7 +22,6 @@ from locker_agent.contract import (
     PresenceMessage,
     StateMessage,
     SyncMessage,
-    TimeSync,
     UnsupportedVersion,
     decode,
     encode,
@@ -202,7 +201,7 @@ def test_message_ids_are_fresh_uuid4_hex() -> None:
 
 def test_cabinet_ids_in_envelopes_follow_the_topic_rules() -> None:
     with pytest.raises(MalformedMessage, match="cabinet_id"):
-        new_envelope("LOBBY/01", TimeSync(kind="time", version=1, server_time=messages.T0))
+        new_envelope("LOBBY/01", messages.time_sync().body)
 
 
 # --- properties: nothing but ContractError ever leaves decode -----------------------------

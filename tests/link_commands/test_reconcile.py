@@ -28,12 +28,14 @@ from tests.domain.conftest import (
 from tests.link_commands.conftest import RecordingPublisher, details_of
 
 
-def _allow_list_version(engine: Engine, world: World, publisher: RecordingPublisher) -> int:
+def _allow_list_version(
+    engine: Engine, deps: DomainDeps, world: World, publisher: RecordingPublisher
+) -> int:
     """The cabinet comes online and receives its full list; answer the list's version."""
     with session_scope(engine) as session:
         session.merge(CabinetLink(cabinet_id=world.cabinet_id, online=True, connection=1))
     with session_scope(engine) as session:
-        sync.on_cabinet_online(session, publisher, cabinet_id=world.cabinet_id)
+        sync.on_cabinet_online(session, publisher, keys=deps.keys, cabinet_id=world.cabinet_id)
     return publisher.allow_lists()[-1].version
 
 
@@ -72,7 +74,7 @@ def test_an_offline_pickup_is_applied_once_even_when_reported_twice(
     publisher: RecordingPublisher,
 ) -> None:  # fmt: skip
     delivered = deliver()
-    event = _pickup_event(delivered, clock, _allow_list_version(engine, world, publisher))
+    event = _pickup_event(delivered, clock, _allow_list_version(engine, deps, world, publisher))
     clock.advance(minutes=30)
     _apply(engine, deps, world, event)
     _apply(engine, deps, world, event)
@@ -99,7 +101,7 @@ def test_a_code_reissued_during_the_outage_is_accepted_and_flagged_stale(
     publisher: RecordingPublisher,
 ) -> None:  # fmt: skip
     delivered = deliver()
-    version = _allow_list_version(engine, world, publisher)
+    version = _allow_list_version(engine, deps, world, publisher)
     with session_scope(engine) as session:  # the link is down: the cabinet keeps the old code
         reissue_credentials(session, deps, parcel_id=delivered.parcel_id, caller=OPERATOR)
     _apply(engine, deps, world, _pickup_event(delivered, clock, version))
@@ -112,10 +114,10 @@ def test_a_reissue_already_synced_before_reconnect_is_still_recognised_as_stale(
     publisher: RecordingPublisher,
 ) -> None:  # fmt: skip
     delivered = deliver()
-    version = _allow_list_version(engine, world, publisher)
+    version = _allow_list_version(engine, deps, world, publisher)
     with session_scope(engine) as session:
         reissue_credentials(session, deps, parcel_id=delivered.parcel_id, caller=OPERATOR)
-    _allow_list_version(engine, world, publisher)  # reconnect: full list before the replay
+    _allow_list_version(engine, deps, world, publisher)  # reconnect: full list before the replay
     _apply(engine, deps, world, _pickup_event(delivered, clock, version))
     assert _offline_outcomes(engine) == [("accepted_with_notes", ["stale_credential_used_offline"])]
 
@@ -125,7 +127,7 @@ def test_a_parcel_cancelled_during_the_outage_stays_cancelled_and_operators_are_
     publisher: RecordingPublisher,
 ) -> None:  # fmt: skip
     delivered = deliver()
-    version = _allow_list_version(engine, world, publisher)
+    version = _allow_list_version(engine, deps, world, publisher)
     with session_scope(engine) as session:
         cancel(session, deps, parcel_id=delivered.parcel_id, caller=OPERATOR,
                reason="sender recalled it", as_operator=True)  # fmt: skip
@@ -151,7 +153,7 @@ def test_a_parcel_expired_on_the_server_during_the_outage_is_accepted_and_noted(
     publisher: RecordingPublisher,
 ) -> None:  # fmt: skip
     delivered = deliver()
-    version = _allow_list_version(engine, world, publisher)
+    version = _allow_list_version(engine, deps, world, publisher)
     clock.advance(hours=72, minutes=5)
     event = _pickup_event(delivered, clock, version)  # 10 minutes ago: 5 before the deadline
     with session_scope(engine) as session:

@@ -142,7 +142,12 @@ def test_events_are_published_again_until_the_server_acknowledges_them() -> None
             fleet.emit_events(per_cabinet=5, cabinet_ids=[ids[0]])
             first_round = _collect_events(server, 5, timeout=5)
             second_round = _collect_events(server, 5, timeout=5)
-            _acknowledge(server, ids[0], [e["event_id"] for e in first_round])
+            event_ids = [e["event_id"] for e in first_round]
+            _acknowledge(server, ids[0], event_ids, key=Ed25519PrivateKey.generate())  # forged
+            _acknowledge(server, ids[0], event_ids, addressed_to=ids[1])  # genuine, not ours
+            time.sleep(0.3)
+            assert fleet.counters.events_acked == 0
+            _acknowledge(server, ids[0], event_ids)
             assert fleet.wait_acked(timeout=5)
             time.sleep(0.6)  # two resend periods: nothing acknowledged may come back
             late = list(_drain(server, time.monotonic() + 0.3))
@@ -164,8 +169,20 @@ def _collect_events(server: TestClient, count: int, timeout: float) -> list[dict
     return events
 
 
-def _acknowledge(server: TestClient, cabinet_id: str, event_ids: list[str]) -> None:
-    ack = contract.new_envelope(cabinet_id, contract.EventAck(event_ids=event_ids))
+def _acknowledge(
+    server: TestClient,
+    cabinet_id: str,
+    event_ids: list[str],
+    *,
+    key: Ed25519PrivateKey = SIGNING_KEY,
+    addressed_to: str | None = None,
+) -> None:
+    """A signed ``evt/ack`` on ``cabinet_id``'s topic (``addressed_to`` another cabinet)."""
+    body = contract.UnsignedEventAck(
+        event_ids=event_ids, key_id=contract.key_id_of(key.public_key())
+    )
+    envelope = contract.new_envelope(addressed_to or cabinet_id, body)
+    ack = contract.sign_message(envelope, key, contract.EventAckMessage)
     server.publish(contract.topics.evt_ack(cabinet_id), contract.encode(ack))
 
 

@@ -1,0 +1,61 @@
+"""Everything the server sends a cabinet is signed here: ``cmd``, ``sync`` and ``evt/ack``.
+
+A cabinet acts on no server message that does not verify against the public keys it
+holds (``[security] command_public_keys``). Someone who can publish on the broker could
+otherwise open a door (``cmd``), slip a made-up pickup code into a cabinet's offline
+allow-list or move its clock (``sync``), or make it delete door events the server never
+stored (``evt/ack``). All three are signed with ``ServerKeys.command_signing_key`` over
+the contract's canonical bytes (``locker_agent.contract.signing``); callers build the
+``Unsigned…`` body naming :func:`key_id` and hand it to :func:`signed_message`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from locker_agent.contract import (
+    EventAckMessage,
+    SyncMessage,
+    UnsignedAllowListSync,
+    UnsignedConfigSync,
+    UnsignedEventAck,
+    UnsignedTimeSync,
+    encode,
+    key_id_of,
+    new_envelope,
+    sign_message,
+)
+from locker_agent.contract.envelope import Body, EnvelopeT
+from locker_server.keys import ServerKeys
+
+UnsignedSync = UnsignedAllowListSync | UnsignedConfigSync | UnsignedTimeSync
+
+
+def key_id(keys: ServerKeys) -> str:
+    """The ``key_id`` an unsigned body names: the id of the command key's public half."""
+    return key_id_of(keys.command_signing_key.public_key())
+
+
+def signed_message(
+    keys: ServerKeys,
+    cabinet_code: str,
+    body: Body,
+    signed_type: type[EnvelopeT],
+    *,
+    sent_at: datetime | None = None,
+) -> EnvelopeT:
+    """``body`` in a fresh envelope to ``cabinet_code``, signed: a ``signed_type``."""
+    unsigned = new_envelope(cabinet_code, body, sent_at=sent_at)
+    return sign_message(unsigned, keys.command_signing_key, signed_type)
+
+
+def event_ack(keys: ServerKeys, cabinet_code: str, event_ids: Iterable[str]) -> bytes:
+    """The ``evt/ack`` payload naming ``event_ids`` (all committed: the cabinet deletes them)."""
+    body = UnsignedEventAck(event_ids=list(event_ids), key_id=key_id(keys))
+    return encode(signed_message(keys, cabinet_code, body, EventAckMessage))
+
+
+def sync(keys: ServerKeys, cabinet_code: str, body: UnsignedSync) -> bytes:
+    """The ``sync`` payload carrying ``body`` (an allow-list, config or time sync)."""
+    return encode(signed_message(keys, cabinet_code, body, SyncMessage))
