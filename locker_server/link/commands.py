@@ -130,11 +130,8 @@ def _command_details(command: LinkCommand) -> dict[str, Any]:
 
 def ensure_control(session: Session, cabinet_id: int) -> None:
     """Create the cabinet's control row if missing; a concurrent creator winning is fine."""
-    exists = session.exec(
-        select(LinkCabinetControl.cabinet_id).where(LinkCabinetControl.cabinet_id == cabinet_id)
-    ).first()
-    if exists is not None:
-        return
+    if session.get(LinkCabinetControl, cabinet_id) is not None:
+        return  # (no query when the row is already loaded, as issue_command has done)
     try:
         with session.begin_nested():
             session.add(LinkCabinetControl(cabinet_id=cabinet_id))
