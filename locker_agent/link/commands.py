@@ -3,7 +3,14 @@
 * Every ``cmd`` payload goes through :class:`~locker_agent.link.guard.CommandGuard`
   inside a journal transaction. A rejection is journaled in that same transaction as a
   custody ``alarm`` (kind ``command_rejected``; the reason, never any secret) together
-  with its final ``cmd/res`` — every refusal is audited and reported.
+  with its final ``cmd/res`` — every refusal is audited and reported, through the
+  :class:`~locker_agent.link.refusals.RefusalRecorder`: beyond its limit per window,
+  refusals that anyone on the broker could cause are only counted (one summary alarm per
+  window) and get no ``cmd/res`` of their own. A refused command the server genuinely
+  just issued (signed for us, counter above every counter seen before: ``expired``,
+  ``rate_limited``, ``unknown_door``, ``maintenance_required``) is never limited, so it
+  is always answered; a flood cannot make the server see a genuine refusal as an
+  unanswered command (``outcome_unknown``).
 * An accepted command has already been remembered by the guard (its id and counter are
   in the journal) before anything moves, so it can never run twice — not after a crash,
   not when the broker delivers it again. "received" is sent at once; the door action
@@ -35,6 +42,8 @@ from locker_agent.link.errors import LinkDown, OutgoingQueueFull
 from locker_agent.link.guard import Accept, CommandGuard, Reject
 from locker_agent.link.journal import Journal, JournalTx
 from locker_agent.link.mqtt import Outgoing
+from locker_agent.link.refusals import RefusalRecorder
+from locker_agent.link.stores import JournalGuardStore
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,20 @@ _OUTCOMES: dict[OpenOutcome, Outcome] = {
     OpenOutcome.OUTCOME_UNKNOWN: "outcome_unknown",
     OpenOutcome.RATE_LIMITED: "rate_limited",
 }
+
+#: Refusals anyone who can publish on the broker can cause at any rate: no signature of
+#: ours, not for us, or a genuine command played again. They count toward the limit.
+_FLOODABLE: frozenset[RejectReason] = frozenset(
+    {
+        RejectReason.RETAINED,
+        RejectReason.MALFORMED,
+        RejectReason.UNKNOWN_KEY,
+        RejectReason.BAD_SIGNATURE,
+        RejectReason.WRONG_CABINET,
+        RejectReason.REPLAYED_COUNTER,
+        RejectReason.DUPLICATE_COMMAND,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +104,27 @@ class CommandRunner:
         journal: Journal,
         doors: DoorController,
         notify: Callable[[ResultReady], None],
+        *,
+        refusals: RefusalRecorder | None = None,
     ) -> None:
+        """``refusals`` is shared with the runtime's other inbound checks (one limit per
+        alarm kind, one flush at close)."""
         self.cabinet_id = cabinet_id
         self._guard = guard
         self._journal = journal
+        self.refusals = refusals or RefusalRecorder(journal)
+        # the guard's counter as the runtime stores it (the guard keeps its store private)
+        self._counters = JournalGuardStore(journal)
         self._doors = doors
         self._notify = notify
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="door-command")
         self._in_flight: dict[int, tuple[str, str]] = {}
 
     def close(self) -> None:
-        """Let a running door action finish (its result is journaled), start no more."""
+        """Let a running door action finish (its result is journaled), start no more;
+        journal the summary of refusals counted but not yet summed up."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self.refusals.flush_all()
 
     # -- deciding (worker thread) ---------------------------------------------------
 
@@ -100,18 +132,23 @@ class CommandRunner:
         self, payload: bytes, *, retained: bool, publish: Callable[[Outgoing], int]
     ) -> None:
         with self._journal.transaction() as tx:
+            highest_counter = self._counters.last_counter()
             decision = self._guard.check(payload, retained=retained)
             if isinstance(decision, Reject):
-                self._journal_rejection(tx, decision)
+                self._journal_rejection(
+                    tx, decision, _is_new_from_server(decision, highest_counter)
+                )
                 return
         self._acknowledge_receipt(decision, publish)
         future = self._executor.submit(self._execute, decision.envelope)
         future.add_done_callback(self._log_failure)
 
-    def _journal_rejection(self, tx: JournalTx, rejection: Reject) -> None:
+    def _journal_rejection(self, tx: JournalTx, rejection: Reject, new: bool) -> None:
         command = rejection.command_id or "unidentified"
         detail = f"{rejection.reason.value}: command {command}"
-        tx.append("alarm", data={"kind": "command_rejected", "detail": detail})
+        reason = rejection.reason.value
+        if not self.refusals.record(tx, "command_rejected", reason, detail, limited=not new):
+            return  # counted for the window's summary alarm; no result of its own
         if rejection.command_id is None:
             return  # nothing the server could match a result to
         status: Status = "expired" if rejection.reason is RejectReason.EXPIRED else "rejected"
@@ -172,6 +209,9 @@ class CommandRunner:
         self._in_flight.clear()
 
     def publish_results(self, publish: Callable[[Outgoing], int]) -> None:
+        # the worker's publishing pass is the runtime's tick (every TICK while connected):
+        # a refusal window that ended with no refusal after it is summed up here
+        self.refusals.flush_ended()
         waiting = set(self._in_flight.values())
         for result in self._journal.pending_results():
             if (result.command_id, result.status) in waiting:
@@ -186,6 +226,14 @@ class CommandRunner:
         pair = self._in_flight.pop(mid, None)
         if pair is not None:
             self._journal.result_delivered(*pair)
+
+
+def _is_new_from_server(rejection: Reject, highest_counter: int) -> bool:
+    """A refusal of a command the server signed for us and issued after every command
+    seen so far: it happens at most once per genuine command, so it needs no limit."""
+    if rejection.reason in _FLOODABLE or rejection.counter is None:
+        return False
+    return rejection.counter > highest_counter
 
 
 def _verdict(results: list[OpenResult]) -> tuple[Status, Outcome | None, str | None]:

@@ -15,7 +15,11 @@ message through only if, in this order,
 
 A refused message is dropped, logged (reason and message id, never its content: an
 allow-list carries credential hashes) and journaled as a custody ``alarm``
-(``ack_rejected`` / ``sync_rejected``), so the server's audit log shows every attempt.
+(``ack_rejected`` / ``sync_rejected``), so the server's audit log shows every attempt —
+through the :class:`~locker_agent.link.refusals.RefusalRecorder` the command runner
+uses too: beyond its limit per window a flood is counted, by reason, into one summary
+alarm per kind and window instead of growing the journal without bound. Every one of
+these reasons can be caused by anyone on the broker, so every one counts toward it.
 
 Authentic is not the same as new: a recorded sync can be published again. The allow-list
 ignores versions not above its own; :meth:`InboundGate.time_sync_is_new` does the same
@@ -49,7 +53,7 @@ from locker_agent.contract import (
 )
 from locker_agent.contract.envelope import EnvelopeT
 from locker_agent.link.journal import Journal
-from locker_agent.link.outbox import to_contract_event
+from locker_agent.link.refusals import RefusalRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +126,17 @@ class InboundGate:
     """Admits authentic ``evt/ack`` and ``sync`` messages; journals every refusal."""
 
     def __init__(
-        self, cabinet_id: str, trusted_keys: Mapping[str, Ed25519PublicKey], journal: Journal
+        self,
+        cabinet_id: str,
+        trusted_keys: Mapping[str, Ed25519PublicKey],
+        journal: Journal,
+        refusals: RefusalRecorder | None = None,
     ) -> None:
+        """``refusals``: the runtime's recorder, shared with the command runner."""
         self._cabinet_id = cabinet_id
         self._trusted_keys = trusted_keys
         self._journal = journal
+        self._refusals = refusals or RefusalRecorder(journal)
 
     def ack(self, payload: bytes) -> EventAckMessage | None:
         return self._admit(payload, EventAckMessage, "evt_ack")
@@ -150,11 +160,13 @@ class InboundGate:
 
     def _journal_refusal(self, refused: Refused, type_name: str) -> None:
         message = refused.message_id or "unidentified"
-        logger.warning("%s %s refused: %s", type_name, message, refused.reason.value)
         detail = f"{refused.reason}: {type_name} {message}"
+        kind, reason = _ALARM_KINDS[type_name], refused.reason.value
         with self._journal.transaction() as tx:
-            alarm = {"kind": _ALARM_KINDS[type_name], "detail": detail}
-            to_contract_event(tx.append("alarm", data=alarm))
+            journaled = self._refusals.record(tx, kind, reason, detail)
+        # a flood beyond the limit is summed up in the journal; one log line each is noise
+        level = logging.WARNING if journaled else logging.DEBUG
+        logger.log(level, "%s %s refused: %s", type_name, message, reason)
 
     def time_sync_is_new(self, sync: TimeSync, allow_list_version: int | None) -> bool:
         """True (and remembered) if ``sync`` is newer than every time sync and allow-list

@@ -403,9 +403,10 @@ class AgentRuntime:
 
     @functools.cached_property
     def _inbound(self) -> InboundGate:
-        """Checks evt/ack and sync against the keys commands are checked against."""
+        """Checks evt/ack and sync against the keys commands are checked against, and
+        records refusals with the command runner's recorder (flushed when it closes)."""
         keys = trusted_keys(self.settings.security.command_public_keys)
-        return InboundGate(self.cabinet_id, keys, self.journal)
+        return InboundGate(self.cabinet_id, keys, self.journal, self.commands.refusals)
 
     # -- test and operator helpers -------------------------------------------------------------
 
