@@ -9,8 +9,9 @@
   window) and get no ``cmd/res`` of their own. A refused command the server genuinely
   just issued (signed for us, counter above every counter seen before: ``expired``,
   ``rate_limited``, ``unknown_door``, ``maintenance_required``) is never limited, so it
-  is always answered; a flood cannot make the server see a genuine refusal as an
-  unanswered command (``outcome_unknown``).
+  is always answered; a flood cannot make the server see such a refusal as an unanswered
+  command (``outcome_unknown``). (A genuine command that arrives behind a newer one is a
+  ``replayed_counter`` like any replay: see docs/link.md, "Agent journal".)
 * An accepted command has already been remembered by the guard (its id and counter are
   in the journal) before anything moves, so it can never run twice — not after a crash,
   not when the broker delivers it again. "received" is sent at once; the door action
