@@ -150,6 +150,7 @@ class CommandRunner:
         reason = rejection.reason.value
         if not self.refusals.record(tx, "command_rejected", reason, detail, limited=not new):
             return  # counted for the window's summary alarm; no result of its own
+        logger.warning("command %s rejected: %s", command, reason)
         if rejection.command_id is None:
             return  # nothing the server could match a result to
         status: Status = "expired" if rejection.reason is RejectReason.EXPIRED else "rejected"

@@ -164,10 +164,12 @@ class CommandGuard:
         self._recent_opens: deque[float] = deque()
 
     def check(self, payload: bytes, *, retained: bool) -> Decision:
-        """Accept or reject one received cmd payload; every rejection is logged."""
+        """Accept or reject one received cmd payload. A rejection is logged at DEBUG here;
+        the caller warns about the ones it journals (a flood is only counted, not logged
+        line by line)."""
         decision = self._decide(payload, retained=retained)
         if isinstance(decision, Reject):
-            logger.warning(
+            logger.debug(
                 "command %s rejected: %s", decision.command_id or "<unknown>", decision.reason
             )
         return decision

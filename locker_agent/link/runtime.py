@@ -198,6 +198,10 @@ class AgentRuntime:
         self._inbox.put(_Wake())
         if self._worker is not None:
             self._worker.join(timeout=10)
+        # refusals counted after commands.close() (the worker ran until the join) are
+        # summed up too
+        self.commands.refusals.flush_all()
+        if self._worker is not None:
             self._publish_due()  # e.g. the result of the door action that just finished
         self.link.stop()
         self.cabinet.stop()
