@@ -14,12 +14,6 @@ pairs each with its reply:
   frame that would answer the timed-out request is discarded as its late answer. So a
   late reply is never read as the answer to the next request;
 * unlocks go ahead of queued polls (a priority queue);
-* a query-all reply of variable length (8A/80) normally ends when the line goes quiet.
-  The link learns each board's reply length from its answers; from then on the reply
-  ends as soon as that many bytes check (no quiet gap), provided the line stays silent
-  for :attr:`LinkSettings.length_end_watch` after it. Bytes after such a reply mean the
-  board answered longer than learned: the reading is refused (or, if they come later,
-  counted) and the length forgotten, as after a timeout or garbage from that board;
 * an unlock is **never** retried: a second pulse could open a door twice. A query
   may be retried once, which is harmless.
 
@@ -67,8 +61,6 @@ TRACE: Final = 5
 logging.addLevelName(TRACE, "TRACE")
 
 _UNLOCK_KINDS: Final = frozenset({RequestKind.UNLOCK, RequestKind.UNLOCK_ALL})
-#: Start bit, 8 data bits, stop bit: the 8N1 framing every supported board uses.
-_BITS_PER_BYTE: Final = 10
 
 
 class Priority(enum.IntEnum):
@@ -119,13 +111,6 @@ class LinkSettings:
         """How long one blocking read waits: fine enough to see a quiet gap."""
         return min(0.005, self.quiet_gap / 4)
 
-    @property
-    def length_end_watch(self) -> float:
-        """Silence that must follow a reply ended by its learned length before it is
-        taken: the transaction gap (the line is kept free that long anyway), and at least
-        two byte times, in which the next byte of a longer reply would have arrived."""
-        return max(self.transaction_gap, 2 * _BITS_PER_BYTE / self.baudrate)
-
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
@@ -156,9 +141,6 @@ class LinkStats:
     echoes_discarded: int = 0
     late_replies_discarded: int = 0
     flushed_bytes: int = 0
-    #: bytes followed a query-all reply ended by its learned length (the board answers
-    #: longer than learned); the board's length was forgotten
-    learned_length_overruns: int = 0
 
 
 @dataclass(order=True)
@@ -252,10 +234,6 @@ class SerialLink:
         #: request bytes → (request, until when a matching frame is its late answer)
         self._owed: dict[bytes, tuple[Request, float]] = {}
         self._late_answer_seen = False
-        #: board → length in bytes of its last query-all answer (see module docstring)
-        self._reply_lengths: dict[int, int] = {}
-        #: the last answer ended by a learned length, until the line has proven it whole
-        self._unproven: Request | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -351,7 +329,6 @@ class SerialLink:
             exchange = self._exchange_once(request, job.attempt)
         except (BoardTimeout, BoardReplyError) as exc:
             self._count("timeouts" if isinstance(exc, BoardTimeout) else "bad_replies")
-            self._forget_length(request.board, "no valid answer")
             if isinstance(exc, BoardTimeout) and not self._late_answer_seen:
                 # (if a frame was just discarded as a late answer, it may have been this
                 # request's answer: owing again would discard every answer from now on)
@@ -394,7 +371,7 @@ class SerialLink:
         port = self._require_port()
         self._prepare_line()
         self._late_answer_seen = False
-        self._decoder.expect(request, self._learned_length(request))
+        self._decoder.expect(request)
         sent_at = self._write(port, request.to_bytes())
         echo = _EchoFilter(request.to_bytes()) if self.settings.echo else None
         deadline = sent_at + self.settings.timeout_for(request.kind)
@@ -404,29 +381,12 @@ class SerialLink:
             reply, garbage = self._pull_frames(request)
             saw_garbage = saw_garbage or garbage
             if reply is not None:
-                return self._answered(port, request, reply, sent_at, attempt)
+                self._decoder.expect(None)
+                self._rx_since_quiet = False
+                self._count("answered")
+                return Exchange(request, reply, sent_at, time.monotonic(), attempt)
         self._decoder.expect(None)
         return self._no_answer(request, saw_garbage)
-
-    def _answered(
-        self, port: Port, request: Request, reply: Reply, sent_at: float, attempt: int
-    ) -> Exchange:
-        ended_by_length = self._decoder.ended_by_length
-        if ended_by_length and not self._stays_silent(port, self.settings.length_end_watch):
-            self._decoder.expect(None)
-            self._learned_length_overrun(request.board, "its reading was refused")
-            raise BoardReplyError(
-                f"{request.kind.value} reply of board {request.board} ran on past its "
-                "learned length",
-                board=request.board,
-                kind=request.kind.value,
-            )
-        self._decoder.expect(None)
-        self._rx_since_quiet = False
-        self._unproven = request if ended_by_length else None
-        self._learn_length(request, reply)
-        self._count("answered")
-        return Exchange(request, reply, sent_at, time.monotonic(), attempt)
 
     def _no_answer(self, request: Request, saw_garbage: bool) -> Exchange:
         what = f"{request.kind.value} to board {request.board}"
@@ -439,67 +399,6 @@ class SerialLink:
             board=request.board,
             kind=request.kind.value,
         )
-
-    # -- learned reply lengths ---------------------------------------------------
-
-    def _learned_length(self, request: Request) -> int | None:
-        if request.kind is not RequestKind.QUERY_ALL:
-            return None
-        return self._reply_lengths.get(request.board)
-
-    def _learn_length(self, request: Request, reply: Reply) -> None:
-        if request.kind is not RequestKind.QUERY_ALL:
-            return
-        length = len(reply.to_bytes())
-        previous = self._reply_lengths.get(request.board)
-        if previous is not None and previous != length:
-            logger.info(
-                "board %d now answers query-all with %d bytes (was %d)",
-                request.board,
-                length,
-                previous,
-            )
-        self._reply_lengths[request.board] = length
-
-    def _forget_length(self, board: int, why: str) -> None:
-        length = self._reply_lengths.pop(board, None)
-        if length is not None:
-            logger.info("forgot board %d's %d-byte query-all reply length: %s", board, length, why)
-
-    def _distrust_length(self, request: Request) -> None:
-        """Garbage while ``request`` is being answered: forget its board's length, and
-        read this very reply by the usual rule too (the decoder was told the length)."""
-        self._forget_length(request.board, "garbage while it was answering")
-        self._decoder.expect(request)
-
-    def _learned_length_overrun(self, board: int, consequence: str) -> None:
-        self._count("learned_length_overruns")
-        logger.warning(
-            "board %d sent more bytes after a query-all reply ended by its learned "
-            "length (a longer reply than before?); %s",
-            board,
-            consequence,
-        )
-        self._forget_length(board, "it answered longer")
-
-    def _bytes_after_unproven_end(self) -> None:
-        """Bytes reached us before the line proved the last length-ended reply whole."""
-        if self._unproven is not None:
-            board, self._unproven = self._unproven.board, None
-            self._learned_length_overrun(board, "its last reading may have been cut short")
-
-    def _stays_silent(self, port: Port, period: float) -> bool:
-        """Read for ``period``; any byte that arrives is fed to the decoder (False)."""
-        deadline = time.monotonic() + period
-        while time.monotonic() < deadline:
-            with _translated_io(self.url):
-                data = port.read(port.in_waiting or 1)
-            if data:
-                logger.log(TRACE, "rx %s", data.hex(" "))
-                self._decoder.feed(data)
-                self._last_activity = time.monotonic()
-                return False
-        return True
 
     # -- line handling -----------------------------------------------------------
 
@@ -541,9 +440,6 @@ class SerialLink:
             if isinstance(frame, Garbage):
                 saw_garbage = True
                 self._note_garbage(frame)
-                self._bytes_after_unproven_end()
-                if request is not None:
-                    self._distrust_length(request)
             elif self._is_late_answer(frame):
                 continue
             elif request is not None and self._answers(request, frame):
@@ -606,10 +502,6 @@ class SerialLink:
         port = self._require_port()
         with _translated_io(self.url):
             waiting = port.in_waiting
-        if waiting:
-            self._bytes_after_unproven_end()
-        elif time.monotonic() - self._last_activity >= self.settings.quiet_gap:
-            self._unproven = None  # the line went quiet after it: that reply was whole
         if waiting or self._rx_since_quiet:
             self._decoder.expect(None)
             self._receive(port, None)
@@ -621,7 +513,6 @@ class SerialLink:
         with _translated_io(self.url):
             busy = port.in_waiting > 0
         if busy or self._decoder.buffered:
-            self._bytes_after_unproven_end()
             self._settle(self.settings.quiet_gap)  # let the frame on the line finish
         pause = self._last_activity + self.settings.transaction_gap - time.monotonic()
         if pause > 0:
