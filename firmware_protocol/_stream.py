@@ -7,10 +7,6 @@ still complete one (:data:`WAIT`). The :class:`ScanningDecoder` loop turns those
 into frames, :class:`~firmware_protocol.base.Garbage` records and
 :data:`~firmware_protocol.base.NEED_DATA`, and guarantees progress: every call either
 returns a frame, discards at least one byte, or holds fewer than ``max_length`` bytes.
-
-A :class:`Found` may rest on the reply length the caller gave rather than on the bytes
-alone (``by_known_length``); the decoder keeps that mark for the frame it returned last
-(``ended_by_length``), so the caller knows more bytes may still belong to it.
 """
 
 from __future__ import annotations
@@ -31,9 +27,6 @@ class Found(Generic[FrameT]):
 
     frame: FrameT
     length: int
-    #: complete only because it checks at the length the caller said the reply has; the
-    #: bytes alone would still allow a longer frame
-    by_known_length: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +96,10 @@ class ScanningDecoder(Generic[FrameT]):
         self._max_length = max_length
         self._skipped_reasons = skipped_reasons or {}
         self._buffer = QuietMarkedBuffer()
-        self._ended_by_length = False
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
-
-    @property
-    def ended_by_length(self) -> bool:
-        """True when the frame returned last ended at a known length while a longer frame
-        was still possible (see :class:`Found`): bytes that follow may belong to it."""
-        return self._ended_by_length
 
     def feed(self, data: bytes) -> None:
         self._buffer.feed(bytes(data))
@@ -131,7 +117,6 @@ class ScanningDecoder(Generic[FrameT]):
         verdict = self._scan(window, ended)
         if isinstance(verdict, Found):
             self._buffer.take(verdict.length)
-            self._ended_by_length = verdict.by_known_length
             return verdict.frame
         if isinstance(verdict, Reject):
             return self._discard(window, verdict.reason)

@@ -121,23 +121,9 @@ class ReplyDecoder(StreamDecoder, Protocol):
     shape is ambiguous on the wire (8A/80 query-one vs. query-all) are read as
     the kind that was asked for. ``expect(None)`` means no request is pending:
     anything that arrives then is stale or unsolicited.
-
-    ``reply_length`` is how long the answer is known to be (the request manager learns
-    it from the board's earlier answers). A variable-length reply (8A/80 query-all) that
-    checks at exactly that many bytes and answers ``request`` is then complete without
-    waiting for the line to go quiet; one that does not check there is read by the usual
-    rule. Fixed-length replies (every Kerong frame) end by their length anyway and
-    ignore it.
     """
 
-    def expect(self, request: Request | None, reply_length: int | None = None) -> None: ...
-
-    @property
-    def ended_by_length(self) -> bool:
-        """True when the frame returned last was complete only because it checked at the
-        ``reply_length`` given to :meth:`expect`: its bytes alone would still have allowed
-        a longer reply, so bytes arriving right after it may be the rest of it."""
-        ...
+    def expect(self, request: Request | None) -> None: ...
 
 
 class BoardProtocol(Protocol):

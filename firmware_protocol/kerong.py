@@ -371,9 +371,8 @@ class ReplyStreamDecoder(ScanningDecoder[StatusReply]):
         super().__init__(_scan_reply, (STX,), REPLY_LENGTH)
         self._expected: Request | None = None
 
-    def expect(self, request: Request | None, reply_length: int | None = None) -> None:
-        """Accepted for the common interface; Kerong replies are self-describing and
-        always 9 bytes, so they end by their length without a quiet line already."""
+    def expect(self, request: Request | None) -> None:
+        """Accepted for the common interface; Kerong replies are self-describing."""
         self._expected = request
 
 

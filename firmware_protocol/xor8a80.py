@@ -478,13 +478,6 @@ class ReplyStreamDecoder(ScanningDecoder[XorReply]):
     already buffered complete a longer query-all reading, which then wins: a late
     query-all reply must not pass for a single-lock answer.
 
-    Where a longer query-all reading is still possible, a known reply length ends the
-    wait sooner: with ``expect(request, reply_length=N)``, exactly ``N`` bytes that decode
-    to the expected board's query-all reply are that reply, without the quiet line, and
-    :attr:`ended_by_length` says so (the bytes alone did not prove it complete). If they
-    do not check at ``N``, or more than ``N`` bytes are already there, the rule above
-    decides.
-
     Half-duplex echo is the transport's job: an unlock reply with status ``11`` is
     byte-identical to its request, and so is a 1-status query-all reply of ``00``.
     """
@@ -497,33 +490,16 @@ class ReplyStreamDecoder(ScanningDecoder[XorReply]):
             {HEADER_UNSOLICITED: "unsolicited 0x82 frame skipped"},
         )
         self._expected: Request | None = None
-        self._reply_length: int | None = None
 
-    def expect(self, request: Request | None, reply_length: int | None = None) -> None:
+    def expect(self, request: Request | None) -> None:
         self._expected = request
-        # only query-all replies vary in length; every other reply is 5 bytes anyway
-        asks_all = request is not None and request.kind is RequestKind.QUERY_ALL
-        self._reply_length = reply_length if asks_all else None
 
     def _scan_reply(self, window: bytes, ended: bool) -> Verdict[XorReply]:
         if window[0] == HEADER_UNLOCK:
             return _scan_fixed(window, _unlock_reply_prefix_ok, decode_reply)
         if len(window) > 1 and window[1] not in BOARDS:
             return Reject(f"board byte 0x{window[1]:02X} out of range")
-        verdict = self._scan_query_reply(window, ended)
-        if verdict is WAIT:  # a longer reading is still possible (never after a quiet line)
-            known = self._at_known_length(window)
-            return WAIT if known is None else known
-        return verdict
-
-    def _at_known_length(self, window: bytes) -> Found[XorReply] | None:
-        """The expected query-all reply, when exactly its known length is here and checks."""
-        if self._expected is None or self._reply_length != len(window):
-            return None
-        frame = _try_decode(window)
-        if frame is None or not self._expected.matches(frame):
-            return None
-        return Found(frame, len(window), by_known_length=True)
+        return self._scan_query_reply(window, ended)
 
     def _scan_query_reply(self, window: bytes, ended: bool) -> Verdict[XorReply]:
         found = [

@@ -154,12 +154,3 @@ def test_bad_sum_is_reported_as_such() -> None:
     skipped = decoder.next_frame()
     assert isinstance(skipped, Garbage)
     assert "SUM" in skipped.reason
-
-
-def test_status_reply_ends_at_its_fixed_length_whatever_length_the_link_knows() -> None:
-    reply = K.StatusReply(1, 0x00FF, 0)
-    decoder = K.ReplyStreamDecoder()
-    decoder.expect(K.StatusRequest(1), reply_length=5)
-    decoder.feed(reply.to_bytes())
-    assert [decoder.next_frame(), decoder.next_frame()] == [reply, NEED_DATA]
-    assert not decoder.ended_by_length
