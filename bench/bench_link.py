@@ -358,6 +358,8 @@ COMMAND_CABINET, COMMAND_DOORS, COMMAND_BOARD = "CMD-BENCH-01", 12, 1
 #: the agent's routine poll (the controller's default is 0.15 s; a shorter one holds the
 #: line more often, so an unlock waits behind a poll more often)
 COMMAND_POLL_INTERVAL = 0.1
+#: pause after the agent reported the previous door closed, before the next command
+COMMAND_SETTLE = 0.1
 OPERATOR = Caller(actor=Actor(type="user", id="bench"), channel="api", source="bench")
 
 
@@ -527,7 +529,7 @@ def _command_round_trips(rig: CommandRig, samples: int) -> tuple[CommandTimes, t
     for index in range(samples + 5):  # the first five warm up
         rig.agent.check_running()
         door = index % COMMAND_DOORS + 1
-        time.sleep(0.1 + phases.uniform(0, COMMAND_POLL_INTERVAL))
+        time.sleep(COMMAND_SETTLE + phases.uniform(0, COMMAND_POLL_INTERVAL))
         started = time.perf_counter()
         with session_scope(rig.engine) as session:
             command = issue_command(
