@@ -135,7 +135,11 @@ def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkW
             os.kill(agent.pid, signal.SIGKILL)
             agent.wait(timeout=10)
             agent = world.run_agent_process(port)
-        time.sleep(1.5)
+        # the doors keep moving until the server has stored openings from the traffic;
+        # (a fixed pause was too short on a slow machine, where each restart of the agent
+        # process takes a second or more: then too few movements were observed at all)
+        assert wait_until(lambda: _of_type(world.stored(), "door.opened") >= 4, 60)
+        time.sleep(0.5)  # and a little more traffic for the last agent process
         moving.clear()
         mover.join(timeout=10)
         journal_path = Path(world.agent_settings().journal.path)
