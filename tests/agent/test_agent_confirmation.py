@@ -11,12 +11,12 @@ import threading
 import time
 
 import pytest
-from conftest import MakeRig, Rig
 
 from firmware_protocol import get_protocol
 from firmware_protocol.base import Request, RequestKind
 from locker_agent.doors import ControllerSettings, DoorEventKind, OpenOutcome
 from locker_agent.errors import ConfigError
+from tests.agent.conftest import MakeRig, Rig
 
 SLOW_POLLING = {"poll_interval": 1.0, "confirm_window": 2.0, "confirm_poll_interval": 0.015}
 

@@ -6,7 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import LOCKS, MakeRig, fast_link, wait_until
 
 from firmware_protocol import get_protocol
 from firmware_protocol.base import Request, RequestKind
@@ -16,6 +15,7 @@ from locker_agent.errors import UnknownDoorError
 from locker_agent.serial_link import SerialLink
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests.agent.conftest import LOCKS, MakeRig, fast_link, wait_until
 
 
 def test_opening_then_closing_a_door_emits_opened_then_closed(

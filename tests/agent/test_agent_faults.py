@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import LOCKS, MakeRig, Rig, fast_link, wait_until
 
 from firmware_protocol import get_protocol
 from locker_agent.boards import DoorState
@@ -20,6 +19,7 @@ from locker_agent.layout import Polarity
 from locker_agent.serial_link import SerialLink
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests.agent.conftest import LOCKS, MakeRig, Rig, fast_link, wait_until
 
 
 def _assert_one_unlock(rig: Rig, door: int) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LOCKS, fast_link
 
 from firmware_protocol import get_protocol
 from firmware_protocol.base import Request, RequestKind
@@ -18,6 +17,7 @@ from locker_agent.layout import Polarity
 from locker_agent.serial_link import SerialLink
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests.agent.conftest import LOCKS, fast_link
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
