@@ -38,8 +38,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,12 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 import locker_server.link.models  # noqa: F401  (registers the link tables)
+from bench.bench_server import fresh_database
 from bench.cabinet_processes import AgentProcess, BoardProcess
 from locker_agent.contract import CommandResultMessage, decode, encode_public_key, topics
 from locker_server.audit import Actor, AuditLog
 from locker_server.config import Settings
-from locker_server.db import make_engine, migrate, session_scope
+from locker_server.db import session_scope
 from locker_server.keys import load_keys
 from locker_server.link.bridge import BridgeConfig, MqttBridge
 from locker_server.link.commands import issue_command
@@ -66,31 +67,10 @@ from locker_server.services import config as config_service
 from simulators.timing import Timing
 from tests.link_support.mosquitto import PrivateMosquitto
 
-PG_ADMIN_URL = os.environ.get(
-    "LOCKER_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 ADMIN = Caller(actor=Actor(type="system", id="bench"), channel="cli")
 
 
 # ------------------------------------------------------------------ the pieces
-@contextmanager
-def fresh_database() -> Iterator[sa.Engine]:
-    name = f"locker_bench_link_{os.getpid()}"
-    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    try:
-        migrate(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.engine.dispose()
-
-
 def domain_deps(engine: sa.Engine, directory: Path) -> DomainDeps:
     settings = Settings(
         data_dir=directory / "data",
@@ -274,7 +254,7 @@ def bench_ingest(
     passwords = passwords_for(codes)
     total = cabinets * events
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        engine = stack.enter_context(fresh_database())
+        engine = stack.enter_context(fresh_database("postgres", Path(tmp)))
         deps = domain_deps(engine, Path(tmp))
         create_cabinets(engine, deps, codes, doors)
         broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))
@@ -421,7 +401,7 @@ def bench_commands(samples: int, board_timing: Timing) -> tuple[Percentiles, ...
     """(baseline raw round trip, command on the broker, → received, → succeeded)."""
     passwords = passwords_for([COMMAND_CABINET])
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        engine = stack.enter_context(fresh_database())
+        engine = stack.enter_context(fresh_database("postgres", Path(tmp)))
         deps = domain_deps(engine, Path(tmp))
         create_cabinets(engine, deps, [COMMAND_CABINET], COMMAND_DOORS)
         broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))
@@ -614,7 +594,7 @@ def bench_fleet(cabinets: int, bridge_queue: int) -> FleetFigures:
     codes = [f"FLEET-{n:05d}" for n in range(cabinets)]
     passwords = passwords_for(codes)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        engine = stack.enter_context(fresh_database())
+        engine = stack.enter_context(fresh_database("postgres", Path(tmp)))
         deps = domain_deps(engine, Path(tmp))
         create_cabinets(engine, deps, codes, doors=1)
         broker = stack.enter_context(PrivateMosquitto(cabinets=passwords, plain=True))

@@ -13,11 +13,9 @@ simulated boards never share the server's interpreter (its GIL, its garbage coll
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import IO
 
@@ -39,9 +37,8 @@ class BoardProcess:
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
-        self.moves: queue.Queue[str] = queue.Queue()
         self.port = self._first_line()
-        threading.Thread(target=self._keep_moves, daemon=True).start()
+        threading.Thread(target=self._drain_moves, daemon=True).start()
 
     def close_door(self, board: int, lock: int) -> None:
         self._send(f"close {board} {lock}")
@@ -57,9 +54,11 @@ class BoardProcess:
             raise RuntimeError("locker-sim board ended before printing its port")
         return line
 
-    def _keep_moves(self) -> None:
-        for line in self._require(self._process.stdout):
-            self.moves.put(line.strip())
+    def _drain_moves(self) -> None:
+        """Read the door moves it prints (the bench watches the agent's reports instead),
+        so that its stdout pipe never fills and blocks the simulator."""
+        for _line in self._require(self._process.stdout):
+            pass
 
     @staticmethod
     def _require(stream: IO[str] | None) -> IO[str]:
@@ -104,15 +103,3 @@ class AgentProcess:
             self._process.kill()
             self._process.wait()
         self._log.close()
-
-
-def wait_for(condition_seconds: float, check: queue.Queue[str], expected: str) -> bool:
-    """Read lines from ``check`` until ``expected`` arrives or ``condition_seconds`` pass."""
-    deadline = time.monotonic() + condition_seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            if check.get(timeout=left) == expected:
-                return True
-        except queue.Empty:
-            return False
-    return False
