@@ -64,6 +64,20 @@ def fast_settings(cabinet_id: str, port: int = DEFAULT_PORT, **changes: Any) -> 
     return MqttSettings(**values)
 
 
+def private_broker_settings(
+    cabinet_id: str, broker: PrivateMosquitto, password: str
+) -> MqttSettings:
+    """``fast_settings`` for a cabinet of a private broker: TLS, its own credential."""
+    return fast_settings(
+        cabinet_id,
+        port=broker.tls_port,
+        username=cabinet_id,
+        password=password,
+        tls=True,
+        ca_file=broker.ca_file,
+    )
+
+
 @pytest.fixture
 def cabinet_id() -> str:
     return f"T-{uuid.uuid4().hex[:12]}"
@@ -153,14 +167,7 @@ def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
         link = fast_settings(cabinet_id)
         observer = observe()
         if broker is not None:
-            link = fast_settings(
-                cabinet_id,
-                port=broker.tls_port,
-                username=cabinet_id,
-                password=password,
-                tls=True,
-                ca_file=broker.ca_file,
-            )
+            link = private_broker_settings(cabinet_id, broker, password)
             creds = broker.server_credentials
             observer = connect(broker, creds.username, creds.password)
             private_clients.append(observer)

@@ -20,7 +20,7 @@ from tests.agent_link.conftest import (
     PRIVATE_PASSWORD,
     ObserverFactory,
     RigFactory,
-    fast_settings,
+    private_broker_settings,
 )
 from tests.agent_link.rig import (
     FAST_CONTROL,
@@ -94,14 +94,7 @@ def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
         link_settings=FAST_LINK,
         controller_settings=FAST_CONTROL,
         ack_timeout=1.0,  # the stand-in may subscribe after the cabinet's first replay
-        mqtt=fast_settings(
-            cabinet_id,
-            port=broker.tls_port,
-            username=cabinet_id,
-            password=password,
-            tls=True,
-            ca_file=broker.ca_file,
-        ),
+        mqtt=private_broker_settings(cabinet_id, broker, password),
     )
     creds = broker.server_credentials
     try:
