@@ -51,7 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 import locker_server.link.models  # noqa: F401  (registers the link tables)
 from bench.bench_server import fresh_database
 from bench.cabinet_processes import AgentProcess, BoardProcess
-from locker_agent.contract import CommandResultMessage, decode, encode_public_key, topics
+from locker_contract import CommandResultMessage, decode, encode_public_key, topics
 from locker_server.audit import Actor, AuditLog
 from locker_server.config import Settings
 from locker_server.db import session_scope

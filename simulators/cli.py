@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from locker_agent.contract import ContractError, trusted_keys
+from locker_contract import ContractError, trusted_keys
 from simulators.board import BoardConfig, DoorChange, SimulatedDoor
 from simulators.bus import SimulatedBus
 from simulators.errors import SimulatorError

@@ -1,7 +1,7 @@
 """A fleet of lightweight simulated cabinets, all connected at once to one MQTT broker.
 
 Each :class:`FleetCabinet` is a real MQTT client (paho-mqtt, MQTT 5, persistent session)
-that speaks the link contract of :mod:`locker_agent.contract` the way an agent does:
+that speaks the link contract of :mod:`locker_contract` the way an agent does:
 
 * presence ``online`` (retained) with a per-cabinet connection counter that grows on every
   CONNECT attempt, and the same message with status ``offline`` as its last will;
@@ -55,7 +55,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from locker_agent import contract
+import locker_contract as contract
 from simulators.errors import SimulatorConfigError
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from locker_agent.contract import AllowListEntry, AllowListSync, CredentialKind, credential_hash
+from locker_contract import AllowListEntry, AllowListSync, CredentialKind, credential_hash
 
 logger = logging.getLogger(__name__)
 

@@ -30,14 +30,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from locker_agent.contract import (
-    CommandMessage,
-    CommandResult,
-    RejectReason,
-    encode,
-    new_envelope,
-    topics,
-)
 from locker_agent.doors import DoorController, OpenOutcome, OpenResult
 from locker_agent.link.errors import LinkDown, OutgoingQueueFull
 from locker_agent.link.guard import Accept, CommandGuard, Reject
@@ -45,6 +37,14 @@ from locker_agent.link.journal import Journal, JournalTx
 from locker_agent.link.mqtt import Outgoing
 from locker_agent.link.refusals import RefusalRecorder
 from locker_agent.link.stores import JournalGuardStore
+from locker_contract import (
+    CommandMessage,
+    CommandResult,
+    RejectReason,
+    encode,
+    new_envelope,
+    topics,
+)
 
 logger = logging.getLogger(__name__)
 

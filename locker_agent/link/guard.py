@@ -37,7 +37,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from locker_agent.contract import (
+from locker_contract import (
     BadSignature,
     CommandMessage,
     ContractError,

@@ -40,7 +40,9 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from locker_agent.contract import (
+from locker_agent.link.journal import Journal
+from locker_agent.link.refusals import RefusalRecorder
+from locker_contract import (
     MAX_PAYLOAD_BYTES,
     BadSignature,
     ContractError,
@@ -51,9 +53,7 @@ from locker_agent.contract import (
     decode,
     verify_message,
 )
-from locker_agent.contract.envelope import EnvelopeT
-from locker_agent.link.journal import Journal
-from locker_agent.link.refusals import RefusalRecorder
+from locker_contract.envelope import EnvelopeT
 
 logger = logging.getLogger(__name__)
 

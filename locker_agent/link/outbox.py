@@ -19,7 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from locker_agent.contract import (
+from locker_agent.link.errors import LinkDown, OutgoingQueueFull
+from locker_agent.link.journal import Journal, JournalEvent, StateSnapshot
+from locker_agent.link.mqtt import Outgoing
+from locker_contract import (
     MAX_EVENTS_PER_MESSAGE,
     DoorSnapshot,
     Event,
@@ -29,9 +32,6 @@ from locker_agent.contract import (
     new_envelope,
     topics,
 )
-from locker_agent.link.errors import LinkDown, OutgoingQueueFull
-from locker_agent.link.journal import Journal, JournalEvent, StateSnapshot
-from locker_agent.link.mqtt import Outgoing
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from locker_agent.contract import Presence, encode, new_envelope, topics
 from locker_agent.link.journal import Journal
 from locker_agent.link.mqtt import Announcement, Outgoing
+from locker_contract import Presence, encode, new_envelope, topics
 
 AGENT_VERSION: Final = "0.1.0"
 

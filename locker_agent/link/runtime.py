@@ -28,15 +28,6 @@ from typing import Any, Final
 from locker_agent.boards import DoorState
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import AgentSettings
-from locker_agent.contract import (
-    AllowListSync,
-    ConfigSync,
-    OfflinePickupData,
-    TimeSync,
-    topics,
-    trusted_keys,
-    utc_now,
-)
 from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind, OpenOutcome
 from locker_agent.errors import ConfigError
 from locker_agent.link.allowlist import AllowList, Match
@@ -57,6 +48,15 @@ from locker_agent.link.outbox import Outbox, to_contract_event
 from locker_agent.link.presence import PresenceCounter
 from locker_agent.link.stores import JournalAllowListStore, JournalGuardStore
 from locker_agent.serial_link import LinkSettings
+from locker_contract import (
+    AllowListSync,
+    ConfigSync,
+    OfflinePickupData,
+    TimeSync,
+    topics,
+    trusted_keys,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
 

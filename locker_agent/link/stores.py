@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from locker_agent.contract import AllowListEntry, format_utc
 from locker_agent.link.allowlist import Failure
 from locker_agent.link.journal import Journal
+from locker_contract import AllowListEntry, format_utc
 
 _COUNTER = "command_counter"
 _ALLOW_VERSION = "allow_list_version"

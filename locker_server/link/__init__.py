@@ -3,7 +3,7 @@
 ``bridge`` owns the broker connection (``MqttBridge``, ``LinkPublisher``); ``ingest``
 turns cabinet messages into service-layer calls exactly once; ``presence`` keeps the
 cabinets' online state; ``embedded_broker`` is the development broker used when no
-``LOCKER_MQTT_URL`` is set. The wire format is ``locker_agent.contract`` — the only
+``LOCKER_MQTT_URL`` is set. The wire format is ``locker_contract`` — the only
 part of ``locker_agent`` the server may import.
 """
 

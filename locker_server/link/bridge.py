@@ -37,7 +37,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from locker_agent.contract import topics
+from locker_contract import topics
 from locker_server.config import Settings
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from locker_agent.contract.credentials import maintenance_token_hash
+from locker_contract.credentials import maintenance_token_hash
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
 from locker_server.errors import ValidationFailed

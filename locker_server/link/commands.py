@@ -31,10 +31,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import CommandMessage, CommandResult, UnsignedCommand
-from locker_agent.contract.envelope import Envelope, encode
-from locker_agent.contract.types import new_message_id
+from locker_contract import topics
+from locker_contract.bodies import CommandMessage, CommandResult, UnsignedCommand
+from locker_contract.envelope import Envelope, encode
+from locker_contract.types import new_message_id
 from locker_server.audit import Actor, AuditEvent
 from locker_server.errors import Conflict, DomainError, NotFound
 from locker_server.keys import ServerKeys

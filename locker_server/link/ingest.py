@@ -35,8 +35,8 @@ from sqlalchemy import Engine, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, select
 
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import (
+from locker_contract import topics
+from locker_contract.bodies import (
     AlarmData,
     CommandResultMessage,
     Event,
@@ -47,8 +47,8 @@ from locker_agent.contract.bodies import (
     StateMessage,
     is_droppable,
 )
-from locker_agent.contract.envelope import Envelope, decode
-from locker_agent.contract.errors import ContractError
+from locker_contract.envelope import Envelope, decode
+from locker_contract.errors import ContractError
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound

@@ -5,7 +5,7 @@ holds (``[security] command_public_keys``). Someone who can publish on the broke
 otherwise open a door (``cmd``), slip a made-up pickup code into a cabinet's offline
 allow-list or move its clock (``sync``), or make it delete door events the server never
 stored (``evt/ack``). All three are signed with ``ServerKeys.command_signing_key`` over
-the contract's canonical bytes (``locker_agent.contract.signing``); callers build the
+the contract's canonical bytes (``locker_contract.signing``); callers build the
 ``Unsigned…`` body naming :func:`key_id` and hand it to :func:`signed_message`.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from locker_agent.contract import (
+from locker_contract import (
     EventAckMessage,
     SyncMessage,
     UnsignedAllowListSync,
@@ -26,7 +26,7 @@ from locker_agent.contract import (
     new_envelope,
     sign_message,
 )
-from locker_agent.contract.envelope import Body, EnvelopeT
+from locker_contract.envelope import Body, EnvelopeT
 from locker_server.keys import ServerKeys
 
 UnsignedSync = UnsignedAllowListSync | UnsignedConfigSync | UnsignedTimeSync

@@ -27,7 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from locker_agent.contract.bodies import Presence, State
+from locker_contract.bodies import Presence, State
 from locker_server.link.models import CabinetLink
 from locker_server.models import Door
 from locker_server.services.context import Caller, DomainDeps, Target, audit

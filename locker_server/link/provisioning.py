@@ -30,8 +30,8 @@ import tomli_w
 from sqlalchemy import Engine, String
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from locker_agent.contract.credentials import cabinet_pickup_key
-from locker_agent.contract.signing import encode_public_key
+from locker_contract.credentials import cabinet_pickup_key
+from locker_contract.signing import encode_public_key
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.db import session_scope
 from locker_server.errors import Conflict, NotFound, ValidationFailed

@@ -36,7 +36,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from locker_agent.contract.bodies import Event, OfflinePickupData
+from locker_contract.bodies import Event, OfflinePickupData
 from locker_server.audit import Actor
 from locker_server.link.command_models import LinkAllowListEntry
 from locker_server.models import Cabinet, CredentialKind, Parcel, ParcelState, PickupCredential

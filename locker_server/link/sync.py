@@ -28,8 +28,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import AllowListEntry, UnsignedAllowListSync, UnsignedTimeSync
+from locker_contract import topics
+from locker_contract.bodies import AllowListEntry, UnsignedAllowListSync, UnsignedTimeSync
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
 from locker_server.link import outbound

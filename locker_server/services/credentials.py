@@ -2,7 +2,7 @@
 
 A credential is an 8-digit code (``secrets``) and a QR token of 192 random bits. Only a
 keyed hash is stored, in the contract's per-cabinet scheme shared with the cabinet agent
-(``locker_agent.contract.credentials``)::
+(``locker_contract.credentials``)::
 
     cabinet_key = HMAC-SHA256(pickup_hmac_key, "lockers/v1/cabinet-pickup-key" 0x00 cabinet id)
     hash        = HMAC-SHA256(cabinet_key, "lockers/v1/pickup/" kind 0x00 value)
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from locker_agent.contract import credentials as contract_credentials
+from locker_contract import credentials as contract_credentials
 from locker_server.config import Settings
 from locker_server.models import CredentialKind, PickupCredential, PickupFailure
 

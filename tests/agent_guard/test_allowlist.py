@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from locker_agent.contract import (
-    AllowListEntry,
-    AllowListSync,
-    cabinet_pickup_key,
-    credential_hash,
-)
 from locker_agent.link.allowlist import (
     AllowList,
     LockoutPolicy,
     Match,
     MemoryAllowListStore,
     NoMatch,
+)
+from locker_contract import (
+    AllowListEntry,
+    AllowListSync,
+    cabinet_pickup_key,
+    credential_hash,
 )
 from tests.contract import messages
 

@@ -13,15 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from locker_agent.contract import (
-    CommandMessage,
-    RejectReason,
-    encode,
-    encode_public_key,
-    maintenance_token_hash,
-    new_message_id,
-    trusted_keys,
-)
 from locker_agent.link.guard import (
     Accept,
     ClockOffset,
@@ -29,6 +20,15 @@ from locker_agent.link.guard import (
     GuardPolicy,
     MemoryGuardStore,
     Reject,
+)
+from locker_contract import (
+    CommandMessage,
+    RejectReason,
+    encode,
+    encode_public_key,
+    maintenance_token_hash,
+    new_message_id,
+    trusted_keys,
 )
 from tests.contract import messages
 

@@ -18,11 +18,11 @@ from typing import Any, cast
 import pytest
 
 from locker_agent.config import parse_settings
-from locker_agent.contract import topics
 from locker_agent.link.journal import Journal
 from locker_agent.link.mqtt import LinkEvent, MqttAdapter, MqttSettings
 from locker_agent.link.presence import PresenceCounter
 from locker_agent.link.runtime import AgentRuntime
+from locker_contract import topics
 from simulators.bus import SimulatedBus
 from tests.agent_link.rig import (
     FAST_CONTROL,

@@ -15,7 +15,10 @@ from typing import Any
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent.contract import (
+from locker_agent.doors import ControllerSettings
+from locker_agent.link.runtime import AgentRuntime
+from locker_agent.serial_link import LinkSettings
+from locker_contract import (
     AllowListEntry,
     Body,
     CommandResultMessage,
@@ -40,10 +43,7 @@ from locker_agent.contract import (
     sign_message,
     topics,
 )
-from locker_agent.contract.bodies import CommandResult, Event, Presence, State
-from locker_agent.doors import ControllerSettings
-from locker_agent.link.runtime import AgentRuntime
-from locker_agent.serial_link import LinkSettings
+from locker_contract.bodies import CommandResult, Event, Presence, State
 from simulators.board import SimulatedDoor
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing

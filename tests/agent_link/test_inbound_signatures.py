@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent.contract import (
+from locker_contract import (
     EventAckMessage,
     SyncMessage,
     UnsignedAllowListSync,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from locker_agent.contract import AllowListEntry
 from locker_agent.link.runtime import PickupOutcome
+from locker_contract import AllowListEntry
 from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
 from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
 from tests.agent_link.conftest import RigFactory

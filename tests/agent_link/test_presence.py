@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from locker_agent.contract import PresenceMessage, decode, topics
 from locker_agent.link.journal import Journal
 from locker_agent.link.mqtt import Connected, Received
+from locker_contract import PresenceMessage, decode, topics
 from tests.agent_link.conftest import AdapterFactory, ObserverFactory
 from tests.link_support.clients import TestClient
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from locker_agent.contract import PresenceMessage, decode, topics
 from locker_agent.link.journal import Journal
 from locker_agent.link.mqtt import Connected, LinkEvent, MqttAdapter
 from locker_agent.link.presence import PresenceCounter, presence_message
+from locker_contract import PresenceMessage, decode, topics
 from tests.agent_link.conftest import (
     PRIVATE_CABINET,
     PRIVATE_PASSWORD,

@@ -21,17 +21,6 @@ import pytest
 
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import parse_settings
-from locker_agent.contract import (
-    CommandResultMessage,
-    EventAckMessage,
-    RejectReason,
-    UnsignedEventAck,
-    decode,
-    key_id_of,
-    topics,
-    trusted_keys,
-)
-from locker_agent.contract.bodies import AlarmData
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.guard import CommandGuard, GuardPolicy
 from locker_agent.link.inbound import InboundGate
@@ -44,6 +33,17 @@ from locker_agent.link.refusals import (
     summary_detail,
 )
 from locker_agent.link.stores import JournalGuardStore
+from locker_contract import (
+    CommandResultMessage,
+    EventAckMessage,
+    RejectReason,
+    UnsignedEventAck,
+    decode,
+    key_id_of,
+    topics,
+    trusted_keys,
+)
+from locker_contract.bodies import AlarmData
 from simulators.bus import SimulatedBus
 from tests.agent_link.conftest import RigFactory
 from tests.agent_link.rig import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from locker_agent.contract import topics
+from locker_contract import topics
 from simulators.bus import SimulatedBus
 from tests.agent_link.conftest import ObserverFactory
 from tests.agent_link.rig import ServerStandIn, Signer, agent_document, start_bus, write_agent_toml

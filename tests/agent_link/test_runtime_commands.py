@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from locker_agent.contract import RejectReason
+from locker_contract import RejectReason
 from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
 from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
 from tests.agent_link.conftest import RigFactory

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from locker_agent.contract import AllowListEntry, AllowListSync
 from locker_agent.link.allowlist import AllowList, Match
 from locker_agent.link.journal import Journal
 from locker_agent.link.stores import JournalAllowListStore, JournalGuardStore
+from locker_contract import AllowListEntry, AllowListSync
 from tests.agent_link.rig import PICKUP_KEY, entry
 from tests.contract import messages
 

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent.contract import (
+from locker_contract import (
     CommandMessage,
     decode,
     encode,
@@ -26,7 +26,7 @@ from locker_agent.contract import (
     topics,
     verify_command,
 )
-from locker_agent.contract.bodies import Presence
+from locker_contract.bodies import Presence
 from tests.cli.test_cli_core import CLI, PASSWORD, _free_port, _wait_healthy, cli_env, run_cli
 
 CABINET = "LOBBY-SERVE"

@@ -7,7 +7,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent.contract import (
+from locker_contract import (
     AllowListEntry,
     AllowListSync,
     CommandMessage,
@@ -31,7 +31,7 @@ from locker_agent.contract import (
     sign_command,
     sign_message,
 )
-from locker_agent.contract.bodies import DoorSnapshot
+from locker_contract.bodies import DoorSnapshot
 
 CABINET = "LOBBY-01"
 T0 = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from locker_agent.contract import (
+from locker_contract import (
     MAX_EVENTS_PER_MESSAGE,
     AllowListSync,
     EventBatch,
@@ -17,7 +17,7 @@ from locker_agent.contract import (
     RejectReason,
     is_droppable,
 )
-from locker_agent.contract.bodies import CommandResult, DoorSnapshot
+from locker_contract.bodies import CommandResult, DoorSnapshot
 from tests.contract import messages
 
 KEY = Ed25519PrivateKey.generate()

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from locker_agent.contract import cabinet_pickup_key, credential_hash, maintenance_token_hash
+from locker_contract import cabinet_pickup_key, credential_hash, maintenance_token_hash
 
 SERVER_KEY = b"\x01" * 32
 

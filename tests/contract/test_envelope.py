@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from locker_agent.contract import (
+from locker_contract import (
     MAX_PAYLOAD_BYTES,
     CommandMessage,
     ContractError,
@@ -28,7 +28,7 @@ from locker_agent.contract import (
     new_envelope,
     new_message_id,
 )
-from locker_agent.contract.schemas import ENVELOPES
+from locker_contract.schemas import ENVELOPES
 from tests.contract import messages
 
 KEY = Ed25519PrivateKey.generate()

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import ValidationError
 
-from locker_agent.contract import Envelope, decode, encode
-from locker_agent.contract.schemas import ENVELOPES, all_schemas, main
+from locker_contract import Envelope, decode, encode
+from locker_contract.schemas import ENVELOPES, all_schemas, main
 from tests.contract import messages
 from tests.contract.schema_validation import (
     SCHEMA_DIR,
@@ -25,7 +25,7 @@ KEY = Ed25519PrivateKey.generate()
 def test_committed_schema_files_equal_what_the_models_generate() -> None:
     committed = {path.name: path.read_text("utf-8") for path in SCHEMA_DIR.glob("*.schema.json")}
     assert committed == all_schemas(), (
-        "docs/contract is stale: run python -m locker_agent.contract.schemas --out docs/contract"
+        "docs/contract is stale: run python -m locker_contract.schemas --out docs/contract"
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent.contract import (
+from locker_contract import (
     SIGNED_TYPES,
     BadSignature,
     CommandMessage,
@@ -39,8 +39,8 @@ from locker_agent.contract import (
     verify_command,
     verify_message,
 )
-from locker_agent.contract.schemas import ENVELOPES
-from locker_agent.contract.signing import SIGNATURE_DOMAIN, public_key_bytes
+from locker_contract.schemas import ENVELOPES
+from locker_contract.signing import SIGNATURE_DOMAIN, public_key_bytes
 from tests.contract import messages
 from tests.contract.schema_validation import SCHEMA_DIR, assert_matches_schema
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from locker_agent.contract import InvalidTopic, topics
-from locker_agent.contract.topics import Direction, Kind
+from locker_contract import InvalidTopic, topics
+from locker_contract.topics import Direction, Kind
 
 BUILDERS = {
     Kind.PRESENCE: topics.presence,

@@ -23,16 +23,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 import locker_server.link.models  # noqa: F401  (registers the link tables)
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import (
+from locker_contract import topics
+from locker_contract.bodies import (
     Event,
     EventAckMessage,
     EventBatch,
     Presence,
     State,
 )
-from locker_agent.contract.envelope import Body, decode, encode, new_envelope
-from locker_agent.contract.types import new_message_id
+from locker_contract.envelope import Body, decode, encode, new_envelope
+from locker_contract.types import new_message_id
 from locker_server.audit import Actor, AuditLog
 from locker_server.audit.models import AuditEntry
 from locker_server.config import Settings

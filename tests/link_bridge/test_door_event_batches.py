@@ -21,10 +21,10 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session, col, select
 
 import locker_server.link.ingest as ingest_module
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import Event, EventAckMessage, EventBatch
-from locker_agent.contract.envelope import decode, encode, new_envelope
-from locker_agent.contract.types import new_message_id
+from locker_contract import topics
+from locker_contract.bodies import Event, EventAckMessage, EventBatch
+from locker_contract.envelope import decode, encode, new_envelope
+from locker_contract.types import new_message_id
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.audit.models import AuditCheckpoint, AuditEntry
 from locker_server.db import session_scope

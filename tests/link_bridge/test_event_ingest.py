@@ -11,9 +11,9 @@ from sqlalchemy import Connection, Engine, func
 from sqlalchemy import event as sa_event
 from sqlmodel import Session, select
 
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import CommandResult
-from locker_agent.contract.types import new_message_id
+from locker_contract import topics
+from locker_contract.bodies import CommandResult
+from locker_contract.types import new_message_id
 from locker_server.link.bridge import InboundMessage, LinkPublisher, MqttBridge
 from locker_server.link.models import LinkEvent
 from locker_server.models import Door, DoorState

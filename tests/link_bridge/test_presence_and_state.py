@@ -7,8 +7,8 @@ import json
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from locker_agent.contract.bodies import SyncMessage
-from locker_agent.contract.envelope import decode
+from locker_contract.bodies import SyncMessage
+from locker_contract.envelope import decode
 from locker_server.link.models import CabinetLink
 from locker_server.models import Door
 from tests.link_bridge.conftest import (

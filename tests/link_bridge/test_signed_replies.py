@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
-from locker_agent.contract import (
+from locker_contract import (
     Body,
     Event,
     EventAckMessage,

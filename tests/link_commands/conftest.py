@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from locker_agent.contract import (
+from locker_contract import (
     AllowListSync,
     CommandMessage,
     SyncMessage,
@@ -25,7 +25,7 @@ from locker_agent.contract import (
     decode,
     trusted_keys,
 )
-from locker_agent.contract.signing import encode_public_key
+from locker_contract.signing import encode_public_key
 from locker_server.audit.models import AuditEntry
 from locker_server.keys import ServerKeys
 from locker_server.link.command_models import LinkCommand

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from locker_agent.contract import (
+from locker_contract import (
     BadSignature,
     CommandMessage,
     CommandResult,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from locker_agent.contract import cabinet_pickup_key, credential_hash
+from locker_contract import cabinet_pickup_key, credential_hash
 from locker_server.models import PickupCredential
 from locker_server.services import DomainDeps
 from tests.domain.conftest import Deliver, World

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from locker_agent.contract import Event, new_message_id
+from locker_contract import Event, new_message_id
 from locker_server.db import session_scope
 from locker_server.link import reconcile, sync
 from locker_server.link.models import CabinetLink

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from locker_agent.contract import CommandMessage, decode, trusted_keys, verify_command
-from locker_agent.contract.signing import encode_public_key
+from locker_contract import CommandMessage, decode, trusted_keys, verify_command
+from locker_contract.signing import encode_public_key
 from locker_server.auth.roles import Role
 from tests.api.conftest import MakeUser
 from tests.api_domain import conftest as api_domain

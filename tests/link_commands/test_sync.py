@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from locker_agent.contract import cabinet_pickup_key, credential_hash, verify_message
+from locker_contract import cabinet_pickup_key, credential_hash, verify_message
 from locker_server.db import session_scope
 from locker_server.link import commands, sync
 from locker_server.link.models import CabinetLink

@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from locker_agent.contract import (
+from locker_contract import (
     AllowListSync,
     CommandMessage,
     CommandResult,

@@ -31,10 +31,10 @@ from sqlalchemy import Engine
 
 import locker_server.link.models  # noqa: F401  (registers the link tables)
 from locker_agent.config import AgentSettings, parse_settings
-from locker_agent.contract import cabinet_pickup_key, encode_public_key
 from locker_agent.doors import ControllerSettings
 from locker_agent.link.mqtt import MqttSettings
 from locker_agent.serial_link import LinkSettings
+from locker_contract import cabinet_pickup_key, encode_public_key
 from locker_server.audit import Actor, AuditLog
 from locker_server.audit.models import AuditEntry
 from locker_server.config import Settings

@@ -23,7 +23,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from locker_agent.config import parse_settings
-from locker_agent.contract import (
+from locker_agent.doors import ControllerSettings
+from locker_agent.link.runtime import AgentRuntime
+from locker_agent.serial_link import LinkSettings
+from locker_contract import (
     CommandResult,
     CommandResultMessage,
     UnsignedCommand,
@@ -35,9 +38,6 @@ from locker_agent.contract import (
     sign_command,
     topics,
 )
-from locker_agent.doors import ControllerSettings
-from locker_agent.link.runtime import AgentRuntime
-from locker_agent.serial_link import LinkSettings
 from locker_server.keys import load_keys
 from simulators.bus import BoardConfig, SimulatedBus, Timing
 from tests.link_security.conftest import LockerCli

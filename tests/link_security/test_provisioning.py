@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from locker_agent.config import AgentSettings, load_settings
-from locker_agent.contract.credentials import cabinet_pickup_key, maintenance_token_hash
-from locker_agent.contract.signing import encode_public_key
+from locker_contract.credentials import cabinet_pickup_key, maintenance_token_hash
+from locker_contract.signing import encode_public_key
 from locker_server.audit.models import AuditEntry
 from locker_server.config import Settings
 from locker_server.keys import load_keys

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent.contract import (
+from locker_contract import (
     AllowListEntry,
     CommandResult,
     CommandResultMessage,

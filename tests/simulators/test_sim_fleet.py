@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from locker_agent import contract
+import locker_contract as contract
 from simulators.fleet import Fleet, FleetSettings, cabinet_ids
 from tests.link_support.clients import Received, TestClient, connect
 from tests.link_support.mosquitto import PrivateMosquitto

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError, model_validator
 
-from locker_agent.contract.errors import MalformedMessage, UnsupportedVersion
-from locker_agent.contract.types import (
+from locker_contract.errors import MalformedMessage, UnsupportedVersion
+from locker_contract.types import (
     MODEL_CONFIG,
     CabinetId,
     HexId,

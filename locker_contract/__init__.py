@@ -5,8 +5,8 @@ package and nothing else of ``locker_agent``. Human-readable description and JSO
 Schemas: ``docs/contract/``.
 """
 
-from locker_agent.contract import topics
-from locker_agent.contract.bodies import (
+from locker_contract import topics
+from locker_contract.bodies import (
     MAX_EVENTS_PER_MESSAGE,
     Action,
     AlarmData,
@@ -42,13 +42,13 @@ from locker_agent.contract.bodies import (
     UnsignedTimeSync,
     is_droppable,
 )
-from locker_agent.contract.credentials import (
+from locker_contract.credentials import (
     CredentialKind,
     cabinet_pickup_key,
     credential_hash,
     maintenance_token_hash,
 )
-from locker_agent.contract.envelope import (
+from locker_contract.envelope import (
     MAX_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
     Body,
@@ -59,7 +59,7 @@ from locker_agent.contract.envelope import (
     new_envelope,
     to_json_object,
 )
-from locker_agent.contract.errors import (
+from locker_contract.errors import (
     BadSignature,
     ContractError,
     InvalidKey,
@@ -68,7 +68,7 @@ from locker_agent.contract.errors import (
     UnknownKey,
     UnsupportedVersion,
 )
-from locker_agent.contract.signing import (
+from locker_contract.signing import (
     SIGNED_TYPES,
     canonical_json,
     decode_public_key,
@@ -82,7 +82,7 @@ from locker_agent.contract.signing import (
     verify_command,
     verify_message,
 )
-from locker_agent.contract.types import format_utc, new_message_id, utc_now
+from locker_contract.types import format_utc, new_message_id, utc_now
 
 __all__ = [
     "MAX_EVENTS_PER_MESSAGE",

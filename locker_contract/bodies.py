@@ -17,8 +17,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, JsonValue, StringConstraints, model_validator
 
-from locker_agent.contract.envelope import Body, Envelope
-from locker_agent.contract.types import (
+from locker_contract.envelope import Body, Envelope
+from locker_contract.types import (
     MODEL_CONFIG,
     DoorNumber,
     HexId,

@@ -1,4 +1,4 @@
-"""Exceptions raised by :mod:`locker_agent.contract`.
+"""Exceptions raised by :mod:`locker_contract`.
 
 Everything the contract refuses derives from :class:`ContractError`; JSON, pydantic,
 base64 and cryptography errors are translated where they enter (``raise ... from exc``),
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 
 class ContractError(Exception):
-    """Base class of every error raised by locker_agent.contract."""
+    """Base class of every error raised by locker_contract."""
 
 
 class MalformedMessage(ContractError):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from locker_agent.contract.errors import InvalidTopic
+from locker_contract.errors import InvalidTopic
 
 PREFIX = "lockers/v1"
 QOS = 1

@@ -23,7 +23,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from locker_agent.contract.topics import CABINET_ID_PATTERN
+from locker_contract.topics import CABINET_ID_PATTERN
 
 MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True)
 

@@ -1,6 +1,6 @@
 """JSON Schemas of every message, generated from the models (``docs/contract/*.schema.json``).
 
-``python -m locker_agent.contract.schemas --out docs/contract`` rewrites the committed
+``python -m locker_contract.schemas --out docs/contract`` rewrites the committed
 files; a test fails when they differ from what the models generate, so the published
 schemas cannot drift from the code. Each schema describes a whole envelope with its
 body, with ``type`` pinned to the message type and every envelope field required.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from locker_agent.contract.bodies import (
+from locker_contract.bodies import (
     TYPED_EVENT_DATA,
     CommandMessage,
     CommandResultMessage,
@@ -24,7 +24,7 @@ from locker_agent.contract.bodies import (
     StateMessage,
     SyncMessage,
 )
-from locker_agent.contract.envelope import Envelope, MessageType
+from locker_contract.envelope import Envelope, MessageType
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE_ID = "https://parcel-locker.example/contract/v1/"

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
-from locker_agent.contract.bodies import CommandMessage, UnsignedCommandMessage
-from locker_agent.contract.envelope import Envelope, EnvelopeT, MessageType, to_json_object
-from locker_agent.contract.errors import BadSignature, InvalidKey, MalformedMessage, UnknownKey
+from locker_contract.bodies import CommandMessage, UnsignedCommandMessage
+from locker_contract.envelope import Envelope, EnvelopeT, MessageType, to_json_object
+from locker_contract.errors import BadSignature, InvalidKey, MalformedMessage, UnknownKey
 
 #: the message types the server signs: everything it sends a cabinet
 SIGNED_TYPES: Final[frozenset[MessageType]] = frozenset({"cmd", "evt_ack", "sync"})
