@@ -68,6 +68,7 @@ from locker_contract.errors import (
     UnknownKey,
     UnsupportedVersion,
 )
+from locker_contract.lockout import LockoutPolicy
 from locker_contract.signing import (
     SIGNED_TYPES,
     canonical_json,
@@ -112,6 +113,7 @@ __all__ = [
     "EventType",
     "InvalidKey",
     "InvalidTopic",
+    "LockoutPolicy",
     "MalformedMessage",
     "MessageType",
     "OfflinePickupData",

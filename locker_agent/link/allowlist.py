@@ -22,10 +22,11 @@ import hmac
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 from locker_contract import AllowListEntry, AllowListSync, CredentialKind, credential_hash
+from locker_contract.lockout import LockoutPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +125,6 @@ class MemoryAllowListStore:
 
 
 @dataclass(frozen=True, slots=True)
-class LockoutPolicy:
-    door_threshold: int = 5
-    cabinet_threshold: int = 5
-    window: timedelta = timedelta(minutes=15)
-
-
-@dataclass(frozen=True, slots=True)
 class Match:
     """Open ``door``: the parcels it holds for this credential (already consumed)."""
 
@@ -217,10 +211,8 @@ class AllowList:
 
     def _locked_out(self, door: int | None, now: datetime) -> bool:
         failures = self._store.failures_since(now - self._lockout.window)
-        if len(failures) >= self._lockout.cabinet_threshold:
-            return True
-        at_door = [failure for failure in failures if door is not None and failure.door == door]
-        return len(at_door) >= self._lockout.door_threshold
+        at_door = None if door is None else sum(1 for failure in failures if failure.door == door)
+        return self._lockout.locks(cabinet_failures=len(failures), door_failures=at_door)
 
 
 def _matching_entries(

@@ -15,12 +15,13 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
+from locker_contract.lockout import LockoutPolicy
 from locker_server.audit import Actor, AuditEvent
 from locker_server.config import Settings
 from locker_server.keys import ServerKeys
 from locker_server.models.types import utcnow
 from locker_server.notifications import RecipientContact
-from locker_server.services.credentials import LockoutPolicy
+from locker_server.services.credentials import lockout_policy
 
 
 class AuditRecorder(Protocol):
@@ -108,7 +109,7 @@ class DomainDeps:
     def lockout(self) -> LockoutPolicy:
         if self.lockout_policy is not None:
             return self.lockout_policy
-        return LockoutPolicy.from_settings(self.settings)
+        return lockout_policy(self.settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from locker_contract import credentials as contract_credentials
+from locker_contract.lockout import LockoutPolicy
 from locker_server.config import Settings
 from locker_server.models import CredentialKind, PickupCredential, PickupFailure
 
@@ -44,21 +45,13 @@ class IssuedCredentials:
     qr_token: str = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class LockoutPolicy:
-    """Failures counted in a sliding window; a door or a cabinet at its threshold is locked."""
-
-    door_threshold: int
-    cabinet_threshold: int
-    window: timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LockoutPolicy:
-        return cls(
-            door_threshold=settings.lockout_threshold,
-            cabinet_threshold=settings.lockout_cabinet_threshold,
-            window=timedelta(minutes=settings.lockout_minutes),
-        )
+def lockout_policy(settings: Settings) -> LockoutPolicy:
+    """The configured lockout; cabinets deciding offline apply the same rule."""
+    return LockoutPolicy(
+        door_threshold=settings.lockout_threshold,
+        cabinet_threshold=settings.lockout_cabinet_threshold,
+        window=timedelta(minutes=settings.lockout_minutes),
+    )
 
 
 def cabinet_key(key: bytes, cabinet_id: int) -> bytes:
@@ -197,8 +190,8 @@ def is_locked_out(
 ) -> bool:
     """Locked while the window holds ``threshold`` failures for the cabinet or for the door."""
     since = now - policy.window
-    if _failures_since(session, cabinet_id, since) >= policy.cabinet_threshold:
-        return True
-    if door_number is None:
-        return False
-    return _failures_since(session, cabinet_id, since, door_number) >= policy.door_threshold
+    at_cabinet = _failures_since(session, cabinet_id, since)
+    at_door = (
+        None if door_number is None else _failures_since(session, cabinet_id, since, door_number)
+    )
+    return policy.locks(cabinet_failures=at_cabinet, door_failures=at_door)

@@ -11,7 +11,6 @@ import pytest
 
 from locker_agent.link.allowlist import (
     AllowList,
-    LockoutPolicy,
     Match,
     MemoryAllowListStore,
     NoMatch,
@@ -19,6 +18,7 @@ from locker_agent.link.allowlist import (
 from locker_contract import (
     AllowListEntry,
     AllowListSync,
+    LockoutPolicy,
     cabinet_pickup_key,
     credential_hash,
 )

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import Engine, MetaData, select
 from sqlmodel import Session
 
+from locker_contract.lockout import LockoutPolicy
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.errors import LockedOut, PickupRefused
 from locker_server.models import ParcelState, PickupCredential
 from locker_server.services import DomainDeps, credentials
-from locker_server.services.credentials import LockoutPolicy
+from locker_server.services.credentials import lockout_policy
 from locker_server.services.parcels import reissue_credentials
 from locker_server.services.pickup import PickupDecision, attempt_pickup
 from tests.domain.conftest import (
@@ -267,6 +268,6 @@ def test_a_picked_up_parcel_leaves_no_code_waiting_in_the_outbox(
 
 def test_door_and_cabinet_lockout_thresholds_are_configured_separately() -> None:
     settings = Settings(lockout_threshold=3, lockout_cabinet_threshold=12, lockout_minutes=20)
-    policy = LockoutPolicy.from_settings(settings)
+    policy = lockout_policy(settings)
     assert (policy.door_threshold, policy.cabinet_threshold) == (3, 12)
     assert policy.window == timedelta(minutes=20)
