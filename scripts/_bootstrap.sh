@@ -9,6 +9,18 @@ PYTHON="${PYTHON:-python3}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+quietly() {
+    # Runs a set-up step with one progress line; its full output is shown only if it fails.
+    local what="$1"; shift
+    local output; output="$(mktemp)"
+    log "$what"
+    if ! "$@" >"$output" 2>&1; then
+        cat "$output" >&2; rm -f "$output"
+        log "failed: $what"; return 1
+    fi
+    rm -f "$output"
+}
+
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
         log "need root for: $*"; return 1; fi
@@ -26,10 +38,10 @@ apt_install() {
         log "apt-get not found; please install: ${missing[*]}"; return 1
     fi
     if [ "$apt_updated" = 0 ]; then
-        log "apt-get update"; as_root apt-get update -qq; apt_updated=1
+        quietly "apt-get update" as_root apt-get update; apt_updated=1
     fi
-    log "installing system packages: ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    quietly "installing system packages: ${missing[*]}" \
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 ensure_python() {
@@ -47,11 +59,12 @@ ensure_venv() {
         log "creating virtual environment in $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    local stamp="$VENV/.installed-$(cat "$REPO_ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+    local stamp="$VENV/.installed-$(sha256sum < "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
     if [ ! -f "$stamp" ]; then
-        log "installing the project and its dependencies (first run takes a minute)"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO_ROOT[dev]"
+        log "installing the project and its dependencies (first run takes a minute or two)"
+        quietly "upgrading pip" "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip
+        quietly "installing parcel-locker[dev]" \
+            "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$REPO_ROOT[dev]"
         rm -f "$VENV"/.installed-*; touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"
