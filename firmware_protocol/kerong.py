@@ -1,6 +1,6 @@
 """Protocol B: Kerong KR-CU16 parcel-locker control unit (19200 8N1, 8-bit sum).
 
-Reference: /work/shared/docs/lock-board-protocols.md §2::
+Reference: ``docs/protocols.md`` (layout, vectors, public sources)::
 
     request   02 ADDR CMD 03 SUM                      SUM = (sum of preceding bytes) & 0xFF
     reply     02 ADDR 35|36 H1 H2 I1 I2 03 SUM        9 bytes

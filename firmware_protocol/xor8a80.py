@@ -1,6 +1,6 @@
 """Protocol A: the generic "8A/80" RS485 lock-control board (9600 8N1, XOR check byte).
 
-Reference: /work/shared/docs/lock-board-protocols.md §1. Every frame is
+Reference: ``docs/protocols.md`` (layout, vectors, public sources). Every frame is
 ``bytes… + BCC`` with BCC = XOR of all preceding bytes::
 
     unlock one        8A BB LL 11 CC    reply 8A BB LL SS CC   (SS = 11 or 00)

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         default=None, description="Key files (outside the database); default: data_dir/secrets"
     )
 
-    # Pickup credentials and lockout (field-notes: 8 digits, 5 failures -> 15 minutes).
+    # Pickup credentials and lockout: 8 digits, 5 failures lock for 15 minutes (docs/server.md).
     pickup_code_digits: int = Field(default=8, ge=6, le=12)
     lockout_threshold: int = Field(default=5, ge=1, description="Failures that lock one door")
     lockout_cabinet_threshold: int = Field(

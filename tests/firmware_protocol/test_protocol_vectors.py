@@ -1,7 +1,7 @@
 """Every §9 test vector of protocols A (8A/80) and B (Kerong KR-CU16), decoded and re-encoded.
 
-Vectors are copied from /work/shared/docs/lock-board-protocols.md §9; the public source of
-each is named beside it (P = published, D = derived from the documented layout).
+Vectors and their public sources are listed in docs/protocols.md ("Test vectors"): P =
+published by a public source, D = derived from the documented layout.
 """
 
 from __future__ import annotations
