@@ -44,9 +44,6 @@ from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import TestClient, connect
 from tests.link_support.mosquitto import PrivateMosquitto
 
-# One backend is enough here: the database only provisions; the attack is on the link.
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 FAST_LINK = LinkSettings(
     baudrate=9600,
     unlock_timeout=0.3,

@@ -49,9 +49,6 @@ from tests.link_support import forged
 from tests.link_support.clients import TestClient, connect
 from tests.link_support.mosquitto import PrivateMosquitto
 
-# One backend is enough here: the database only provisions; the attack is on the link.
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 CABINET = "CAB-A"
 CODE = "16180339"
 ATTACKER = Ed25519PrivateKey.generate()
