@@ -13,8 +13,11 @@
   event the domain refuses (a door that does not exist, a deposit for a parcel in the
   wrong state) is stored as refused and audited, and acked: sending it again could never
   succeed.
-* ``presence`` and ``state``: see :mod:`locker_server.link.presence`.
-* ``cmd/res``: handed to :func:`locker_server.link.commands.apply_result`.
+* ``presence`` and ``state``: see :mod:`locker_server.services.presence`.
+* ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`.
+* an offline ``pickup`` event: :mod:`locker_server.services.offline_pickups`; a cabinet
+  that comes online is sent its time and allow-list by
+  :mod:`locker_server.services.cabinet_sync`.
 
 A message from a cabinet code we do not know is dropped and audited
 ``link.unknown_cabinet``; one that is not a valid message is audited ``link.malformed``
@@ -52,12 +55,18 @@ from locker_contract.errors import ContractError
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
-from locker_server.link import commands, outbound, presence, reconcile, sync
 from locker_server.link.bridge import InboundMessage, LinkPublisher
-from locker_server.link.models import LinkEvent
 from locker_server.models import Cabinet, Door, DoorEvent
-from locker_server.services import parcels
-from locker_server.services.config import get_cabinet
+from locker_server.models.links import LinkEvent
+from locker_server.services import (
+    cabinet_sync,
+    commands,
+    offline_pickups,
+    outbound,
+    parcels,
+    presence,
+)
+from locker_server.services.cabinets import cabinet_by_code, cabinet_caller, get_cabinet
 from locker_server.services.context import AuditRecorder, Caller, DomainDeps, Target, audit
 from locker_server.services.doors import apply_door_event, lock_doors_by_number, record_door_event
 
@@ -98,9 +107,7 @@ class CabinetRef:
 
     @property
     def caller(self) -> Caller:
-        return Caller(
-            actor=Actor(type="cabinet", id=self.code), channel="cabinet", source=self.code
-        )
+        return cabinet_caller(self.code)
 
     @property
     def target(self) -> Target:
@@ -283,7 +290,7 @@ class Ingest:
         elif kind == EventType.DEPOSIT:
             self._deposit(session, cabinet, event)
         elif kind == EventType.PICKUP:
-            reconcile.apply_offline_pickup(
+            offline_pickups.apply_offline_pickup(
                 session, self.deps, cabinet_id=cabinet.id, event=event, audit=self.deps.audit
             )
         elif kind == EventType.PICKUP_REFUSED:
@@ -409,7 +416,7 @@ class Ingest:
         """Send time and the full allow-list; a failure here never undoes the presence."""
         try:
             with session_scope(self.engine) as session:
-                sync.on_cabinet_online(
+                cabinet_sync.on_cabinet_online(
                     session, publisher, keys=self.deps.keys, cabinet_id=cabinet.id
                 )
         except Exception:
@@ -442,7 +449,7 @@ class Ingest:
 
     def _find_cabinet(self, code: str) -> CabinetRef | None:
         with Session(self.engine) as session:
-            cabinet = session.exec(select(Cabinet).where(Cabinet.code == code)).first()
+            cabinet = cabinet_by_code(session, code)
         if cabinet is None or cabinet.id is None:
             return None
         return CabinetRef(id=cabinet.id, site_id=cabinet.site_id, code=cabinet.code)
