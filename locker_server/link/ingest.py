@@ -1,17 +1,18 @@
 """What the bridge does with each message from a cabinet.
 
-* ``evt``: every event id is claimed in ``link_events`` first (INSERT … ON CONFLICT DO
-  NOTHING), in the same transaction that applies the event: a duplicate — re-published,
-  redelivered, or taken by a second server process at the same moment — claims nothing
-  and is skipped, so each event drives the service layer exactly once. Telemetry ids are
-  stored together. A run of consecutive door events shares one transaction that keeps
-  the services' lock order (door rows first, all of them in id order; the audit head
-  last, once): see :meth:`Ingest._apply_door_run`. If that transaction fails, its events
-  are applied again one transaction each, so one bad event cannot sink the others.
-  Every other event (deposit, pickup, alarm, …) has its own transaction. The ``evt/ack``
-  naming the batch's ids is published only after every one of them is committed. An
-  event the domain refuses (a door that does not exist, a deposit for a parcel in the
-  wrong state) is stored as refused and audited, and acked: sending it again could never
+* ``evt``: every event id is claimed in ``link_events`` first
+  (:mod:`locker_server.services.cabinet_events`), in the same transaction that applies
+  the event: a duplicate — re-published, redelivered, or taken by a second server
+  process at the same moment — claims nothing and is skipped, so each event drives the
+  service layer exactly once. Telemetry ids are stored together. A run of consecutive
+  door events shares one transaction that keeps the services' lock order (door rows
+  first, all of them in id order; the audit head last, once): see
+  :meth:`Ingest._apply_door_run`. If that transaction fails, its events are applied
+  again one transaction each, so one bad event cannot sink the others. Every other
+  event (deposit, pickup, alarm, …) has its own transaction. The ``evt/ack`` naming the
+  batch's ids is published only after every one of them is committed. An event the
+  domain refuses (a door that does not exist, a deposit for a parcel in the wrong
+  state) is stored as refused and audited, and acked: sending it again could never
   succeed.
 * ``presence`` and ``state``: see :mod:`locker_server.services.presence`.
 * ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`.
@@ -34,9 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import Engine, Table, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from locker_contract import topics
 from locker_contract.bodies import (
@@ -57,8 +57,8 @@ from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.models import Cabinet, Door, DoorEvent
-from locker_server.models.links import LinkEvent
 from locker_server.services import (
+    cabinet_events,
     cabinet_sync,
     commands,
     offline_pickups,
@@ -83,14 +83,6 @@ _DOOR_EVENTS: dict[str, DoorEvent] = {
 _AUDITED_DOOR_EVENTS: dict[str, str] = {
     EventType.DOOR_OPEN_CONFIRMED: "success",
     EventType.DOOR_OPEN_OUTCOME_UNKNOWN: "unknown",
-}
-_LINK_EVENTS: Table = SQLModel.metadata.tables[LinkEvent.__tablename__]
-#: ``INSERT … ON CONFLICT DO NOTHING RETURNING event_id`` per backend, built once (cached).
-_CLAIMS = {
-    dialect.dialect.name: dialect.insert(_LINK_EVENTS)
-    .on_conflict_do_nothing()
-    .returning(_LINK_EVENTS.c.event_id)
-    for dialect in (postgresql, sqlite)
 }
 #: Applied a run at a time (consecutive ones in a message share one transaction).
 _BATCHED = frozenset(_DOOR_EVENTS) | frozenset(_AUDITED_DOOR_EVENTS)
@@ -200,7 +192,7 @@ class Ingest:
             presence.touch(session, cabinet.id, self._heard_at(message))
             telemetry = [event for event in events if is_droppable(event.type)]
             if telemetry:  # storing the id is all there is to do: one statement for all
-                _claim(session, cabinet, telemetry, received_at=self.deps.clock())
+                cabinet_events.claim(session, cabinet.id, telemetry, received_at=self.deps.clock())
         for run in _runs(event for event in events if not is_droppable(event.type)):
             if run[0].type in _BATCHED:
                 self._ingest_door_run(cabinet, run)
@@ -229,7 +221,7 @@ class Ingest:
         held back, then append those entries together: the audit head is taken last and
         once, so this transaction never holds it while waiting for a door a concurrent
         request has locked (that request would then wait for the head: a deadlock)."""
-        claimed = _claim(session, cabinet, events, received_at=self.deps.clock())
+        claimed = cabinet_events.claim(session, cabinet.id, events, received_at=self.deps.clock())
         fresh = [event for event in events if event.event_id in claimed]  # ids are unique
         if not fresh:
             return
@@ -272,7 +264,9 @@ class Ingest:
         first event's entry) while locking the next event's rows: a deadlock with a
         concurrent request. Only a door-event run locks all its rows up front."""
         with session_scope(self.engine) as session:
-            if not _claim(session, cabinet, [event], received_at=self.deps.clock()):
+            if not cabinet_events.claim(
+                session, cabinet.id, [event], received_at=self.deps.clock()
+            ):
                 logger.debug("event %s of %s already stored", event.event_id, cabinet.code)
                 return
             try:
@@ -358,11 +352,7 @@ class Ingest:
         logger.warning(
             "event %s (%s) of %s refused: %s", event.event_id, event.type, cabinet.code, exc
         )
-        session.execute(
-            update(LinkEvent)
-            .where(LinkEvent.event_id == event.event_id)  # type: ignore[arg-type]
-            .values(outcome=f"refused:{code}"[:32])
-        )
+        cabinet_events.mark_refused(session, event.event_id, code)
         self._audit_event(
             session, cabinet, event, "link.event_refused", "failure",
             reason=str(exc)[:_MAX_ERROR_TEXT], details={"event_type": event.type, "error": code},
@@ -510,35 +500,6 @@ def _reported_door(cabinet: CabinetRef, event: Event, doors: Mapping[int, Door])
     if door is None:
         raise NotFound(f"door {event.door} not found in cabinet {cabinet.id}")
     return door
-
-
-def _claim(
-    session: Session, cabinet: CabinetRef, events: list[Event], *, received_at: datetime
-) -> set[str]:
-    """Insert the batch's event ids first, in one statement; answer the ids that were new.
-
-    An id already stored (a re-publish, a redelivery, another server process that got
-    there first — on PostgreSQL its uncommitted row makes us wait, then skip) is absent.
-    One statement built once, executed for many rows (SQLAlchemy's "insertmanyvalues":
-    multi-row INSERTs), not a fresh statement with 7 parameters per row compiled per
-    message; ``RETURNING`` names the rows inserted on both backends. Rows go in sorted by
-    id: two processes claiming overlapping batches take the ids' index locks in the same
-    order, so neither can wait for the other in a circle.
-    """
-    rows = [
-        {
-            "event_id": event.event_id,
-            "cabinet_id": cabinet.id,
-            "seq": event.seq,
-            "type": event.type,
-            "outcome": "applied",
-            "device_time": event.device_time,
-            "received_at": received_at,
-        }
-        for event in sorted(events, key=lambda event: event.event_id)
-    ]
-    claim = _CLAIMS[session.get_bind().dialect.name]
-    return set(session.execute(claim, rows).scalars())
 
 
 def _door_id(

@@ -15,6 +15,7 @@ Routes, the CLI and the cabinet link's ingest all drive the same functions.
 * :mod:`.cabinet_sync` a cabinet's offline allow-list and clock, kept in step
 * :mod:`.offline_pickups` pickups a cabinet validated offline, reconciled once
 * :mod:`.presence` a cabinet's online state and door snapshots
+* :mod:`.cabinet_events` each cabinet event claimed once (``link_events``)
 * :mod:`.outbound` the signing of everything sent to a cabinet; the ``Publisher`` port
 """
 
