@@ -48,7 +48,7 @@ import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
-import locker_server.link.models  # noqa: F401  (registers the link tables)
+import locker_server.models.links  # noqa: F401  (registers the link tables)
 from bench.bench_server import fresh_database
 from bench.cabinet_processes import AgentProcess, BoardProcess
 from locker_contract import CommandResultMessage, decode, encode_public_key, topics
@@ -57,13 +57,13 @@ from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import load_keys
 from locker_server.link.bridge import BridgeConfig, MqttBridge
-from locker_server.link.commands import issue_command
 from locker_server.link.ingest import Ingest
-from locker_server.link.models import CabinetLink, LinkEvent
 from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
+from locker_server.models.links import CabinetLink, LinkEvent
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
+from locker_server.services.commands import issue_command
 from simulators.timing import Timing
 from tests.link_support.mosquitto import PrivateMosquitto
 

@@ -46,7 +46,8 @@ from locker_server.models import (
     SiteCreate,
 )
 from locker_server.notifications import Notifier
-from locker_server.services import Caller, DomainDeps, config, directory
+from locker_server.services import Caller, DomainDeps, directory
+from locker_server.services import layout as config
 from locker_server.services.credentials import LockoutPolicy
 from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
 from locker_server.services.pickup import attempt_pickup

@@ -34,16 +34,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from locker_server.audit import AuditLog
+from locker_server.broker.embedded import EmbeddedBroker
+from locker_server.broker.errors import BrokerError
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
-from locker_server.link import sync as link_sync
 from locker_server.link.bridge import BridgeConfig, LinkError, LinkPublisher, MqttBridge
-from locker_server.link.embedded_broker import EmbeddedBroker
 from locker_server.link.ingest import Ingest
 from locker_server.notifications import Notifier
 from locker_server.notifications.worker import NotificationWorker
-from locker_server.services import DomainDeps, parcels
+from locker_server.services import DomainDeps, cabinet_sync, parcels
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +124,12 @@ class BackgroundJobs:
                 "link-housekeeping",
                 self._every(
                     self.housekeeping_seconds,
-                    lambda: link_sync.housekeeping(
+                    lambda: cabinet_sync.housekeeping(
                         self.engine, publisher, keys=deps.keys, audit=deps.audit
                     ),
                 ),
             )
-        except LinkError:
+        except (LinkError, BrokerError):
             logger.exception("cabinet link not started; the API serves without it")
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:

@@ -1,7 +1,7 @@
 """``locker-server``: the server's command line.
 
-The parser is assembled from the ``register(subparsers)`` functions of
-``COMMAND_MODULES``; each module owns its own top-level words (see the server
+The parser is assembled from the ``register(subparsers)`` functions listed in
+``COMMAND_REGISTRATIONS``; each module owns its own top-level words (see the server
 contract). Building the parser touches neither the database nor the keys, so
 ``--help`` works anywhere. Exit codes: 0 ok, 1 failure, 2 usage error.
 """
@@ -9,23 +9,28 @@ contract). Building the parser touches neither the database nor the keys, so
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
+from locker_server import cli_admin, cli_core
+from locker_server.audit import cli as audit_cli
+from locker_server.broker import cli as broker_cli
 from locker_server.cli_context import CliContext
 from locker_server.config import Settings
 from locker_server.errors import DomainError
+from locker_server.notifications import cli as notifications_cli
 
-COMMAND_MODULES = (
-    "locker_server.cli_core",
-    "locker_server.audit.cli",
-    "locker_server.cli_admin",
-    "locker_server.notifications.cli",
-    "locker_server.link.cli",
+#: Each adds its module's top-level words to the parser, in this order.
+COMMAND_REGISTRATIONS: tuple[Callable[[Any], None], ...] = (
+    cli_core.register,  # serve, migrate, user, apikey
+    audit_cli.register,
+    cli_admin.register,  # site, cabinet (with the broker's provision/decommission), door, ...
+    notifications_cli.register,
+    broker_cli.register,  # broker-config
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -41,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: an SQLite file in LOCKER_DATA_DIR, ./data).",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for register in COMMAND_REGISTRATIONS:
+        register(subparsers)
     return parser
 
 

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from locker_server.audit import Actor
+from locker_server.broker import cli as broker_cli
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
-from locker_server.link import cli as link_cli
 from locker_server.models import (
     CabinetCreate,
     CarrierCreate,
@@ -37,7 +37,7 @@ from locker_server.models import (
     SiteCreate,
 )
 from locker_server.notifications import Notifier
-from locker_server.services import Caller, DomainDeps, config, directory, parcels
+from locker_server.services import Caller, DomainDeps, directory, layout, parcels
 from locker_server.services.errors import InvalidField
 
 _ACCESSIBLE = {True: "\taccessible", False: ""}
@@ -95,13 +95,13 @@ def site_add(args: argparse.Namespace, ctx: CliContext) -> int:
         SiteCreate, {"name": args.name, "timezone": args.timezone, "address": args.address}
     )
     with session_scope(ctx.engine) as session:
-        site = config.create_site(session, _deps(ctx), body, caller=CLI_CALLER)
+        site = layout.create_site(session, _deps(ctx), body, caller=CLI_CALLER)
         return _print(ctx, [f"site {site.id} created: {site.name}"])
 
 
 def site_list(_args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
-        sites = config.list_sites(session)
+        sites = layout.list_sites(session)
         return _print(ctx, (f"{s.id}\t{s.name}\t{s.timezone}" for s in sites))
 
 
@@ -116,19 +116,19 @@ def _cabinets(subparsers: Any) -> None:
     add.add_argument("--name", required=True)
     listing = _command(words, "list", cabinet_list, "list cabinets")
     listing.add_argument("--site", type=int, dest="site_id")
-    link_cli.add_cabinet_commands(words)  # provision, decommission (the cabinet link)
+    broker_cli.add_cabinet_commands(words)  # provision, decommission (the broker credential)
 
 
 def cabinet_add(args: argparse.Namespace, ctx: CliContext) -> int:
     body = _valid(CabinetCreate, {"site_id": args.site_id, "code": args.code, "name": args.name})
     with session_scope(ctx.engine) as session:
-        cabinet = config.create_cabinet(session, _deps(ctx), body, caller=CLI_CALLER)
+        cabinet = layout.create_cabinet(session, _deps(ctx), body, caller=CLI_CALLER)
         return _print(ctx, [f"cabinet {cabinet.id} created: {cabinet.code}"])
 
 
 def cabinet_list(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
-        cabinets = config.list_cabinets(session, site_id=args.site_id)
+        cabinets = layout.list_cabinets(session, site_id=args.site_id)
         return _print(
             ctx,
             (
@@ -171,7 +171,7 @@ def _door_hardware(parser: Any, *, lock_flag: str) -> None:
 
 def _add_doors(ctx: CliContext, cabinet_id: int, bodies: list[DoorCreate]) -> int:
     with session_scope(ctx.engine) as session:
-        doors = config.add_doors(session, _deps(ctx), cabinet_id, bodies, caller=CLI_CALLER)
+        doors = layout.add_doors(session, _deps(ctx), cabinet_id, bodies, caller=CLI_CALLER)
         return _print(ctx, [f"{len(doors)} door(s) added to cabinet {cabinet_id}"])
 
 
@@ -190,7 +190,7 @@ def door_add(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def door_add_range(args: argparse.Namespace, ctx: CliContext) -> int:
-    spec = config.DoorRange(
+    spec = layout.DoorRange(
         first_number=args.first,
         last_number=args.last,
         size=args.size,
@@ -199,7 +199,7 @@ def door_add_range(args: argparse.Namespace, ctx: CliContext) -> int:
         accessible_height=args.accessible,
     )
     try:
-        bodies = config.door_range(spec)
+        bodies = layout.door_range(spec)
     except ValidationError as exc:
         raise InvalidField("door", str(exc.errors()[0]["msg"])) from exc
     return _add_doors(ctx, args.cabinet_id, bodies)
@@ -207,8 +207,8 @@ def door_add_range(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def door_list(args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
-        codes = config.size_codes(session)
-        doors = config.list_doors(session, args.cabinet_id)
+        codes = layout.size_codes(session)
+        doors = layout.list_doors(session, args.cabinet_id)
         return _print(
             ctx,
             (
@@ -225,7 +225,7 @@ def _set_service(ctx: CliContext, door_id: int, body: DoorUpdate) -> int:
         door = session.get(Door, door_id)
         if door is None:
             raise InvalidField("door_id", f"door {door_id} not found")
-        config.update_door(session, _deps(ctx), door.cabinet_id, door_id, body, caller=CLI_CALLER)
+        layout.update_door(session, _deps(ctx), door.cabinet_id, door_id, body, caller=CLI_CALLER)
         return _print(ctx, [f"door {door_id} is now {door.service_state}"])
 
 

@@ -1,7 +1,7 @@
 """What every ``locker-server`` sub-command handler receives.
 
 ``locker_server.cli`` builds the argument parser from the ``register(subparsers)``
-functions of the modules listed in its ``COMMAND_MODULES``; each sub-command sets
+functions listed in its ``COMMAND_REGISTRATIONS``; each sub-command sets
 ``handler=fn`` with ``fn(args: argparse.Namespace, ctx: CliContext) -> int`` (exit code).
 The context is built lazily so ``--help`` never touches the database or the keys.
 """

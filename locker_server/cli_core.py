@@ -103,9 +103,8 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     jobs = BackgroundJobs(ctx.engine, ctx.settings, ctx.keys)
     jobs.start(link_only=args.no_background)
     try:
-        app = create_app(ctx.settings)
         # Remote opens publish signed commands through this process's bridge.
-        app.state.link_publisher = jobs.link_publisher
+        app = create_app(ctx.settings, link_publisher=jobs.link_publisher)
         uvicorn.run(app, host=args.host, port=args.port)
     finally:
         jobs.stop()

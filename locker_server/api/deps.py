@@ -48,6 +48,7 @@ from locker_server.db import session_scope
 from locker_server.errors import AuthenticationFailed, PermissionDenied
 from locker_server.keys import ServerKeys
 from locker_server.notifications import Notifier
+from locker_server.services.outbound import Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +97,19 @@ def get_notifier(request: Request) -> Notifier:
     return notifier
 
 
+def get_link_publisher(request: Request) -> Publisher | None:
+    """Where this process publishes to cabinets (``create_app``'s ``link_publisher``);
+    ``None`` when it serves without a cabinet link."""
+    publisher: Publisher | None = request.app.state.link_publisher
+    return publisher
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeysDep = Annotated[ServerKeys, Depends(get_keys)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
+LinkPublisherDep = Annotated[Publisher | None, Depends(get_link_publisher)]
 
 #: A positive database id in a path, e.g. ``site_id: IdPath`` (bounded so no backend overflows).
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -1,11 +1,9 @@
-"""The server's side of the cabinet link (issue #4): MQTT bridge, ingest, presence, commands.
+"""The server's MQTT adapter for the cabinet link: the bridge and the ingest.
 
 ``bridge`` owns the broker connection (``MqttBridge``, ``LinkPublisher``); ``ingest``
-turns cabinet messages into service-layer calls exactly once; ``presence`` keeps the
-cabinets' online state; ``embedded_broker`` is the development broker used when no
-``LOCKER_MQTT_URL`` is set. The wire format is ``locker_contract`` — the only
-part of ``locker_agent`` the server may import.
+decodes each cabinet message and hands it to the services exactly once (presence,
+commands, allow-list sync and offline pickups are rules of :mod:`locker_server.services`).
+The wire format is ``locker_contract``. The link's tables are in
+:mod:`locker_server.models`; broker configuration, TLS, provisioning and the embedded
+development broker are in :mod:`locker_server.broker`.
 """
-
-# The bridge's tables belong to the package: importing any part of it registers them.
-from locker_server.link import models as _models  # noqa: F401

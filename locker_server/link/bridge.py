@@ -15,7 +15,6 @@ separate, application-level message published by the ingest code after its commi
 Errors of this package::
 
     LinkError
-    ├── BrokerStartFailed     the embedded development broker could not start
     └── BridgeConfigError     a broker URL / setting the bridge cannot use
 """
 
@@ -48,10 +47,6 @@ INBOUND_KINDS = (topics.Kind.PRESENCE, topics.Kind.STATE, topics.Kind.EVT, topic
 
 class LinkError(Exception):
     """Base of the cabinet link's own errors."""
-
-
-class BrokerStartFailed(LinkError):
-    """The embedded development broker did not come up."""
 
 
 class BridgeConfigError(LinkError):

@@ -1,20 +1,24 @@
 """What the bridge does with each message from a cabinet.
 
-* ``evt``: every event id is claimed in ``link_events`` first (INSERT … ON CONFLICT DO
-  NOTHING), in the same transaction that applies the event: a duplicate — re-published,
-  redelivered, or taken by a second server process at the same moment — claims nothing
-  and is skipped, so each event drives the service layer exactly once. Telemetry ids are
-  stored together. A run of consecutive door events shares one transaction that keeps
-  the services' lock order (door rows first, all of them in id order; the audit head
-  last, once): see :meth:`Ingest._apply_door_run`. If that transaction fails, its events
-  are applied again one transaction each, so one bad event cannot sink the others.
-  Every other event (deposit, pickup, alarm, …) has its own transaction. The ``evt/ack``
-  naming the batch's ids is published only after every one of them is committed. An
-  event the domain refuses (a door that does not exist, a deposit for a parcel in the
-  wrong state) is stored as refused and audited, and acked: sending it again could never
+* ``evt``: every event id is claimed in ``link_events`` first
+  (:mod:`locker_server.services.cabinet_events`), in the same transaction that applies
+  the event: a duplicate — re-published, redelivered, or taken by a second server
+  process at the same moment — claims nothing and is skipped, so each event drives the
+  service layer exactly once. Telemetry ids are stored together. A run of consecutive
+  door events shares one transaction that keeps the services' lock order (door rows
+  first, all of them in id order; the audit head last, once): see
+  :meth:`Ingest._apply_door_run`. If that transaction fails, its events are applied
+  again one transaction each, so one bad event cannot sink the others. Every other
+  event (deposit, pickup, alarm, …) has its own transaction. The ``evt/ack`` naming the
+  batch's ids is published only after every one of them is committed. An event the
+  domain refuses (a door that does not exist, a deposit for a parcel in the wrong
+  state) is stored as refused and audited, and acked: sending it again could never
   succeed.
-* ``presence`` and ``state``: see :mod:`locker_server.link.presence`.
-* ``cmd/res``: handed to :func:`locker_server.link.commands.apply_result`.
+* ``presence`` and ``state``: see :mod:`locker_server.services.presence`.
+* ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`.
+* an offline ``pickup`` event: :mod:`locker_server.services.offline_pickups`; a cabinet
+  that comes online is sent its time and allow-list by
+  :mod:`locker_server.services.cabinet_sync`.
 
 A message from a cabinet code we do not know is dropped and audited
 ``link.unknown_cabinet``; one that is not a valid message is audited ``link.malformed``
@@ -31,9 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import Engine, Table, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from locker_contract import topics
 from locker_contract.bodies import (
@@ -52,12 +55,18 @@ from locker_contract.errors import ContractError
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
-from locker_server.link import commands, outbound, presence, reconcile, sync
 from locker_server.link.bridge import InboundMessage, LinkPublisher
-from locker_server.link.models import LinkEvent
 from locker_server.models import Cabinet, Door, DoorEvent
-from locker_server.services import parcels
-from locker_server.services.config import get_cabinet
+from locker_server.services import (
+    cabinet_events,
+    cabinet_sync,
+    commands,
+    offline_pickups,
+    outbound,
+    parcels,
+    presence,
+)
+from locker_server.services.cabinets import cabinet_by_code, cabinet_caller, get_cabinet
 from locker_server.services.context import AuditRecorder, Caller, DomainDeps, Target, audit
 from locker_server.services.doors import apply_door_event, lock_doors_by_number, record_door_event
 
@@ -75,14 +84,6 @@ _AUDITED_DOOR_EVENTS: dict[str, str] = {
     EventType.DOOR_OPEN_CONFIRMED: "success",
     EventType.DOOR_OPEN_OUTCOME_UNKNOWN: "unknown",
 }
-_LINK_EVENTS: Table = SQLModel.metadata.tables[LinkEvent.__tablename__]
-#: ``INSERT … ON CONFLICT DO NOTHING RETURNING event_id`` per backend, built once (cached).
-_CLAIMS = {
-    dialect.dialect.name: dialect.insert(_LINK_EVENTS)
-    .on_conflict_do_nothing()
-    .returning(_LINK_EVENTS.c.event_id)
-    for dialect in (postgresql, sqlite)
-}
 #: Applied a run at a time (consecutive ones in a message share one transaction).
 _BATCHED = frozenset(_DOOR_EVENTS) | frozenset(_AUDITED_DOOR_EVENTS)
 _MAX_ERROR_TEXT = 200
@@ -98,9 +99,7 @@ class CabinetRef:
 
     @property
     def caller(self) -> Caller:
-        return Caller(
-            actor=Actor(type="cabinet", id=self.code), channel="cabinet", source=self.code
-        )
+        return cabinet_caller(self.code)
 
     @property
     def target(self) -> Target:
@@ -193,7 +192,7 @@ class Ingest:
             presence.touch(session, cabinet.id, self._heard_at(message))
             telemetry = [event for event in events if is_droppable(event.type)]
             if telemetry:  # storing the id is all there is to do: one statement for all
-                _claim(session, cabinet, telemetry, received_at=self.deps.clock())
+                cabinet_events.claim(session, cabinet.id, telemetry, received_at=self.deps.clock())
         for run in _runs(event for event in events if not is_droppable(event.type)):
             if run[0].type in _BATCHED:
                 self._ingest_door_run(cabinet, run)
@@ -222,7 +221,7 @@ class Ingest:
         held back, then append those entries together: the audit head is taken last and
         once, so this transaction never holds it while waiting for a door a concurrent
         request has locked (that request would then wait for the head: a deadlock)."""
-        claimed = _claim(session, cabinet, events, received_at=self.deps.clock())
+        claimed = cabinet_events.claim(session, cabinet.id, events, received_at=self.deps.clock())
         fresh = [event for event in events if event.event_id in claimed]  # ids are unique
         if not fresh:
             return
@@ -265,7 +264,9 @@ class Ingest:
         first event's entry) while locking the next event's rows: a deadlock with a
         concurrent request. Only a door-event run locks all its rows up front."""
         with session_scope(self.engine) as session:
-            if not _claim(session, cabinet, [event], received_at=self.deps.clock()):
+            if not cabinet_events.claim(
+                session, cabinet.id, [event], received_at=self.deps.clock()
+            ):
                 logger.debug("event %s of %s already stored", event.event_id, cabinet.code)
                 return
             try:
@@ -283,7 +284,7 @@ class Ingest:
         elif kind == EventType.DEPOSIT:
             self._deposit(session, cabinet, event)
         elif kind == EventType.PICKUP:
-            reconcile.apply_offline_pickup(
+            offline_pickups.apply_offline_pickup(
                 session, self.deps, cabinet_id=cabinet.id, event=event, audit=self.deps.audit
             )
         elif kind == EventType.PICKUP_REFUSED:
@@ -351,11 +352,7 @@ class Ingest:
         logger.warning(
             "event %s (%s) of %s refused: %s", event.event_id, event.type, cabinet.code, exc
         )
-        session.execute(
-            update(LinkEvent)
-            .where(LinkEvent.event_id == event.event_id)  # type: ignore[arg-type]
-            .values(outcome=f"refused:{code}"[:32])
-        )
+        cabinet_events.mark_refused(session, event.event_id, code)
         self._audit_event(
             session, cabinet, event, "link.event_refused", "failure",
             reason=str(exc)[:_MAX_ERROR_TEXT], details={"event_type": event.type, "error": code},
@@ -409,7 +406,7 @@ class Ingest:
         """Send time and the full allow-list; a failure here never undoes the presence."""
         try:
             with session_scope(self.engine) as session:
-                sync.on_cabinet_online(
+                cabinet_sync.on_cabinet_online(
                     session, publisher, keys=self.deps.keys, cabinet_id=cabinet.id
                 )
         except Exception:
@@ -442,7 +439,7 @@ class Ingest:
 
     def _find_cabinet(self, code: str) -> CabinetRef | None:
         with Session(self.engine) as session:
-            cabinet = session.exec(select(Cabinet).where(Cabinet.code == code)).first()
+            cabinet = cabinet_by_code(session, code)
         if cabinet is None or cabinet.id is None:
             return None
         return CabinetRef(id=cabinet.id, site_id=cabinet.site_id, code=cabinet.code)
@@ -503,35 +500,6 @@ def _reported_door(cabinet: CabinetRef, event: Event, doors: Mapping[int, Door])
     if door is None:
         raise NotFound(f"door {event.door} not found in cabinet {cabinet.id}")
     return door
-
-
-def _claim(
-    session: Session, cabinet: CabinetRef, events: list[Event], *, received_at: datetime
-) -> set[str]:
-    """Insert the batch's event ids first, in one statement; answer the ids that were new.
-
-    An id already stored (a re-publish, a redelivery, another server process that got
-    there first — on PostgreSQL its uncommitted row makes us wait, then skip) is absent.
-    One statement built once, executed for many rows (SQLAlchemy's "insertmanyvalues":
-    multi-row INSERTs), not a fresh statement with 7 parameters per row compiled per
-    message; ``RETURNING`` names the rows inserted on both backends. Rows go in sorted by
-    id: two processes claiming overlapping batches take the ids' index locks in the same
-    order, so neither can wait for the other in a circle.
-    """
-    rows = [
-        {
-            "event_id": event.event_id,
-            "cabinet_id": cabinet.id,
-            "seq": event.seq,
-            "type": event.type,
-            "outcome": "applied",
-            "device_time": event.device_time,
-            "received_at": received_at,
-        }
-        for event in sorted(events, key=lambda event: event.event_id)
-    ]
-    claim = _CLAIMS[session.get_bind().dialect.name]
-    return set(session.execute(claim, rows).scalars())
 
 
 def _door_id(

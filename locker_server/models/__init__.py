@@ -1,6 +1,17 @@
 """Domain tables and API schemas: sites → cabinets → doors, recipients, carriers →
-couriers, parcels with their transitions and pickup credentials."""
+couriers, parcels with their transitions and pickup credentials, and the cabinet link's
+tables (presence, ingested events, MQTT credentials, signed commands, allow-lists)."""
 
+from locker_server.models.commands import (
+    CommandStatus,
+    LinkAllowListEntry,
+    LinkCabinetControl,
+    LinkCommand,
+    LinkCommandPublic,
+    LinkSiteControl,
+    RemoteOpenSwitch,
+    RemoteOpenSwitchPublic,
+)
 from locker_server.models.enums import (
     CredentialKind,
     DoorEvent,
@@ -9,6 +20,12 @@ from locker_server.models.enums import (
     Occupancy,
     ParcelState,
     ServiceState,
+)
+from locker_server.models.links import (
+    CabinetCredential,
+    CabinetLink,
+    CabinetLinkPublic,
+    LinkEvent,
 )
 from locker_server.models.parcels import (
     DepositRequest,
@@ -65,12 +82,16 @@ __all__ = [
     "CABINET_CODE_PATTERN",
     "Cabinet",
     "CabinetCreate",
+    "CabinetCredential",
+    "CabinetLink",
+    "CabinetLinkPublic",
     "CabinetPublic",
     "CabinetUpdate",
     "Carrier",
     "CarrierCreate",
     "CarrierPublic",
     "CarrierUpdate",
+    "CommandStatus",
     "Courier",
     "CourierCreate",
     "CourierPublic",
@@ -86,6 +107,12 @@ __all__ = [
     "DoorUpdate",
     "ExtendRequest",
     "Language",
+    "LinkAllowListEntry",
+    "LinkCabinetControl",
+    "LinkCommand",
+    "LinkCommandPublic",
+    "LinkEvent",
+    "LinkSiteControl",
     "Occupancy",
     "Parcel",
     "ParcelAnnounce",
@@ -103,6 +130,8 @@ __all__ = [
     "RecipientPublic",
     "RecipientUpdate",
     "RemoteOpenRequest",
+    "RemoteOpenSwitch",
+    "RemoteOpenSwitchPublic",
     "ReserveRequest",
     "ServiceState",
     "Site",

@@ -20,9 +20,9 @@ from locker_server.models import (
     RecipientCreate,
     RecipientUpdate,
 )
-from locker_server.services.config import _flush_unique
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.credentials import courier_code_hash
+from locker_server.services.layout import _flush_unique
 
 
 def get_recipient(session: Session, recipient_id: int) -> Recipient:

@@ -17,8 +17,9 @@ from sqlmodel import Session, col, select
 
 from locker_server.errors import NotFound
 from locker_server.models import Cabinet, Door, DoorCommand, DoorEvent, DoorState
-from locker_server.services.config import Scope, get_cabinet, get_door
+from locker_server.services.cabinets import Scope, get_cabinet
 from locker_server.services.context import Caller, DomainDeps, Target, audit
+from locker_server.services.layout import get_door
 
 _STATE_AFTER = {
     DoorEvent.opened: DoorState.open,
@@ -133,7 +134,7 @@ def request_remote_open(
     """Queue an operator's remote open as a ``door_commands`` row (no cabinet link involved).
 
     The API's remote open no longer uses this queue: it sends a signed command over the
-    cabinet link (:func:`locker_server.link.commands.issue_command`), which records its own
+    cabinet link (:func:`locker_server.services.commands.issue_command`), which records its own
     lifecycle in ``link_commands``.
     """
     door = get_door(session, cabinet_id, door_id, site_ids=site_ids)

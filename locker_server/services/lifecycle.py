@@ -8,6 +8,10 @@
         ▼             ▼            ▼            ▼
     cancelled ◀───────┴────────────┴────────────┘   (after deposit: operators only)
 
+``expired ──▶ picked_up`` is taken only by a pickup the cabinet validated offline and
+reported late (:mod:`locker_server.services.offline_pickups`): the parcel has left its
+door. An online pickup of an expired parcel is refused before it reaches this table.
+
 Every move writes a ``ParcelTransition`` row (who, when, why) and an audit entry
 ``parcel.<to_state>`` in the caller's transaction.
 """
@@ -30,7 +34,7 @@ ALLOWED_TRANSITIONS: Mapping[ParcelState, frozenset[ParcelState]] = {
     S.reserved: frozenset({S.deposited, S.announced, S.cancelled}),
     S.deposited: frozenset({S.notified, S.picked_up, S.expired, S.cancelled}),
     S.notified: frozenset({S.picked_up, S.expired, S.cancelled}),
-    S.expired: frozenset({S.collected_for_return}),
+    S.expired: frozenset({S.collected_for_return, S.picked_up}),
     S.collected_for_return: frozenset({S.returned}),
     S.picked_up: frozenset(),
     S.returned: frozenset(),

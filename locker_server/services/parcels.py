@@ -26,6 +26,7 @@ from locker_server.models import (
 )
 from locker_server.notifications import RecipientContact
 from locker_server.services import allocation, credentials
+from locker_server.services.cabinets import get_cabinet
 from locker_server.services.context import SYSTEM, Caller, DomainDeps, Target, audit
 from locker_server.services.errors import InvalidField
 from locker_server.services.lifecycle import (
@@ -73,13 +74,6 @@ def get_recipient(session: Session, recipient_id: int) -> Recipient:
     if recipient is None:
         raise NotFound(f"recipient {recipient_id} not found")
     return recipient
-
-
-def get_cabinet(session: Session, cabinet_id: int) -> Cabinet:
-    cabinet = session.get(Cabinet, cabinet_id)
-    if cabinet is None:
-        raise NotFound(f"cabinet {cabinet_id} not found")
-    return cabinet
 
 
 def get_carrier(session: Session, carrier_id: int) -> Carrier:

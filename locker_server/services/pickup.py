@@ -19,10 +19,11 @@ from sqlmodel import Session, col, select
 from locker_server.errors import LockedOut, PickupRefused
 from locker_server.models import CredentialKind, Door, Parcel, ParcelState, PickupCredential
 from locker_server.services import allocation, credentials
+from locker_server.services.cabinets import get_cabinet
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.errors import InvalidField
 from locker_server.services.lifecycle import COLLECTABLE, move
-from locker_server.services.parcels import carrier_event, get_cabinet, get_parcel
+from locker_server.services.parcels import carrier_event, get_parcel
 
 REFUSED_MESSAGE = "pickup refused: check the code and try again"
 LOCKED_MESSAGE = "too many failed attempts: pickup is locked for a while, try again later"

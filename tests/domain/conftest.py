@@ -31,7 +31,7 @@ from locker_server.models import (
 )
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps, directory
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from locker_server.db import session_scope
 from locker_server.errors import NoDoorAvailable, ValidationFailed
 from locker_server.models import Cabinet, CabinetUpdate, Door, DoorUpdate, ServiceState
 from locker_server.services import DomainDeps
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from locker_server.services.parcels import reserve
 from tests.domain.conftest import COURIER, OPERATOR, Announce, World, new_recipient
 

@@ -27,7 +27,7 @@ from locker_server.keys import ServerKeys
 from locker_server.models import CabinetCreate, Door, DoorCreate, ParcelTransition
 from locker_server.notifications import Notifier
 from locker_server.services import DomainDeps, credentials
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
 from locker_server.services.pickup import attempt_pickup
 from tests.conftest import PG_ADMIN_URL, pg_url

@@ -21,7 +21,7 @@ from locker_server.models import (
     SiteCreate,
 )
 from locker_server.services import DomainDeps, directory
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from locker_server.services.doors import record_door_event, request_remote_open
 from tests.domain.conftest import KIOSK, OPERATOR, FakeClock, World, audit_rows
 

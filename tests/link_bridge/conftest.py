@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-import locker_server.link.models  # noqa: F401  (registers the link tables)
+import locker_server.models.links  # noqa: F401  (registers the link tables)
 from locker_contract import topics
 from locker_contract.bodies import (
     Event,
@@ -43,7 +43,7 @@ from locker_server.link.ingest import Ingest
 from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from tests.contract.schema_validation import assert_matches_schema
 
 BROKER_HOST = "127.0.0.1"

@@ -30,8 +30,8 @@ from locker_server.audit.models import AuditCheckpoint, AuditEntry
 from locker_server.db import session_scope
 from locker_server.link.bridge import InboundMessage
 from locker_server.link.ingest import Ingest
-from locker_server.link.models import LinkEvent
 from locker_server.models import Door, DoorState
+from locker_server.models.links import LinkEvent
 from locker_server.services import DomainDeps
 from locker_server.services.doors import lock_doors_by_number
 from tests.link_bridge.conftest import CabinetWorld

@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from locker_server.background import BackgroundJobs
+from locker_server.broker.embedded import EmbeddedBroker
 from locker_server.config import Settings
 from locker_server.keys import ServerKeys
-from locker_server.link.embedded_broker import EmbeddedBroker
-from locker_server.link.models import CabinetLink
+from locker_server.models.links import CabinetLink
 from tests.link_bridge.conftest import WAIT_S, CabinetClient, CabinetWorld, event, wait_for
 from tests.notifications.notification_support import free_port
 

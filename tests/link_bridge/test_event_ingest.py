@@ -15,8 +15,8 @@ from locker_contract import topics
 from locker_contract.bodies import CommandResult
 from locker_contract.types import new_message_id
 from locker_server.link.bridge import InboundMessage, LinkPublisher, MqttBridge
-from locker_server.link.models import LinkEvent
 from locker_server.models import Door, DoorState
+from locker_server.models.links import LinkEvent
 from tests.link_bridge.conftest import (
     WAIT_S,
     Bridges,

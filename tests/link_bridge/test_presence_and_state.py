@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 
 from locker_contract.bodies import SyncMessage
 from locker_contract.envelope import decode
-from locker_server.link.models import CabinetLink
 from locker_server.models import Door
+from locker_server.models.links import CabinetLink
 from tests.link_bridge.conftest import (
     Bridges,
     CabinetClient,

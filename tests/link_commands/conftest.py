@@ -28,7 +28,7 @@ from locker_contract import (
 from locker_contract.signing import encode_public_key
 from locker_server.audit.models import AuditEntry
 from locker_server.keys import ServerKeys
-from locker_server.link.command_models import LinkCommand
+from locker_server.models.commands import LinkCommand
 from tests.contract.schema_validation import assert_matches_schema
 from tests.domain import conftest as domain
 

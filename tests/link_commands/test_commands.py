@@ -21,9 +21,8 @@ from locker_contract import (
 from locker_server.audit import AuditLog
 from locker_server.db import session_scope
 from locker_server.errors import NotFound
-from locker_server.link import commands
-from locker_server.link.command_models import CommandStatus, LinkCommand
-from locker_server.services import DomainDeps
+from locker_server.models.commands import CommandStatus, LinkCommand
+from locker_server.services import DomainDeps, commands
 from locker_server.services.pickup import attempt_pickup
 from tests.domain.conftest import KIOSK, OPERATOR, Deliver, FakeClock, World, audit_rows
 from tests.link_commands.conftest import RecordingPublisher, details_of, load_command

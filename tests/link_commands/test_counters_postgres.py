@@ -11,9 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from locker_server.db import make_engine
-from locker_server.link import commands
-from locker_server.link.command_models import LinkCommand
-from locker_server.services import DomainDeps
+from locker_server.models.commands import LinkCommand
+from locker_server.services import DomainDeps, commands
 from tests.domain.conftest import OPERATOR, World
 from tests.link_commands.conftest import RecordingPublisher
 

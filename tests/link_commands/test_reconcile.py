@@ -10,11 +10,12 @@ from sqlmodel import Session, col, select
 
 from locker_contract import Event, new_message_id
 from locker_server.db import session_scope
-from locker_server.link import reconcile, sync
-from locker_server.link.models import CabinetLink
 from locker_server.models import CabinetCreate, Door, Occupancy, ParcelTransition
+from locker_server.models.links import CabinetLink
 from locker_server.services import DomainDeps
-from locker_server.services import config as config_service
+from locker_server.services import cabinet_sync as sync
+from locker_server.services import layout as config_service
+from locker_server.services import offline_pickups as reconcile
 from locker_server.services.parcels import cancel, expire_overdue, reissue_credentials
 from tests.domain.conftest import (
     OPERATOR,

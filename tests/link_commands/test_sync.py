@@ -11,10 +11,10 @@ from sqlmodel import Session
 
 from locker_contract import cabinet_pickup_key, credential_hash, verify_message
 from locker_server.db import session_scope
-from locker_server.link import commands, sync
-from locker_server.link.models import CabinetLink
 from locker_server.models import Cabinet
-from locker_server.services import DomainDeps
+from locker_server.models.links import CabinetLink
+from locker_server.services import DomainDeps, commands
+from locker_server.services import cabinet_sync as sync
 from locker_server.services.parcels import cancel, expire_overdue, reissue_credentials
 from locker_server.services.pickup import attempt_pickup
 from tests.domain.conftest import KIOSK, OPERATOR, Deliver, FakeClock, World, new_recipient

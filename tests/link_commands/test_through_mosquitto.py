@@ -35,9 +35,8 @@ from locker_contract import (
     verify_command,
 )
 from locker_server.db import session_scope
-from locker_server.link import commands
 from locker_server.models import Cabinet
-from locker_server.services import DomainDeps
+from locker_server.services import DomainDeps, commands
 from tests.domain.conftest import OPERATOR, Deliver, World
 from tests.link_bridge.conftest import BROKER_HOST, BROKER_PORT, WAIT_S, Bridges, wait_for
 from tests.link_commands.conftest import load_command

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 import tomli_w
 from sqlalchemy import Engine
 
-import locker_server.link.models  # noqa: F401  (registers the link tables)
+import locker_server.models.links  # noqa: F401  (registers the link tables)
 from locker_agent.config import AgentSettings, parse_settings
 from locker_agent.doors import ControllerSettings
 from locker_agent.link.mqtt import MqttSettings
@@ -42,11 +42,11 @@ from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
 from locker_server.link.bridge import BridgeConfig, MqttBridge
 from locker_server.link.ingest import Ingest
-from locker_server.link.models import LinkEvent
 from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
+from locker_server.models.links import LinkEvent
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from simulators.cabinet import CabinetTuning, SimulatedCabinet
 from simulators.timing import Timing
 from tests.link_support.mosquitto import PrivateMosquitto

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from locker_server.broker.cli import BROKER_DIR_ENV
 from locker_server.cli import main
-from locker_server.link.cli import BROKER_DIR_ENV
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from locker_agent.config import AgentSettings, load_settings
 from locker_contract.credentials import cabinet_pickup_key, maintenance_token_hash
 from locker_contract.signing import encode_public_key
 from locker_server.audit.models import AuditEntry
+from locker_server.broker.mosquitto import check_mosquitto_password, read_password_file
+from locker_server.broker.provisioning import CabinetCredential
 from locker_server.config import Settings
 from locker_server.keys import load_keys
-from locker_server.link.broker_config import check_mosquitto_password, read_password_file
-from locker_server.link.provisioning import CabinetCredential
 from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import ConnectionRefused, TestClient, connect
 from tests.link_support.mosquitto import PrivateMosquitto

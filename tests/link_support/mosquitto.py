@@ -29,7 +29,7 @@ from types import TracebackType
 
 import pytest
 
-from locker_server.link.broker_config import (
+from locker_server.broker.mosquitto import (
     CONF_FILE,
     Listeners,
     ServerCredentials,

@@ -41,7 +41,7 @@ from locker_server.notifications import (
     verify_webhook_signature,
 )
 from locker_server.services import Caller, DomainDeps, directory
-from locker_server.services import config as config_service
+from locker_server.services import layout as config_service
 from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
 from locker_server.services.pickup import attempt_pickup
 from tests.notifications.notification_support import FakeClock, HttpReceiver, MailSink

@@ -1,1 +1,1 @@
-"""One module per resource, each exposing ``router``; listed in ``app.ROUTER_MODULES``."""
+"""One module per resource, each exposing ``router``; listed in ``app.ROUTERS``."""

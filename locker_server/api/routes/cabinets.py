@@ -1,7 +1,7 @@
 """``/api/v1/cabinets``: cabinets, their doors, door service state and remote opens.
 
 A remote open is a signed command sent over the cabinet link
-(:mod:`locker_server.link.commands`): 202 with the command to follow at
+(:mod:`locker_server.services.commands`): 202 with the command to follow at
 ``/api/v1/cabinets/{cabinet_id}/commands/{command_id}``; 503 ``link_unavailable`` (the
 command is recorded as failed) when this server runs no link; 409
 ``remote_open_disabled`` while the operator's kill switch is on.
@@ -11,31 +11,37 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
-from locker_server.api.deps import IdPath, SessionDep, require_roles
+from locker_server.api.deps import (
+    AuditDep,
+    IdPath,
+    KeysDep,
+    LinkPublisherDep,
+    SessionDep,
+    require_roles,
+)
 from locker_server.api.routes._domain import READERS, STAFF, CallerDep, DomainDepsDep, site_scope
 from locker_server.auth.principal import Principal
-from locker_server.link import commands
-from locker_server.link.command_models import (
-    LinkCommandPublic,
-    RemoteOpenSwitch,
-    RemoteOpenSwitchPublic,
-)
-from locker_server.link.models import CabinetLink, CabinetLinkPublic
-from locker_server.link.presence import links_of
 from locker_server.models import (
     Cabinet,
     CabinetCreate,
+    CabinetLink,
+    CabinetLinkPublic,
     CabinetPublic,
     CabinetUpdate,
     Door,
     DoorCreate,
     DoorPublic,
     DoorUpdate,
+    LinkCommandPublic,
     RemoteOpenRequest,
+    RemoteOpenSwitch,
+    RemoteOpenSwitchPublic,
 )
-from locker_server.services import config
+from locker_server.services import cabinets as cabinet_service
+from locker_server.services import commands, layout
+from locker_server.services.presence import links_of
 
 router = APIRouter(prefix="/api/v1/cabinets", tags=["cabinets"])
 
@@ -65,8 +71,8 @@ def _cabinets_public(session: SessionDep, cabinets: list[Cabinet]) -> list[Cabin
 
 
 def _doors_public(session: SessionDep, doors: list[Door]) -> list[DoorPublic]:
-    codes = config.size_codes(session)
-    return [config.door_public(door, codes[door.size_class_id]) for door in doors]
+    codes = layout.size_codes(session)
+    return [layout.door_public(door, codes[door.size_class_id]) for door in doors]
 
 
 @router.get("")
@@ -75,7 +81,7 @@ def list_cabinets(
     principal: Reader,
     site_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> list[CabinetWithLinkPublic]:
-    cabinets = config.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
+    cabinets = layout.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
     return _cabinets_public(session, list(cabinets))
 
 
@@ -87,7 +93,7 @@ def create_cabinet(
     caller: CallerDep,
     principal: Staff,
 ) -> CabinetWithLinkPublic:
-    cabinet = config.create_cabinet(
+    cabinet = layout.create_cabinet(
         session, deps, body, caller=caller, site_ids=site_scope(principal)
     )
     return _cabinets_public(session, [cabinet])[0]
@@ -97,7 +103,7 @@ def create_cabinet(
 def get_cabinet(
     cabinet_id: IdPath, session: SessionDep, principal: Reader
 ) -> CabinetWithLinkPublic:
-    cabinet = config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    cabinet = cabinet_service.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
     return _cabinets_public(session, [cabinet])[0]
 
 
@@ -110,7 +116,7 @@ def update_cabinet(
     caller: CallerDep,
     principal: Staff,
 ) -> CabinetWithLinkPublic:
-    cabinet = config.update_cabinet(
+    cabinet = layout.update_cabinet(
         session, deps, cabinet_id, body, caller=caller, site_ids=site_scope(principal)
     )
     return _cabinets_public(session, [cabinet])[0]
@@ -118,7 +124,7 @@ def update_cabinet(
 
 @router.get("/{cabinet_id}/doors")
 def list_doors(cabinet_id: IdPath, session: SessionDep, principal: Reader) -> list[DoorPublic]:
-    doors = config.list_doors(session, cabinet_id, site_ids=site_scope(principal))
+    doors = layout.list_doors(session, cabinet_id, site_ids=site_scope(principal))
     return _doors_public(session, doors)
 
 
@@ -131,7 +137,7 @@ def add_door(
     caller: CallerDep,
     principal: Staff,
 ) -> DoorPublic:
-    doors = config.add_doors(
+    doors = layout.add_doors(
         session, deps, cabinet_id, [body], caller=caller, site_ids=site_scope(principal)
     )
     return _doors_public(session, doors)[0]
@@ -148,7 +154,7 @@ def update_door(
     principal: Staff,
 ) -> DoorPublic:
     """Take a door out of service (with a reason) or back in."""
-    door = config.update_door(
+    door = layout.update_door(
         session, deps, cabinet_id, door_id, body, caller=caller, site_ids=site_scope(principal)
     )
     return _doors_public(session, [door])[0]
@@ -159,24 +165,25 @@ def remote_open(
     cabinet_id: IdPath,
     door_id: IdPath,
     body: RemoteOpenRequest,
-    request: Request,
     session: SessionDep,
+    publisher: LinkPublisherDep,
+    keys: KeysDep,
+    audit: AuditDep,
     caller: CallerDep,
     principal: Staff,
 ) -> LinkCommandPublic:
     """Send a signed open command to the cabinet; audited with the operator and reason."""
-    door = config.get_door(session, cabinet_id, door_id, site_ids=site_scope(principal))
-    state = request.app.state
+    door = layout.get_door(session, cabinet_id, door_id, site_ids=site_scope(principal))
     command = commands.issue_command(
         session,
-        getattr(state, "link_publisher", None),
-        state.keys,
+        publisher,
+        keys,
         cabinet_id=cabinet_id,
         action="open_door",
         door=door.number,
         reason=body.reason,
         caller=caller,
-        audit=state.audit,
+        audit=audit,
     )
     return LinkCommandPublic.model_validate(command)
 
@@ -189,7 +196,7 @@ def get_command(
     principal: Reader,
 ) -> LinkCommandPublic:
     """Follow a command: created → sent → delivered → succeeded | failed | rejected | ..."""
-    config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    cabinet_service.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
     command = commands.get_command(session, cabinet_id=cabinet_id, command_id=command_id)
     return LinkCommandPublic.model_validate(command)
 
@@ -198,16 +205,16 @@ def get_command(
 def switch_remote_open(
     cabinet_id: IdPath,
     body: RemoteOpenSwitch,
-    request: Request,
     session: SessionDep,
+    audit: AuditDep,
     caller: CallerDep,
     principal: Staff,
 ) -> RemoteOpenSwitchPublic:
     """The operator's kill switch for remote opening (pickup codes keep working)."""
-    cabinet = config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    cabinet = cabinet_service.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
     control = commands.set_remote_open(
         session,
-        request.app.state.audit,
+        audit,
         cabinet_id=cabinet_id,
         enabled=body.enabled,
         reason=body.reason,

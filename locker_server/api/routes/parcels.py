@@ -39,7 +39,8 @@ from locker_server.models import (
     ReserveRequest,
     SizeClass,
 )
-from locker_server.services import config, parcels
+from locker_server.services import parcels
+from locker_server.services.cabinets import get_cabinet
 from locker_server.services.errors import InvalidField
 
 router = APIRouter(prefix="/api/v1/parcels", tags=["parcels"])
@@ -163,7 +164,7 @@ def reserve_parcel(
     """Hold the smallest fitting free door of the cabinet for a limited time."""
     _visible(session, principal, parcel_id)
     if principal.role not in CARRIER_BOUND:
-        config.get_cabinet(session, body.cabinet_id, site_ids=site_scope(principal))
+        get_cabinet(session, body.cabinet_id, site_ids=site_scope(principal))
     parcel = parcels.reserve(
         session, deps, parcel_id=parcel_id, cabinet_id=body.cabinet_id, caller=caller
     )

@@ -17,7 +17,7 @@ from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
 from locker_server.errors import NotFound
 from locker_server.models import PickupAttempt, PickupGranted
-from locker_server.services import config
+from locker_server.services.cabinets import get_cabinet
 from locker_server.services.pickup import attempt_pickup
 
 router = APIRouter(prefix="/api/v1/pickups", tags=["pickups"])
@@ -30,7 +30,7 @@ def _check_station(session: SessionDep, principal: Principal, cabinet_id: int) -
         if principal.id != cabinet_id:  # a cabinet checks codes for itself only
             raise NotFound(f"cabinet {cabinet_id} not found")
         return
-    config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
+    get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
 
 
 @router.post("")

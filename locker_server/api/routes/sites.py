@@ -17,7 +17,7 @@ from locker_server.api.routes._domain import (
 )
 from locker_server.auth.principal import Principal
 from locker_server.models import SiteCreate, SiteExtendRequest, SitePublic, SiteUpdate
-from locker_server.services import config
+from locker_server.services import layout
 from locker_server.services.parcels import extend_site
 
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
@@ -28,7 +28,7 @@ Reader = Annotated[Principal, Depends(require_roles(*READERS))]
 
 @router.get("")
 def list_sites(session: SessionDep, principal: Reader) -> list[SitePublic]:
-    sites = config.list_sites(session, site_ids=site_scope(principal))
+    sites = layout.list_sites(session, site_ids=site_scope(principal))
     return [SitePublic.model_validate(site) for site in sites]
 
 
@@ -37,12 +37,12 @@ def create_site(
     body: SiteCreate, session: SessionDep, deps: DomainDepsDep, caller: CallerDep, principal: Staff
 ) -> SitePublic:
     require_unscoped(principal)
-    return SitePublic.model_validate(config.create_site(session, deps, body, caller=caller))
+    return SitePublic.model_validate(layout.create_site(session, deps, body, caller=caller))
 
 
 @router.get("/{site_id}")
 def get_site(site_id: IdPath, session: SessionDep, principal: Reader) -> SitePublic:
-    site = config.get_site(session, site_id, site_ids=site_scope(principal))
+    site = layout.get_site(session, site_id, site_ids=site_scope(principal))
     return SitePublic.model_validate(site)
 
 
@@ -55,7 +55,7 @@ def update_site(
     caller: CallerDep,
     principal: Staff,
 ) -> SitePublic:
-    site = config.update_site(
+    site = layout.update_site(
         session, deps, site_id, body, caller=caller, site_ids=site_scope(principal)
     )
     return SitePublic.model_validate(site)
@@ -71,7 +71,7 @@ def extend_site_parcels(
     principal: Staff,
 ) -> dict[str, list[int]]:
     """Storm, building closure: push the deadline of every waiting parcel at the site."""
-    config.get_site(session, site_id, site_ids=site_scope(principal))
+    layout.get_site(session, site_id, site_ids=site_scope(principal))
     ids = extend_site(
         session, deps, site_id=site_id, hours=body.hours, reason=body.reason, caller=caller
     )

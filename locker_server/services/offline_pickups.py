@@ -15,8 +15,9 @@ The rules, per parcel, by the state the server holds when the report arrives:
                          ``stale_credential_used_offline``.
 ``expired``              ``picked_up`` as well (the cabinet's own clock check allowed it;
                          the server's sweep only ran first), audited
-                         ``expired_before_reconciliation``. This one step bypasses the
-                         transition table on purpose.
+                         ``expired_before_reconciliation``. The transition table has this
+                         edge for offline reports only (online pickups refuse an expired
+                         parcel before moving it).
 ``picked_up``            nothing (already applied), audited ``already_picked_up``.
 ``cancelled`` and every  the state is KEPT (a final or return-path state is never
 other state              rewritten by a late report) and an operator alarm
@@ -32,15 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from locker_contract.bodies import Event, OfflinePickupData
-from locker_server.audit import Actor
-from locker_server.link.command_models import LinkAllowListEntry
 from locker_server.models import Cabinet, CredentialKind, Parcel, ParcelState, PickupCredential
+from locker_server.models.commands import LinkAllowListEntry
 from locker_server.services import allocation, credentials
+from locker_server.services.cabinets import cabinet_caller, get_cabinet
 from locker_server.services.context import AuditRecorder, Caller, DomainDeps, Target, audit
 from locker_server.services.lifecycle import (
     COLLECTABLE,
@@ -52,19 +52,6 @@ from locker_server.services.parcels import carrier_event, get_parcel
 
 logger = logging.getLogger(__name__)
 S = ParcelState
-
-
-def _caller(cabinet: Cabinet) -> Caller:
-    return Caller(
-        actor=Actor(type="cabinet", id=cabinet.code), channel="cabinet", source=cabinet.code
-    )
-
-
-def _cabinet(session: Session, cabinet_id: int) -> Cabinet:
-    cabinet = session.get(Cabinet, cabinet_id)
-    if cabinet is None:
-        raise LookupError(f"cabinet {cabinet_id} not found")
-    return cabinet
 
 
 def apply_offline_pickup(
@@ -83,7 +70,7 @@ def apply_offline_pickup(
     if not isinstance(data, OfflinePickupData):
         raise ValueError(f"event {event.event_id} is not an offline pickup")
     deps = dataclasses.replace(deps, audit=audit)
-    cabinet = _cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     parcels = [get_parcel(session, pid, lock=True) for pid in sorted(set(data.parcel_ids))]
     allocation.lock_doors(session, [p.door_id for p in parcels if p.cabinet_id == cabinet_id])
     for parcel in parcels:
@@ -98,7 +85,7 @@ def _apply_one(
     event: Event,
     data: OfflinePickupData,
 ) -> None:
-    caller = _caller(cabinet)
+    caller = cabinet_caller(cabinet.code)
     if parcel.cabinet_id != cabinet.id:
         _conflict(session, deps, cabinet, parcel, event, caller, "wrong_cabinet", record=False)
     elif parcel.state == S.picked_up:
@@ -123,19 +110,16 @@ def _collect(
     findings["expired_before_reconciliation"] = was == S.expired
     reason = "picked up offline (reported by the cabinet)"
     parcel.picked_up_at = event.device_time
-    if was == S.expired:
-        _move_expired(session, deps, parcel, caller, now, reason, event.device_time)
-    else:
-        move(
-            session,
-            deps,
-            parcel,
-            S.picked_up,
-            caller=caller,
-            now=now,
-            reason=reason,
-            device_time=event.device_time,
-        )
+    move(
+        session,
+        deps,
+        parcel,
+        S.picked_up,
+        caller=caller,
+        now=now,
+        reason=reason,
+        device_time=event.device_time,
+    )
     assert parcel.id is not None
     credentials.void_credentials(session, parcel.id, now=now)
     deps.notifier.cancel_pending(session, parcel_id=parcel.id)
@@ -145,40 +129,6 @@ def _collect(
     flags = [name for name, found in findings.items() if found]
     outcome = "accepted_with_notes" if flags else "accepted"
     _offline_audit(session, deps, parcel, event, caller, outcome, {"findings": flags})
-
-
-def _move_expired(
-    session: Session,
-    deps: DomainDeps,
-    parcel: Parcel,
-    caller: Caller,
-    now: datetime,
-    reason: str,
-    device_time: datetime,
-) -> None:
-    """``expired`` → ``picked_up``: outside the transition table, for this report only."""
-    parcel.state, parcel.updated_at = S.picked_up, now
-    session.add(parcel)
-    record_step(
-        session,
-        parcel,
-        S.expired,
-        S.picked_up,
-        caller=caller,
-        now=now,
-        reason=reason,
-        device_time=device_time,
-    )
-    audit(
-        session,
-        deps,
-        action="parcel.picked_up",
-        caller=caller,
-        target=parcel_target(parcel),
-        reason=reason,
-        device_time=device_time,
-        details={"from_state": S.expired.value},
-    )
 
 
 def _stale(session: Session, parcel: Parcel, data: OfflinePickupData) -> bool:

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from locker_contract.credentials import maintenance_token_hash
+from locker_server.broker import mosquitto as broker_config
+from locker_server.broker import provisioning
+from locker_server.broker.provisioning import BrokerSync
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
 from locker_server.errors import ValidationFailed
-from locker_server.link import broker_config, provisioning
-from locker_server.link.provisioning import BrokerSync
 
 BROKER_DIR_ENV = "LOCKER_BROKER_DIR"
 

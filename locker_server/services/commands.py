@@ -1,7 +1,7 @@
 """Signed door commands from the server to a cabinet, and their lifecycle.
 
 ``issue_command`` allocates the cabinet's next counter under a row lock, signs the command
-with the server's Ed25519 command key (:mod:`locker_server.link.outbound`), stores it and
+with the server's Ed25519 command key (:mod:`locker_server.services.outbound`), stores it and
 **commits before publishing**, so nothing ever reaches a cabinet that the database does
 not hold. ``apply_result`` follows the cabinet's ``cmd/res`` answers; ``expire_overdue``
 turns commands without a final answer after :data:`RESULT_TIMEOUT` into
@@ -11,13 +11,8 @@ turns commands without a final answer after :data:`RESULT_TIMEOUT` into
 An operator kill switch (per site and per cabinet, :func:`set_remote_open`) refuses new
 remote opens; it touches nothing else, so pickup codes keep working locally and offline.
 
-Errors (on top of :mod:`locker_server.errors`)::
-
-    DomainError
-    ├── Conflict
-    │   └── RemoteOpenDisabled   409 "remote_open_disabled"  the kill switch is on
-    └── LinkUnavailable          503 "link_unavailable"      no link to publish on (the
-                                                             command is stored as failed)
+Errors: ``RemoteOpenDisabled`` (the kill switch is on) and ``LinkUnavailable`` (no link
+to publish on; the command is stored as failed), from :mod:`locker_server.services.errors`.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -36,10 +31,10 @@ from locker_contract.bodies import CommandMessage, CommandResult, UnsignedComman
 from locker_contract.envelope import Envelope, encode
 from locker_contract.types import new_message_id
 from locker_server.audit import Actor, AuditEvent
-from locker_server.errors import Conflict, DomainError, NotFound
+from locker_server.errors import NotFound
 from locker_server.keys import ServerKeys
-from locker_server.link import outbound
-from locker_server.link.command_models import (
+from locker_server.models import Cabinet, Door
+from locker_server.models.commands import (
     FINAL_STATUSES,
     OPEN_STATUSES,
     CommandStatus,
@@ -47,9 +42,12 @@ from locker_server.link.command_models import (
     LinkCommand,
     LinkSiteControl,
 )
-from locker_server.models import Cabinet, Door
 from locker_server.models.types import utcnow
+from locker_server.services import outbound
+from locker_server.services.cabinets import cabinet_caller, get_cabinet
 from locker_server.services.context import AuditRecorder, Caller
+from locker_server.services.errors import LinkUnavailable, RemoteOpenDisabled
+from locker_server.services.outbound import Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -65,28 +63,7 @@ _MAX_COMMAND_REASON = 200
 _WORKER = Caller(actor=Actor(type="system", id="link-commands"), channel="worker")
 
 
-class RemoteOpenDisabled(Conflict):
-    code: ClassVar[str] = "remote_open_disabled"
-
-
-class LinkUnavailable(DomainError):
-    code: ClassVar[str] = "link_unavailable"
-    http_status: ClassVar[int] = 503
-
-
-class Publisher(Protocol):
-    """What this module needs from the bridge's ``LinkPublisher``."""
-
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Any: ...
-
-
 # --- audit -----------------------------------------------------------------------------------
-
-
-def _cabinet_caller(cabinet: Cabinet) -> Caller:
-    return Caller(
-        actor=Actor(type="cabinet", id=cabinet.code), channel="cabinet", source=cabinet.code
-    )
 
 
 def _audit(
@@ -184,7 +161,7 @@ def set_remote_open(
     now: datetime | None = None,
 ) -> LinkCabinetControl:
     """The operator's kill switch for one cabinet's remote opens (audited)."""
-    cabinet = _cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     ensure_control(session, cabinet_id)
     control = session.get(LinkCabinetControl, cabinet_id, with_for_update=True)
     assert control is not None
@@ -238,13 +215,6 @@ def set_site_remote_open(
 
 
 # --- issue -----------------------------------------------------------------------------------
-
-
-def _cabinet(session: Session, cabinet_id: int) -> Cabinet:
-    cabinet = session.get(Cabinet, cabinet_id)
-    if cabinet is None:
-        raise NotFound(f"cabinet {cabinet_id} not found")
-    return cabinet
 
 
 def _door_id(session: Session, cabinet_id: int, door: int | None) -> int | None:
@@ -357,7 +327,7 @@ def issue_command(
     ``RemoteOpenDisabled``.
     """
     now = now or utcnow()
-    cabinet = _cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     door_id = _door_id(session, cabinet_id, door)
     if action in OPENING_ACTIONS and not remote_open_enabled(session, cabinet):
         _refuse_disabled(
@@ -489,7 +459,7 @@ def _ignore_result(
         command,
         cabinet,
         action="command.result_ignored",
-        caller=_cabinet_caller(cabinet),
+        caller=cabinet_caller(cabinet.code),
         outcome=why,
         details={"reported_command_id": body.command_id, "reported_status": body.status},
     )
@@ -510,7 +480,7 @@ def apply_result(
     is already final is ignored and audited (``command.result_ignored``).
     """
     now = now or utcnow()
-    cabinet = _cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     body = result.body
     command = _locked_command(session, body.command_id)
     if command is None or command.cabinet_id != cabinet_id:
@@ -557,7 +527,7 @@ def _finish(
         command,
         cabinet,
         action=action,
-        caller=_cabinet_caller(cabinet),
+        caller=cabinet_caller(cabinet.code),
         outcome=outcome,
         reason=body.reason,
         details={"outcome": body.outcome},
@@ -593,7 +563,7 @@ def expire_overdue_commands(
         last_status = command.status
         command.status, command.finished_at = CommandStatus.outcome_unknown, now
         session.add(command)
-        cabinet = _cabinet(session, command.cabinet_id)
+        cabinet = get_cabinet(session, command.cabinet_id)
         _audit(
             session, audit, command, cabinet, action="command.outcome_unknown", caller=_WORKER,
             outcome="unknown", details={"last_status": last_status},

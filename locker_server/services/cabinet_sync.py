@@ -14,7 +14,7 @@ its ``sync_version`` (allocated under the cabinet's control-row lock), so versio
 strictly increase per cabinet across every kind: the cabinet relies on that to ignore a
 replayed allow-list or time sync. The snapshot and the version are committed **before**
 publishing; if publishing fails the next allow-list message is a full one. Every sync is
-signed with the server's command key (:mod:`locker_server.link.outbound`): a cabinet
+signed with the server's command key (:mod:`locker_server.services.outbound`): a cabinet
 acts on no sync that does not verify.
 """
 
@@ -32,19 +32,16 @@ from locker_contract import topics
 from locker_contract.bodies import AllowListEntry, UnsignedAllowListSync, UnsignedTimeSync
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
-from locker_server.link import outbound
-from locker_server.link.command_models import LinkAllowListEntry, LinkCabinetControl
-from locker_server.link.commands import (
-    Publisher,
-    ensure_control,
-    expire_overdue_commands,
-    next_value,
-)
-from locker_server.link.models import CabinetLink
 from locker_server.models import Cabinet, CredentialKind, Door, Parcel, PickupCredential
+from locker_server.models.commands import LinkAllowListEntry, LinkCabinetControl
+from locker_server.models.links import CabinetLink
 from locker_server.models.types import utcnow
+from locker_server.services import outbound
+from locker_server.services.cabinets import get_cabinet
+from locker_server.services.commands import ensure_control, expire_overdue_commands, next_value
 from locker_server.services.context import AuditRecorder
 from locker_server.services.lifecycle import COLLECTABLE
+from locker_server.services.outbound import Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +117,6 @@ def sent_entries(session: Session, cabinet_id: int) -> dict[int, LinkAllowListEn
 
 
 # --- publishing ------------------------------------------------------------------------------
-
-
-def _cabinet(session: Session, cabinet_id: int) -> Cabinet:
-    cabinet = session.get(Cabinet, cabinet_id)
-    if cabinet is None:
-        raise LookupError(f"cabinet {cabinet_id} not found")
-    return cabinet
 
 
 def _publish(
@@ -279,7 +269,7 @@ def on_cabinet_online(
     Commits the session (the versions and the snapshot) before each publish.
     """
     now = utcnow()
-    cabinet = _cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     ensure_control(session, cabinet_id)
     send_time(session, publisher, keys, cabinet, now)
     _send_allow_list(session, publisher, keys, cabinet, full=True, now=now)
@@ -298,7 +288,7 @@ def push_delta(
     A full list instead when the previous publish failed or nothing was ever sent.
     Returns the version sent, or None when the cabinet is already up to date.
     """
-    cabinet = _cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     full = _needs_full(session, cabinet_id)
     ensure_control(session, cabinet_id)
     return _send_allow_list(session, publisher, keys, cabinet, full=full, now=now or utcnow())

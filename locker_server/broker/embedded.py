@@ -15,7 +15,7 @@ from typing import Any
 
 from amqtt.broker import Broker  # type: ignore[import-untyped]  # amqtt ships no py.typed
 
-from locker_server.link.bridge import BrokerStartFailed
+from locker_server.broker.errors import BrokerStartFailed
 
 logger = logging.getLogger(__name__)
 

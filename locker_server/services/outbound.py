@@ -7,12 +7,16 @@ allow-list or move its clock (``sync``), or make it delete door events the serve
 stored (``evt/ack``). All three are signed with ``ServerKeys.command_signing_key`` over
 the contract's canonical bytes (``locker_contract.signing``); callers build the
 ``Unsigned…`` body naming :func:`key_id` and hand it to :func:`signed_message`.
+
+The services publish through a :class:`Publisher`: the MQTT bridge in a running server
+(``locker_server.link.bridge``), a recording fake in tests. They never import the bridge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, Protocol
 
 from locker_contract import (
     EventAckMessage,
@@ -30,6 +34,12 @@ from locker_contract.envelope import Body, EnvelopeT
 from locker_server.keys import ServerKeys
 
 UnsignedSync = UnsignedAllowListSync | UnsignedConfigSync | UnsignedTimeSync
+
+
+class Publisher(Protocol):
+    """Publish one message to the cabinets' broker; safe to call from any thread."""
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Any: ...
 
 
 def key_id(keys: ServerKeys) -> str:

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from locker_server.broker.tls import TlsFiles, ensure_tls, write_private
 from locker_server.errors import ConfigurationError
-from locker_server.link.tls import TlsFiles, ensure_tls, write_private
 
 SERVER_ACCOUNT = "locker-server"
 CONF_FILE = "mosquitto.conf"

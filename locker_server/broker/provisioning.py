@@ -21,25 +21,25 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 import tomli_w
-from sqlalchemy import Engine, String
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from locker_contract.credentials import cabinet_pickup_key
 from locker_contract.signing import encode_public_key
 from locker_server.audit import Actor, AuditEvent, AuditLog
+from locker_server.broker import mosquitto as broker_config
+from locker_server.broker.tls import ensure_ca, write_private
 from locker_server.db import session_scope
-from locker_server.errors import Conflict, NotFound, ValidationFailed
+from locker_server.errors import Conflict, ValidationFailed
 from locker_server.keys import ServerKeys
-from locker_server.link import broker_config
-from locker_server.link.tls import ensure_ca, write_private
-from locker_server.models import Cabinet, Door
-from locker_server.models.types import UTCDateTime, utcnow
+from locker_server.models import Cabinet, CabinetCredential, Door
+from locker_server.models.types import utcnow
+from locker_server.services.cabinets import find_cabinet
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +48,6 @@ AGENT_CA = "ca.crt"
 #: what the installer must replace in ``[serial]`` (the agent refuses to drive the port)
 SERIAL_PLACEHOLDER = "CHANGE-ME"
 DEFAULT_JOURNAL = "/var/lib/locker-agent/journal.sqlite3"
-
-
-class CabinetCredential(SQLModel, table=True):
-    """One MQTT password of a cabinet; at most one per cabinet has ``revoked_at`` unset."""
-
-    __tablename__ = "cabinet_credentials"
-
-    id: int | None = Field(default=None, primary_key=True)
-    cabinet_id: int = Field(foreign_key="cabinets.id", index=True)
-    #: Mosquitto ``$7$`` (PBKDF2-SHA512) hash; the password itself is never stored
-    password_hash: str = Field(sa_type=String(255))
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +86,6 @@ def endpoint_from_broker_dir(
     default_host = url.hostname if url is not None and url.hostname else "localhost"
     default_port = url.port if url is not None and url.port else broker_config.DEFAULT_TLS_PORT
     return BrokerEndpoint(host or default_host, port or default_port, broker_dir.resolve())
-
-
-def find_cabinet(session: Session, reference: str) -> Cabinet:
-    """The cabinet whose code is ``reference``, or whose database id it is (if unambiguous)."""
-    by_code = session.exec(select(Cabinet).where(Cabinet.code == reference)).first()
-    by_id = session.get(Cabinet, int(reference)) if reference.isdigit() else None
-    if by_code is not None and by_id is not None and by_code.id != by_id.id:
-        raise Conflict(f"{reference!r} is one cabinet's code and another cabinet's id")
-    cabinet = by_code or by_id
-    if cabinet is None:
-        raise NotFound(f"no cabinet {reference!r}")
-    return cabinet
 
 
 def provision(

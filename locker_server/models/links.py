@@ -1,9 +1,11 @@
-"""Tables of the cabinet link's bridge: ingested event ids and cabinet presence.
+"""Tables of the cabinet link: ingested event ids, cabinet presence, MQTT credentials.
 
 ``link_events`` makes ingestion idempotent: an event id is inserted *before* the event
 is applied, in the same transaction, and a unique index turns a duplicate (a re-publish,
 a redelivery, a second bridge racing us) into "already applied". ``cabinet_links`` holds
 what presence and state messages told us about each cabinet's connection.
+``cabinet_credentials`` holds the hash of each cabinet's broker password (written by
+provisioning, read when the broker's ``passwd`` is generated).
 """
 
 from __future__ import annotations
@@ -55,3 +57,16 @@ class CabinetLinkPublic(SQLModel):
     last_seen: datetime | None = None
     connection: int | None = Field(default=None, description="the agent's connection counter")
     agent_version: str | None = None
+
+
+class CabinetCredential(SQLModel, table=True):
+    """One MQTT password of a cabinet; at most one per cabinet has ``revoked_at`` unset."""
+
+    __tablename__ = "cabinet_credentials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    cabinet_id: int = Field(foreign_key="cabinets.id", index=True)
+    #: Mosquitto ``$7$`` (PBKDF2-SHA512) hash; the password itself is never stored
+    password_hash: str = Field(sa_type=String(255))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,4 +1,4 @@
-"""Configuration of sites, cabinets and doors; every change audited as ``config.*``.
+"""The installation's layout: sites, cabinets and doors; every change audited as ``config.*``.
 
 Listing functions take ``site_ids`` (``None`` = every site) so a site-limited principal
 only ever sees its own sites; objects outside the scope are reported as not found.
@@ -29,14 +29,9 @@ from locker_server.models import (
     SizeClass,
 )
 from locker_server.services.allocation import size_class_by_code
+from locker_server.services.cabinets import Scope, get_cabinet, in_scope
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.errors import InvalidField
-
-Scope = frozenset[int] | None
-
-
-def _in_scope(site_id: int, site_ids: Scope) -> bool:
-    return site_ids is None or site_id in site_ids
 
 
 def _flush_unique(session: Session, what: str) -> None:
@@ -60,7 +55,7 @@ def _changes(update: Any) -> dict[str, Any]:
 
 def get_site(session: Session, site_id: int, *, site_ids: Scope = None) -> Site:
     site = session.get(Site, site_id)
-    if site is None or not _in_scope(site_id, site_ids):
+    if site is None or not in_scope(site_id, site_ids):
         raise NotFound(f"site {site_id} not found")
     return site
 
@@ -107,13 +102,6 @@ def update_site(
 
 
 # --- cabinets --------------------------------------------------------------------------------
-
-
-def get_cabinet(session: Session, cabinet_id: int, *, site_ids: Scope = None) -> Cabinet:
-    cabinet = session.get(Cabinet, cabinet_id)
-    if cabinet is None or not _in_scope(cabinet.site_id, site_ids):
-        raise NotFound(f"cabinet {cabinet_id} not found")
-    return cabinet
 
 
 def list_cabinets(

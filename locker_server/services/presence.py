@@ -28,8 +28,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from locker_contract.bodies import Presence, State
-from locker_server.link.models import CabinetLink
 from locker_server.models import Door
+from locker_server.models.links import CabinetLink
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 
 logger = logging.getLogger(__name__)
