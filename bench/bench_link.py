@@ -64,8 +64,8 @@ from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
 from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import config as config_service
+from simulators.mosquitto import PrivateMosquitto
 from simulators.timing import Timing
-from tests.link_support.mosquitto import PrivateMosquitto
 
 ADMIN = Caller(actor=Actor(type="system", id="bench"), channel="cli")
 

@@ -24,9 +24,9 @@ from locker_server.config import Settings
 from locker_server.keys import load_keys
 from locker_server.link.broker_config import check_mosquitto_password, read_password_file
 from locker_server.link.provisioning import CabinetCredential
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import ConnectionRefused, TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 
 def _mode(path: Path) -> int:
