@@ -348,6 +348,8 @@ class FleetCabinet:
         return problem is None
 
     def _on_command(self, payload: bytes, *, retained: bool) -> None:
+        """Every readable live command is answered ``received`` before the guard decides
+        (the agent answers only accepted ones); the final status follows either way."""
         command = _read_command(payload)
         if command.command_id is None:
             logger.warning("cabinet %s: dropped an unreadable command", self.cabinet_id)
