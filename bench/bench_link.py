@@ -64,8 +64,8 @@ from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import layout as config_service
 from locker_server.services.commands import issue_command
+from simulators.mosquitto import PrivateMosquitto
 from simulators.timing import Timing
-from tests.link_support.mosquitto import PrivateMosquitto
 
 ADMIN = Caller(actor=Actor(type="system", id="bench"), channel="cli")
 

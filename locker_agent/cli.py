@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_agent(args: argparse.Namespace) -> int:
     # imported here: the door commands must keep working without the link's dependencies
     from locker_agent.config import load_settings
-    from locker_agent.link.runtime import AgentRuntime
+    from locker_agent.runtime import AgentRuntime
 
     runtime = AgentRuntime(load_settings(args.config), serial_port=args.serial_port)
     runtime.run_forever()

@@ -1,11 +1,13 @@
 """Exceptions raised by :mod:`locker_agent`.
 
 Every error the agent raises derives from :class:`AgentError`. Library errors
-(``serial.SerialException``, ``OSError``) are translated where they enter our code::
+(``serial.SerialException``, ``OSError``, ``sqlite3.Error``) are translated where they
+enter our code::
 
     AgentError
     ├── ConfigError            the cabinet layout or a setting is invalid
     │   └── UnknownDoorError   a door number that the layout does not know
+    ├── JournalError           the journal database cannot be opened, read or written
     ├── TransportError         the serial port cannot be opened, or I/O on it failed
     │   └── LinkClosedError    the link was stopped while a request was waiting
     ├── BoardError             a board gave no usable answer to a request
@@ -31,6 +33,10 @@ class ConfigError(AgentError):
 
 class UnknownDoorError(ConfigError):
     """A door number that is not in the cabinet layout."""
+
+
+class JournalError(AgentError):
+    """The journal database cannot be opened, read or written."""
 
 
 class TransportError(AgentError):

@@ -13,6 +13,12 @@ Modules: :mod:`~simulators.bus` (the bus and its request handlers),
 (replies per protocol, built with :mod:`firmware_protocol`), :mod:`~simulators.faults`
 (the fault menu), :mod:`~simulators.serving` (pty/TCP transports and the UART pacer),
 :mod:`~simulators.cli` (``locker-sim``).
+
+Above the boards, the simulators may use the real agent and the server's broker
+configuration (nothing below imports them): :mod:`~simulators.cabinet` (ONE cabinet: the
+real agent runtime on simulated boards), :mod:`~simulators.fleet` (thousands of
+lightweight MQTT cabinets), :mod:`~simulators.demo` (``locker-demo``) and
+:mod:`~simulators.mosquitto` (a private Mosquitto for tests and benchmarks).
 """
 
 from simulators.board import BoardConfig, DoorChange, SimulatedBoard, SimulatedDoor

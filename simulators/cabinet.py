@@ -2,7 +2,7 @@
 
 :class:`SimulatedCabinet` builds a :class:`~simulators.bus.SimulatedBus` with exactly the
 boards and locks an ``agent.toml`` describes, serves it on a pty, and runs the real
-:class:`~locker_agent.link.runtime.AgentRuntime` on that pty: journal, MQTT link, command
+:class:`~locker_agent.runtime.AgentRuntime` on that pty: journal, MQTT link, command
 guard, allow-list and door controller are the production code; only the boards are
 simulated. Doors are moved by hand through :meth:`SimulatedCabinet.door`::
 
@@ -24,7 +24,7 @@ from types import TracebackType
 from locker_agent.config import AgentSettings
 from locker_agent.doors import ControllerSettings
 from locker_agent.link.mqtt import MqttSettings
-from locker_agent.link.runtime import AgentRuntime
+from locker_agent.runtime import AgentRuntime
 from locker_agent.serial_link import LinkSettings
 from simulators.board import BoardConfig, SimulatedDoor
 from simulators.bus import SimulatedBus

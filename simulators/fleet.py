@@ -10,13 +10,18 @@ that speaks the link contract of :mod:`locker_contract` the way an agent does:
   reconnect and whenever an event stays unacknowledged for ``resend_after`` seconds, and
   forgotten only when a signed ``evt/ack`` names it (``sync`` is checked the same way;
   a fleet given no trusted keys takes both unverified);
-* ``cmd`` handling with the signature checked through the contract, every rejection reason
-  of the contract, and ``received`` then the final status on ``cmd/res``.
+* ``cmd`` decided by the agent's own :class:`~locker_agent.link.guard.CommandGuard` (an
+  in-memory store instead of the journal): every rejection reason, in the agent's order;
+  ``received`` then the final status on ``cmd/res``.
+
+Its paho clients are built as the agent builds its own (:func:`locker_agent.link.mqtt.new_client`:
+MQTT 5, persistent session, will, TLS, credentials; the same subscription options and
+reconnect backoff); only the network loop differs (below).
 
 What it leaves out, on purpose: serial boards (a door opens the instant it is told to), a
-durable journal (a fleet lives in one process) and the open-rate limits.
-:mod:`simulators.cabinet` runs ONE full cabinet instead: the real agent runtime on a
-simulated serial bus.
+durable journal (a fleet lives in one process) and the open-rate limits (its guard allows
+any number of opens). :mod:`simulators.cabinet` runs ONE full cabinet instead: the real
+agent runtime on a simulated serial bus.
 
 Thousands of clients fit on two cores because no client has a thread: a few
 :class:`_LoopThread` each own a :mod:`selectors` selector over the non-blocking sockets of
@@ -31,7 +36,6 @@ import contextlib
 import dataclasses
 import functools
 import heapq
-import hmac
 import itertools
 import json
 import logging
@@ -41,27 +45,39 @@ import resource
 import selectors
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 import locker_contract as contract
+from locker_agent.link.errors import LinkError
+from locker_agent.link.guard import CommandGuard, GuardPolicy, MemoryGuardStore, Reject
+from locker_agent.link.mqtt import (
+    SUBSCRIBE_OPTIONS,
+    MqttSettings,
+    Outgoing,
+    arm_will,
+    backoff_delays,
+    connect_properties,
+    new_client,
+)
 from simulators.errors import SimulatorConfigError
 
 logger = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S = 7 * 24 * 3600
 _MISC_TICK_S = 0.5
+#: a fleet's door opens the instant it is told to: its guard limits no open rate
+NO_OPEN_RATE_LIMIT = sys.maxsize
+#: paho may hold any number of a fleet cabinet's publishes (0: no bound): a publish is
+#: never refused, and what the broker did not acknowledge is published again anyway
+UNBOUNDED_OUTGOING = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,29 +185,23 @@ class FleetCabinet:
         self.announced = False
         self.presence_mid: int | None = None
         self.on_session: Callable[[FleetCabinet], None] = lambda cabinet: None
-        self.backoff = 0.0
+        #: failed or lost connections since the last accepted one (the backoff's exponent)
+        self.reconnect_attempt = 0
         self.state_version = 0
         self.doors = dict.fromkeys(range(1, settings.doors + 1), "closed")
         self.journal: dict[str, contract.Event] = {}
         self.sent_at: dict[str, float] = {}
         self.next_seq = 1
-        self.last_counter = 0
-        self.executed: set[str] = set()
-        self.clock_offset = timedelta(0)
+        self.guard = CommandGuard(_guard_policy(cabinet_id, settings), MemoryGuardStore())
         self.sync_versions: dict[str, int] = {}
+        self.mqtt = _mqtt_settings(cabinet_id, settings)
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.cabinet_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        password = self.settings.passwords.get(self.cabinet_id)
-        if password is not None:
-            client.username_pw_set(self.cabinet_id, password)
-        if self.settings.ca_file is not None:
-            client.tls_set_context(ssl.create_default_context(cafile=str(self.settings.ca_file)))
+        try:
+            client = new_client(self.mqtt)
+        except LinkError as exc:
+            raise SimulatorConfigError(str(exc)) from exc
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -203,12 +213,7 @@ class FleetCabinet:
         """Count this CONNECT attempt and arm the last will with the same number."""
         self.connection += 1
         payload = _presence_msg(self.cabinet_id, "offline", self.connection, self._version)
-        self.client.will_set(_topic("presence", self.cabinet_id), payload, 1, retain=True)
-
-    def connect_properties(self) -> Properties:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        return properties
+        arm_will(self.client, Outgoing(_topic("presence", self.cabinet_id), payload, retain=True))
 
     @property
     def _version(self) -> str:
@@ -221,8 +226,8 @@ class FleetCabinet:
             logger.warning("cabinet %s: connection refused: %s", self.cabinet_id, reason)
             return
         for kind in ("evt/ack", "cmd", "sync"):
-            client.subscribe(_topic(kind, self.cabinet_id), qos=1)
-        self.backoff = 0.0
+            client.subscribe(_topic(kind, self.cabinet_id), options=SUBSCRIBE_OPTIONS)
+        self.reconnect_attempt = 0
         self.counters.add(connects=1)
         # paho re-sends the previous session's unacknowledged PUBLISHes right after this
         # callback returns; announcing later keeps a stale presence from overtaking ours.
@@ -326,7 +331,7 @@ class FleetCabinet:
         if not self._from_the_server(sync):
             return
         kind, version = sync.body.kind, sync.body.version
-        self.clock_offset = sync.body.server_time - datetime.now(UTC)
+        self.guard.clock_offset.observe(sync.body.server_time, contract.utc_now())
         self.sync_versions[kind] = max(version, self.sync_versions.get(kind, 0))
 
     def _from_the_server(self, message: contract.Envelope[Any]) -> bool:
@@ -343,59 +348,24 @@ class FleetCabinet:
         return problem is None
 
     def _on_command(self, payload: bytes, *, retained: bool) -> None:
+        """Every readable live command is answered ``received`` before the guard decides
+        (the agent answers only accepted ones); the final status follows either way."""
         command = _read_command(payload)
         if command.command_id is None:
             logger.warning("cabinet %s: dropped an unreadable command", self.cabinet_id)
             return
         if command.message is not None and not retained:
             self._answer(command, "received", None)
-        reason = self._rejection(command, retained=retained)
-        if reason is not None or command.message is None:
-            self._answer(command, "rejected", reason or "malformed")
+        decision = self.guard.check(payload, retained=retained)
+        if isinstance(decision, Reject):
+            self._answer(command, "rejected", decision.reason.value)
             return
-        self.last_counter = command.message.body.counter
-        self.executed.add(command.command_id)
-        self._execute(command.message.body)
-
-    def _rejection(self, command: FleetCommand, *, retained: bool) -> str | None:
-        """The contract's reason to refuse ``command``, in the order an agent checks."""
-        if retained:
-            return contract.RejectReason.RETAINED.value
-        if command.message is None:
-            return contract.RejectReason.MALFORMED.value
-        problem = _signature_problem(command.message, self.settings.trusted_keys)
-        if problem is not None:
-            return problem
-        body, reasons = command.message.body, contract.RejectReason
-        checks = (
-            (command.message.cabinet_id != self.cabinet_id, reasons.WRONG_CABINET),
-            (body.command_id in self.executed, reasons.DUPLICATE_COMMAND),
-            (body.counter <= self.last_counter, reasons.REPLAYED_COUNTER),
-            (body.expires_at <= self._server_now(), reasons.EXPIRED),
-            (body.door is not None and body.door not in self.doors, reasons.UNKNOWN_DOOR),
-            (
-                body.action == "open_all" and not self._maintenance_ok(body),
-                reasons.MAINTENANCE_REQUIRED,
-            ),
-        )
-        return next((reason.value for failed, reason in checks if failed), None)
-
-    def _maintenance_ok(self, body: contract.Command) -> bool:
-        expected = self.settings.maintenance_token_hash
-        token = body.maintenance_token
-        return (
-            expected is not None
-            and token is not None
-            and hmac.compare_digest(contract.maintenance_token_hash(token), expected)
-        )
+        self._execute(decision.envelope.body)
 
     def _doors_to_open(self, body: contract.Command) -> list[int]:
         if body.action == "open_all":
             return list(self.doors)
         return [body.door] if body.door is not None else []
-
-    def _server_now(self) -> datetime:
-        return datetime.now(UTC) + self.clock_offset
 
     def _execute(self, body: contract.Command) -> None:
         """Open at once (no board): journal the confirmation, publish the new state."""
@@ -452,6 +422,10 @@ class _LoopThread(threading.Thread):
         self._ticket = itertools.count()
         self._dirty: set[FleetCabinet] = set()
         self._sessions: list[FleetCabinet] = []
+        jitter = random.Random()  # noqa: S311 - jitter, not a secret
+        self._reconnect_delay = backoff_delays(
+            settings.reconnect_min, settings.reconnect_max, jitter
+        )
         self._stopping = False
         for cabinet in cabinets:
             self._wire(cabinet)
@@ -484,7 +458,7 @@ class _LoopThread(threading.Thread):
                 self.settings.port,
                 self.settings.keepalive,
                 clean_start=False,
-                properties=cabinet.connect_properties(),
+                properties=connect_properties(cabinet.mqtt),
             )
             self._schedule(cabinet, 0.0)
         next_tick = time.monotonic()
@@ -561,10 +535,9 @@ class _LoopThread(threading.Thread):
             self._schedule(cabinet, self._next_backoff(cabinet))
 
     def _next_backoff(self, cabinet: FleetCabinet) -> float:
-        previous = cabinet.backoff
-        delay = min(self.settings.reconnect_max, max(self.settings.reconnect_min, previous * 2))
-        cabinet.backoff = delay
-        return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        delay = self._reconnect_delay(cabinet.reconnect_attempt)
+        cabinet.reconnect_attempt += 1
+        return delay
 
     def _schedule(self, cabinet: FleetCabinet, delay: float) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._ticket), cabinet))
@@ -729,6 +702,35 @@ def raise_fd_limit(wanted: int) -> int:
 def cabinet_ids(prefix: str, count: int) -> tuple[str, ...]:
     """``count`` cabinet ids ``PREFIX00001``…, valid MQTT client ids and usernames."""
     return tuple(f"{prefix}{n:05d}" for n in range(1, count + 1))
+
+
+# ------------------------------------------------------------------ agent glue
+def _mqtt_settings(cabinet_id: str, settings: FleetSettings) -> MqttSettings:
+    """The client settings of one cabinet: it logs in as itself when it has a password."""
+    password = settings.passwords.get(cabinet_id)
+    return MqttSettings(
+        host=settings.host,
+        port=settings.port,
+        client_id=cabinet_id,
+        username=None if password is None else cabinet_id,
+        password=password,
+        tls=settings.ca_file is not None,
+        ca_file=settings.ca_file,
+        keepalive=settings.keepalive,
+        backoff_initial=settings.reconnect_min,
+        backoff_max=settings.reconnect_max,
+        max_outgoing=UNBOUNDED_OUTGOING,
+    )
+
+
+def _guard_policy(cabinet_id: str, settings: FleetSettings) -> GuardPolicy:
+    return GuardPolicy(
+        cabinet_id=cabinet_id,
+        doors=frozenset(range(1, settings.doors + 1)),
+        trusted_keys=settings.trusted_keys,
+        maintenance_token_hash=settings.maintenance_token_hash,
+        max_opens_per_window=NO_OPEN_RATE_LIMIT,
+    )
 
 
 # ------------------------------------------------------------------ contract glue

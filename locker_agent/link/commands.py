@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from locker_agent.doors import DoorController, OpenOutcome, OpenResult
+from locker_agent.journal import Journal, JournalTx
 from locker_agent.link.errors import LinkDown, OutgoingQueueFull
 from locker_agent.link.guard import Accept, CommandGuard, Reject
-from locker_agent.link.journal import Journal, JournalTx
+from locker_agent.link.guard_store import JournalGuardStore
 from locker_agent.link.mqtt import Outgoing
 from locker_agent.link.refusals import RefusalRecorder
-from locker_agent.link.stores import JournalGuardStore
 from locker_contract import (
     CommandMessage,
     CommandResult,

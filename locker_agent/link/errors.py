@@ -1,12 +1,11 @@
 """Exceptions raised by :mod:`locker_agent.link` (the agent's side of the MQTT link).
 
 They derive from :class:`locker_agent.errors.AgentError`, so a caller that handles
-the agent's tree handles these too. SQLite and paho errors are translated where they
-enter our code::
+the agent's tree handles these too. paho and ssl errors are translated where they
+enter our code (the journal's own failures are :class:`locker_agent.errors.JournalError`)::
 
     AgentError
-    └── LinkError                the journal or the broker connection failed
-        ├── JournalError         the journal database cannot be opened, read or written
+    └── LinkError                the broker connection failed
         ├── LinkDown             a publish was asked for while not connected
         └── OutgoingQueueFull    too many publishes are waiting for their PUBACK
 """
@@ -17,11 +16,7 @@ from locker_agent.errors import AgentError
 
 
 class LinkError(AgentError):
-    """The journal or the broker connection failed."""
-
-
-class JournalError(LinkError):
-    """The journal database cannot be opened, read or written."""
+    """The broker connection failed."""
 
 
 class LinkDown(LinkError):

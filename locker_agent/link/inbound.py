@@ -40,7 +40,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
 from locker_agent.link.refusals import RefusalRecorder
 from locker_contract import (
     MAX_PAYLOAD_BYTES,

@@ -1,5 +1,12 @@
 """The one adapter that owns the agent's paho-mqtt client and its broker connection.
 
+How a cabinet's paho client is built — MQTT v5, client id, credentials, TLS, bounded
+outgoing queue (:func:`new_client`), its CONNECT properties (:func:`connect_properties`),
+its will (:func:`arm_will`), its subscription options and its reconnect backoff — is
+shared with the simulated fleet (:mod:`simulators.fleet`), which drives thousands of
+these clients from selectors instead of one thread each. The network loop below is the
+agent's own.
+
 Choices (docs/link.md "Agent MQTT adapter"):
 
 * **MQTT v5, ``clean_start=False``, session expiry 7 days.** The broker keeps the
@@ -72,7 +79,7 @@ QOS: Final = 1
 SESSION_EXPIRY_SECONDS: Final = 7 * 24 * 3600
 #: retainAsPublished: a cmd somebody published with the retain flag keeps that flag even
 #: when it reaches us live, so the guard can refuse it (the server never retains a cmd)
-_SUBSCRIBE_OPTIONS: Final = SubscribeOptions(qos=QOS, retainAsPublished=True)
+SUBSCRIBE_OPTIONS: Final = SubscribeOptions(qos=QOS, retainAsPublished=True)
 #: MQTT v5 DISCONNECT reason 0x04: the broker publishes the will although we said goodbye
 _DISCONNECT_WITH_WILL: Final = 4
 #: publish() results after which paho holds the message (sent now or after a reconnect)
@@ -94,6 +101,7 @@ class MqttSettings:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     session_expiry: int = SESSION_EXPIRY_SECONDS
+    #: publishes paho may hold (queued or awaiting PUBACK); 0 means no bound
     max_outgoing: int = 1000
     connect_timeout: float = 5.0
 
@@ -181,6 +189,46 @@ class PresenceAcks:
         return self._current_applied
 
 
+# -- the client as every cabinet builds it ---------------------------------------------
+
+
+def new_client(settings: MqttSettings) -> mqtt.Client:
+    """A paho client for one cabinet: MQTT v5, its client id, its credentials, TLS when
+    ``settings.tls`` (against ``ca_file``, else the system's CAs), a bounded outgoing
+    queue. The caller sets the callbacks and drives the network loop."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=settings.client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        _configure_tls(client, settings.ca_file)
+    client.max_queued_messages_set(settings.max_outgoing)
+    client.connect_timeout = settings.connect_timeout
+    return client
+
+
+def _configure_tls(client: mqtt.Client, ca_file: Path | None) -> None:
+    try:
+        client.tls_set(ca_certs=None if ca_file is None else str(ca_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise LinkError(f"cannot load the broker CA {ca_file}: {exc}") from exc
+
+
+def connect_properties(settings: MqttSettings) -> Properties:
+    """CONNECT properties of the persistent session (``clean_start=False``): its expiry."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = settings.session_expiry
+    return properties
+
+
+def arm_will(client: mqtt.Client, will: Outgoing) -> None:
+    """The will of the next CONNECT (set anew before every attempt: its number changes)."""
+    client.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
+
+
 def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Callable[[int], float]:
     """Full jitter: attempt n waits uniformly in [base/2, base], base = min(max, initial·2ⁿ)."""
 
@@ -230,31 +278,13 @@ class MqttAdapter:
     # -- set-up ------------------------------------------------------------------
 
     def _build_client(self) -> mqtt.Client:
-        settings = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=mqtt.MQTTv5,
-        )
-        if settings.username is not None:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            self._configure_tls(client)
-        client.max_queued_messages_set(settings.max_outgoing)
-        client.connect_timeout = settings.connect_timeout
+        client = new_client(self.settings)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
         return client
-
-    def _configure_tls(self, client: mqtt.Client) -> None:
-        ca_file = self.settings.ca_file
-        try:
-            client.tls_set(ca_certs=None if ca_file is None else str(ca_file))
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise LinkError(f"cannot load the broker CA {ca_file}: {exc}") from exc
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -350,17 +380,14 @@ class MqttAdapter:
         self._accepted, self._announce_due = None, False
         with self._presence_lock:
             self._presence_acks.announcing(announcement.online.payload)
-        will = announcement.will
-        self._client.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self.settings.session_expiry
+        arm_will(self._client, announcement.will)
         try:
             self._client.connect(
                 self.settings.host,
                 self.settings.port,
                 keepalive=self.settings.keepalive,
                 clean_start=False,
-                properties=properties,
+                properties=connect_properties(self.settings),
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
             logger.warning(
@@ -416,7 +443,7 @@ class MqttAdapter:
         SUBACK in) also means the broker holds our presence."""
         self._subscribed.clear()
         for topic in self._subscriptions:
-            _, mid = self._client.subscribe(topic, options=_SUBSCRIBE_OPTIONS)
+            _, mid = self._client.subscribe(topic, options=SUBSCRIBE_OPTIONS)
             if mid is not None:
                 self._pending_subacks.add(mid)
 

@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from locker_agent.journal import Journal, JournalEvent, StateSnapshot, to_contract_event
 from locker_agent.link.errors import LinkDown, OutgoingQueueFull
-from locker_agent.link.journal import Journal, JournalEvent, StateSnapshot
 from locker_agent.link.mqtt import Outgoing
 from locker_contract import (
     MAX_EVENTS_PER_MESSAGE,
     DoorSnapshot,
-    Event,
     EventBatch,
     State,
     encode,
@@ -36,19 +35,6 @@ from locker_contract import (
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[Outgoing], int]
-
-
-def to_contract_event(event: JournalEvent) -> Event:
-    return Event.model_validate(
-        {
-            "event_id": event.event_id,
-            "seq": event.seq,
-            "type": event.type,
-            "device_time": event.device_time,
-            "door": event.door,
-            "data": dict(event.data),
-        }
-    )
 
 
 def state_message(cabinet_id: str, snapshot: StateSnapshot) -> Outgoing:

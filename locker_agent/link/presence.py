@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
 from locker_agent.link.mqtt import Announcement, Outgoing
 from locker_contract import Presence, encode, new_envelope, topics
 

@@ -34,8 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from locker_agent.link.journal import Journal, JournalTx
-from locker_agent.link.outbox import to_contract_event
+from locker_agent.journal import Journal, JournalTx, to_contract_event
 
 logger = logging.getLogger(__name__)
 

@@ -108,7 +108,7 @@ def test_a_port_that_cannot_be_opened_is_a_transport_error(tmp_path: Path) -> No
 
 def test_quick_start_demo_tells_the_story_and_exits_0() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "locker_agent.demo"],
+        [sys.executable, "-m", "simulators.demo"],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,

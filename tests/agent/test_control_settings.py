@@ -19,7 +19,7 @@ from locker_agent.cabinet import protocol_named
 from locker_agent.config import AgentSettings, load_settings, parse_settings
 from locker_agent.doors import ControllerSettings, OpenOutcome
 from locker_agent.errors import ConfigError
-from locker_agent.link.runtime import AgentRuntime
+from locker_agent.runtime import AgentRuntime
 from locker_agent.serial_link import LinkSettings
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from locker_agent.link.allowlist import (
+from locker_agent.pickup.allowlist import (
     AllowList,
     Match,
     MemoryAllowListStore,

@@ -2,7 +2,7 @@
 
 The default broker (127.0.0.1:1883, anonymous) serves tests that need no broker
 restart; every test uses its own cabinet id, so tests never see each other's topics.
-Tests that stop the broker start a private one (``tests.link_support.mosquitto``).
+Tests that stop the broker start a private one (``simulators.mosquitto``).
 Sessions are given a short expiry so the shared broker does not keep them for days.
 """
 
@@ -18,12 +18,13 @@ from typing import Any, cast
 import pytest
 
 from locker_agent.config import parse_settings
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
 from locker_agent.link.mqtt import LinkEvent, MqttAdapter, MqttSettings
 from locker_agent.link.presence import PresenceCounter
-from locker_agent.link.runtime import AgentRuntime
+from locker_agent.runtime import AgentRuntime
 from locker_contract import topics
 from simulators.bus import SimulatedBus
+from simulators.mosquitto import PrivateMosquitto
 from tests.agent_link.rig import (
     FAST_CONTROL,
     FAST_LINK,
@@ -34,7 +35,6 @@ from tests.agent_link.rig import (
     start_bus,
 )
 from tests.link_support.clients import TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 1883

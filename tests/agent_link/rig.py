@@ -16,7 +16,7 @@ import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from locker_agent.doors import ControllerSettings
-from locker_agent.link.runtime import AgentRuntime
+from locker_agent.runtime import AgentRuntime
 from locker_agent.serial_link import LinkSettings
 from locker_contract import (
     AllowListEntry,

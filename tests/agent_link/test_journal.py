@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from locker_agent.link.journal import EventClass, Journal, event_class
+from locker_agent.journal import EventClass, Journal, event_class
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from locker_agent.link.journal import Journal
+    from locker_agent.journal import Journal
 
     journal = Journal.open(Path(sys.argv[1]))
     door = 0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from locker_agent.link.runtime import PickupOutcome
+from locker_agent.pickup import PickupOutcome
 from locker_contract import AllowListEntry
+from simulators.mosquitto import PrivateMosquitto
 from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
 from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
 from tests.agent_link.conftest import RigFactory
 from tests.agent_link.rig import AgentRig, ServerStandIn, entry, wait_until
 from tests.link_support.clients import connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 CODE = "48151623"
 

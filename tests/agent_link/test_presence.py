@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
 from locker_agent.link.mqtt import Connected, Received
 from locker_contract import PresenceMessage, decode, topics
 from tests.agent_link.conftest import AdapterFactory, ObserverFactory

@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
 from locker_agent.link.mqtt import Connected, LinkEvent, MqttAdapter
 from locker_agent.link.presence import PresenceCounter, presence_message
 from locker_contract import PresenceMessage, decode, topics
+from simulators.mosquitto import PrivateMosquitto
 from tests.agent_link.conftest import (
     PRIVATE_CABINET,
     PRIVATE_PASSWORD,
@@ -29,7 +30,6 @@ from tests.agent_link.conftest import (
     fast_settings,
 )
 from tests.link_support.clients import TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 Presence = tuple[str, int]
 #: how long the broker must stay silent before we take its last presence as settled

@@ -21,10 +21,11 @@ import pytest
 
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import parse_settings
+from locker_agent.journal import Journal
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.guard import CommandGuard, GuardPolicy
+from locker_agent.link.guard_store import JournalGuardStore
 from locker_agent.link.inbound import InboundGate
-from locker_agent.link.journal import Journal
 from locker_agent.link.mqtt import Outgoing
 from locker_agent.link.refusals import (
     ALARMS_PER_WINDOW,
@@ -32,7 +33,6 @@ from locker_agent.link.refusals import (
     RefusalRecorder,
     summary_detail,
 )
-from locker_agent.link.stores import JournalGuardStore
 from locker_contract import (
     CommandResultMessage,
     EventAckMessage,

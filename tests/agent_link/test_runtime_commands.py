@@ -7,11 +7,11 @@ import time
 import pytest
 
 from locker_contract import RejectReason
+from simulators.mosquitto import PrivateMosquitto
 from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
 from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
 from tests.agent_link.conftest import RigFactory
 from tests.agent_link.rig import MAINTENANCE_TOKEN, AgentRig, Signer, wait_until
-from tests.link_support.mosquitto import PrivateMosquitto
 
 
 def rejection_alarms(rig: AgentRig) -> list[str]:

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from locker_agent.config import parse_settings
-from locker_agent.link.journal import EventClass, Journal
-from locker_agent.link.runtime import AgentRuntime
+from locker_agent.journal import EventClass, Journal
+from locker_agent.runtime import AgentRuntime
 from simulators.bus import SimulatedBus
+from simulators.mosquitto import PrivateMosquitto
 from tests.agent_link.conftest import (
     PRIVATE_CABINET,
     PRIVATE_PASSWORD,
@@ -33,7 +34,6 @@ from tests.agent_link.rig import (
     write_agent_toml,
 )
 from tests.link_support.clients import connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 
 def test_door_events_reach_the_server_with_the_state_and_leave_only_when_acknowledged(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from locker_agent.link.allowlist import AllowList, Match
-from locker_agent.link.journal import Journal
-from locker_agent.link.stores import JournalAllowListStore, JournalGuardStore
+from locker_agent.journal import Journal
+from locker_agent.link.guard_store import JournalGuardStore
+from locker_agent.pickup.allowlist import AllowList, Match
+from locker_agent.pickup.store import JournalAllowListStore
 from locker_contract import AllowListEntry, AllowListSync
 from tests.agent_link.rig import PICKUP_KEY, entry
 from tests.contract import messages

@@ -7,6 +7,7 @@ import secrets
 
 from sqlalchemy import Engine
 
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_bridge.conftest import (
     WAIT_S,
     Bridges,
@@ -16,7 +17,6 @@ from tests.link_bridge.conftest import (
     event,
     wait_for,
 )
-from tests.link_support.mosquitto import PrivateMosquitto
 
 
 def test_the_bridge_ingests_through_the_tls_broker_and_again_after_the_broker_restarts(

@@ -48,8 +48,8 @@ from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import layout as config_service
 from simulators.cabinet import CabinetTuning, SimulatedCabinet
+from simulators.mosquitto import PrivateMosquitto
 from simulators.timing import Timing
-from tests.link_support.mosquitto import PrivateMosquitto
 
 CABINET = "E2E-01"
 PASSWORD = "e2e-cabinet-password-1"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from locker_agent.boards import DoorState
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
 from locker_contract import topics
 from simulators.cabinet import SimulatedCabinet
 from tests.link_e2e.conftest import DOORS, LinkWorld, Stored, wait_until

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from locker_agent.config import parse_settings
 from locker_agent.doors import ControllerSettings
-from locker_agent.link.runtime import AgentRuntime
+from locker_agent.runtime import AgentRuntime
 from locker_agent.serial_link import LinkSettings
 from locker_contract import (
     CommandResult,
@@ -40,9 +40,9 @@ from locker_contract import (
 )
 from locker_server.keys import load_keys
 from simulators.bus import BoardConfig, SimulatedBus, Timing
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 FAST_LINK = LinkSettings(
     baudrate=9600,

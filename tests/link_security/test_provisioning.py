@@ -24,9 +24,9 @@ from locker_server.broker.mosquitto import check_mosquitto_password, read_passwo
 from locker_server.broker.provisioning import CabinetCredential
 from locker_server.config import Settings
 from locker_server.keys import load_keys
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import ConnectionRefused, TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 
 def _mode(path: Path) -> int:

@@ -38,6 +38,7 @@ from locker_contract import (
     topics,
 )
 from locker_server.keys import load_keys
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_security.conftest import LockerCli
 from tests.link_security.test_command_attacks import (
     Cabinet,
@@ -47,7 +48,6 @@ from tests.link_security.test_command_attacks import (
 )
 from tests.link_support import forged
 from tests.link_support.clients import TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 CABINET = "CAB-A"
 CODE = "16180339"

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_support.clients import TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 PASSWORDS = {"CAB-A": "a-password-for-cabinet-a", "CAB-B": "a-password-for-cabinet-b"}
 SUBACK_FAILURE = 0x80

@@ -1,1 +1,2 @@
-"""Shared support for the link (issue #4) tests: a private Mosquitto and MQTT clients."""
+"""Shared support for the link tests: MQTT clients and forged messages (the private
+Mosquitto they run against is :mod:`simulators.mosquitto`)."""

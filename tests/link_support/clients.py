@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.link_support.mosquitto import PrivateMosquitto
+from simulators.mosquitto import PrivateMosquitto
 
 
 class ConnectionRefused(Exception):

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_support.clients import ConnectionRefused, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 PASSWORD = "a-password-for-cabinet-a"
 

@@ -1,5 +1,11 @@
 """The agent's durable journal: one SQLite file, WAL mode, ``synchronous=FULL``.
 
+It sits below both the MQTT link and the pickup desk, because all three writers of the
+cabinet's record use it: door events (the runtime), pickups (:mod:`locker_agent.pickup`)
+and the link (outbox, command runner, presence counter, refusals). Each of them keeps
+its own tables' SQL in its own store; the journal owns the file, the schema and the
+transaction.
+
 What it holds (one table each):
 
 * ``events`` — what the cabinet has to tell the server, in ``seq`` order, each with a
@@ -7,9 +13,10 @@ What it holds (one table each):
 * ``doors`` + ``meta.state_version`` — the door snapshot published on ``state``;
 * ``meta.connection`` — the presence connection counter (+1 before every CONNECT);
 * ``decided_commands`` + ``meta.command_counter`` — what the command guard must
-  remember (command ids already decided, the highest counter);
+  remember (command ids already decided, the highest counter; see
+  :mod:`locker_agent.link.guard_store`);
 * ``allow_list``, ``allow_consumed``, ``allow_failures`` + ``meta.allow_list_version``
-  — the offline pickup allow-list (see :mod:`locker_agent.link.stores`);
+  — the offline pickup allow-list (see :mod:`locker_agent.pickup.store`);
 * ``command_results`` — final ``cmd/res`` messages not yet handed to the broker.
 
 Rules:
@@ -50,7 +57,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from locker_agent.link.errors import JournalError
+from locker_agent.errors import JournalError
+from locker_contract import Event
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +136,24 @@ class JournalEvent:
     door: int | None
     device_time: str
     data: Mapping[str, Any]
+
+
+def to_contract_event(event: JournalEvent) -> Event:
+    """The contract's form of a journaled event; raises if the contract refuses it.
+
+    Writers call it on the row they have just appended, inside their transaction, so an
+    event the contract would refuse is never committed and can never block the outbox.
+    """
+    return Event.model_validate(
+        {
+            "event_id": event.event_id,
+            "seq": event.seq,
+            "type": event.type,
+            "device_time": event.device_time,
+            "door": event.door,
+            "data": dict(event.data),
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +275,7 @@ class JournalTx:
             (command_id, status),
         )
 
-    # -- raw statements for the stores (locker_agent.link.stores) -----------------
+    # -- raw statements for the stores (guard_store, pickup.store) ----------------
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
         """Run one statement; returns the rows it changed."""

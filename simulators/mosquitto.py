@@ -1,4 +1,8 @@
-"""A private Mosquitto broker for tests, started from the project's generated configuration.
+"""A private Mosquitto broker, started from the project's generated configuration.
+
+For tests and benchmarks (it sits with the simulators because both use it, and it needs
+the server's broker configuration, which only the layers above agent and server may
+import).
 
 ``PrivateMosquitto`` either uses a directory written by ``locker-server broker-config`` or
 generates one itself (``write_broker_files``) with the cabinets and passwords given. It
@@ -10,7 +14,7 @@ starts ``/usr/sbin/mosquitto -c``, and waits until every listener accepts connec
         broker.tls_port, broker.plain_port, broker.ca_file, broker.server_credentials
         broker.reload()    # SIGHUP: re-read passwd/acl, drop clients no longer allowed
         broker.restart()   # same ports, same persistence directory
-    # always stopped here, even when the test failed
+    # always stopped here, even when the body raised
 
 The broker's log is ``broker.log_path`` (``log_type all``); ``broker.log_text()`` reads it.
 """
@@ -23,11 +27,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-
-import pytest
 
 from locker_server.broker.mosquitto import (
     CONF_FILE,
@@ -37,16 +39,13 @@ from locker_server.broker.mosquitto import (
     server_credentials,
     write_broker_files,
 )
+from simulators.errors import BrokerStartError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 HOST = "127.0.0.1"
 TEST_CONF = "mosquitto.test.conf"
 LOG_FILE = "mosquitto.log"
 _RELOAD_MARK = "Reloading config."
-
-
-class BrokerStartError(RuntimeError):
-    """Mosquitto exited or did not accept connections in time (its log is in the message)."""
 
 
 def free_port() -> int:
@@ -112,7 +111,7 @@ class PrivateMosquitto:
         if self._process is not None and self._process.poll() is None:
             return self
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - a fixed path and our own config
                 [MOSQUITTO, "-c", str(self.directory / TEST_CONF)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -193,7 +192,7 @@ class PrivateMosquitto:
         lines = []
         for line in (self.directory / CONF_FILE).read_text().splitlines():
             lines.append(self._patched(line))
-        lines += ["", "# Added by the test fixture", f"log_dest file {self.log_path}"]
+        lines += ["", "# Added by PrivateMosquitto", f"log_dest file {self.log_path}"]
         lines += ["log_type all", "log_timestamp_format %H:%M:%S"]
         if os.geteuid() == 0:
             lines.append("user root")  # else Mosquitto drops to `mosquitto` and can't read 0600
@@ -235,14 +234,3 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-@pytest.fixture
-def private_mosquitto() -> Iterator[PrivateMosquitto]:
-    """A running private broker (TLS + ACLs, plus a loopback plain port) with no cabinets.
-
-    Import it into a ``conftest.py`` to use it; tests needing cabinets build their own
-    ``PrivateMosquitto(cabinets=...)``.
-    """
-    with PrivateMosquitto(plain=True) as broker:
-        yield broker

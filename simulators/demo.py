@@ -4,6 +4,9 @@ A simulated cabinet (two 24-door 8A/80 boards) serves a pty; the agent's door
 controller drives it through that pty exactly as it would drive a USB-RS485 adapter.
 It opens door 7, confirms it by the door sensor, lets a simulated person close it,
 and prints a door summary. Exit status 0 only if every step happened as told.
+
+It lives with the simulators because it needs both sides: the simulated boards and the
+real agent's door layer (the agent itself never imports a simulator).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Final
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind, OpenOutcome
 from locker_agent.layout import BoardConfig, CabinetLayout
-from simulators.bus import BoardConfig as SimulatedBoardConfig
-from simulators.bus import SimulatedBus, Timing
+from simulators.board import BoardConfig as SimulatedBoardConfig
+from simulators.bus import SimulatedBus
+from simulators.timing import Timing
 
 DOOR: Final = 7
 BOARDS: Final = (1, 2)

@@ -1,9 +1,15 @@
-"""``AgentRuntime``: one cabinet's door layer, journal and MQTT link, wired together.
+"""``AgentRuntime``: one cabinet's door layer, journal, pickup desk and MQTT link, wired.
+
+What lives where: the door layer (:mod:`locker_agent.cabinet`), the durable record
+(:mod:`locker_agent.journal`), pickups at the cabinet (:mod:`locker_agent.pickup`) and
+the MQTT link with what only it needs (:mod:`locker_agent.link`) know nothing of each
+other; this module builds them from ``agent.toml``, starts and stops them, and routes
+between them.
 
 Threads and who does what::
 
     door poller ──door events──▶ journal (event + door snapshot, one transaction) ─┐
-    kiosk ──local_pickup()──▶ allow-list + journal (one transaction) ─▶ door ──────┤ wake
+    kiosk ──pickup desk──▶ allow-list + journal (one transaction) ─▶ door ─────────┤ wake
     mqtt network thread ──Connected / Received / Delivered──▶ inbox ───────────────┤
     door-command executor ──ResultReady──▶ inbox ───────────────────────────────────┤
                                                                                     ▼
@@ -20,7 +26,6 @@ import logging
 import queue
 import signal
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import Any, Final
@@ -28,13 +33,13 @@ from typing import Any, Final
 from locker_agent.boards import DoorState
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import AgentSettings
-from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind, OpenOutcome
+from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind
 from locker_agent.errors import ConfigError
-from locker_agent.link.allowlist import AllowList, Match
+from locker_agent.journal import Journal, to_contract_event
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.guard import CommandGuard, GuardPolicy
+from locker_agent.link.guard_store import JournalGuardStore
 from locker_agent.link.inbound import InboundGate
-from locker_agent.link.journal import Journal, JournalTx
 from locker_agent.link.mqtt import (
     Connected,
     Delivered,
@@ -44,14 +49,19 @@ from locker_agent.link.mqtt import (
     MqttSettings,
     Received,
 )
-from locker_agent.link.outbox import Outbox, to_contract_event
+from locker_agent.link.outbox import Outbox
 from locker_agent.link.presence import PresenceCounter
-from locker_agent.link.stores import JournalAllowListStore, JournalGuardStore
+from locker_agent.pickup import (
+    AllowList,
+    JournalAllowListStore,
+    PickupDesk,
+    PickupOutcome,
+    presented,
+)
 from locker_agent.serial_link import LinkSettings
 from locker_contract import (
     AllowListSync,
     ConfigSync,
-    OfflinePickupData,
     TimeSync,
     topics,
     trusted_keys,
@@ -82,17 +92,6 @@ _SNAPSHOT_STATES: Final = {
     DoorEventKind.CLOSED: "closed",
     DoorEventKind.UNKNOWN: "unknown",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class PickupOutcome:
-    """What ``local_pickup`` did. ``reason`` is set when nothing was opened."""
-
-    opened: bool
-    door: int | None = None
-    parcel_ids: tuple[int, ...] = ()
-    door_outcome: OpenOutcome | None = None
-    reason: str | None = None
 
 
 class _Wake:
@@ -151,6 +150,14 @@ class AgentRuntime:
         self.allow_list = AllowList(
             settings.security.pickup_key_bytes, JournalAllowListStore(self.journal)
         )
+        self.pickup_desk = PickupDesk(
+            self.allow_list,
+            self.journal,
+            self.cabinet.doors,
+            server_now=self._server_now,
+            link_up=lambda: self.link.connected,
+            journaled=self._wake,
+        )
         self.outbox = Outbox(
             self.cabinet_id, self.journal, self.link.publish, ack_timeout=ack_timeout
         )
@@ -195,7 +202,7 @@ class AgentRuntime:
         self._unsubscribe()
         self.commands.close()
         self._stop.set()
-        self._inbox.put(_Wake())
+        self._wake()
         if self._worker is not None:
             self._worker.join(timeout=10)
         # refusals counted after commands.close() (the worker ran until the join) are
@@ -240,8 +247,11 @@ class AgentRuntime:
             state = _SNAPSHOT_STATES.get(event.kind)
             if state is not None:
                 tx.set_door(event.door, state)
-            self._append(tx, event_type, door=event.door, data=data, when=event.wall)
-        self._inbox.put(_Wake())
+            # checked against the contract now, so it can never block the outbox
+            to_contract_event(
+                tx.append(event_type, door=event.door, data=data, device_time=event.wall)
+            )
+        self._wake()
 
     @staticmethod
     def _describe(event: DoorEvent) -> tuple[str, dict[str, Any]]:
@@ -251,18 +261,6 @@ class AgentRuntime:
         if event.detail:
             alarm["detail"] = event.detail[:200]
         return "alarm", alarm
-
-    def _append(
-        self,
-        tx: JournalTx,
-        event_type: str,
-        *,
-        door: int | None = None,
-        data: dict[str, Any] | None = None,
-        when: datetime | None = None,
-    ) -> None:
-        """Journal an event, checked against the contract now so it can never block the outbox."""
-        to_contract_event(tx.append(event_type, door=door, data=data, device_time=when))
 
     def _reconcile_snapshot(self) -> None:
         """Doors whose observed state differs from the snapshot (first poll, board back)."""
@@ -280,58 +278,16 @@ class AgentRuntime:
     def local_pickup(
         self, *, code: str | None = None, qr_token: str | None = None, door: int | None = None
     ) -> PickupOutcome:
-        """Validate a code or QR token against the allow-list, open its door, journal it.
+        """Validate a code or QR token against the allow-list, open its door, journal it
+        (see :class:`~locker_agent.pickup.PickupDesk`, which a kiosk calls directly)."""
+        return self.pickup_desk.pickup(presented(code=code, qr_token=qr_token), door=door)
 
-        The match, the consumed entry and the ``pickup`` (or ``pickup.refused``) event
-        commit together before the door is opened: the record never lags the act. The
-        presented code or token is never stored or logged.
-        """
-        kind = "code" if code is not None else "qr"
-        with self.journal.transaction() as tx:
-            now = self.guard.clock_offset.server_now(utc_now())
-            verdict = self.allow_list.check(code=code, qr=qr_token, door=door, now=now)
-            if isinstance(verdict, Match):
-                self._append(tx, "pickup", door=verdict.door, data=self._pickup_data(verdict))
-            else:
-                refusal = {"reason": verdict.reason, "credential": kind}
-                self._append(tx, "pickup.refused", door=door, data=refusal)
+    def _server_now(self) -> datetime:
+        """The server's clock as the cabinet knows it: learned from commands and time syncs."""
+        return self.guard.clock_offset.server_now(utc_now())
+
+    def _wake(self) -> None:
         self._inbox.put(_Wake())
-        if isinstance(verdict, Match):
-            return self._open_for_pickup(verdict)
-        return PickupOutcome(opened=False, door=door, reason=verdict.reason)
-
-    def _pickup_data(self, match: Match) -> dict[str, Any]:
-        mode = "online" if self.link.connected else "offline"
-        data = {
-            "mode": mode,
-            "parcel_ids": list(match.parcel_ids),
-            "credential": match.credential,
-            "allow_list_version": match.allow_list_version,
-        }
-        if mode == "online" and not _contract_accepts(data):
-            data["mode"] = "offline"  # the contract knows only cabinet-validated pickups
-        return data
-
-    def _open_for_pickup(self, match: Match) -> PickupOutcome:
-        result = self.cabinet.doors.open_door(match.door)
-        if result.outcome is not OpenOutcome.CONFIRMED:
-            with self.journal.transaction() as tx:
-                detail = f"{result.outcome.value} {result.detail}".strip()[:200]
-                self._append(
-                    tx,
-                    "alarm",
-                    door=match.door,
-                    data={"kind": "pickup_door_not_opened", "detail": detail},
-                )
-            self._inbox.put(_Wake())
-        opened = result.outcome is OpenOutcome.CONFIRMED
-        return PickupOutcome(
-            opened,
-            match.door,
-            match.parcel_ids,
-            result.outcome,
-            None if opened else result.outcome.value,
-        )
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -416,14 +372,6 @@ class AgentRuntime:
 
     def door_state(self, door: int) -> DoorState:
         return self.cabinet.doors.state(door)
-
-
-def _contract_accepts(data: dict[str, Any]) -> bool:
-    try:
-        OfflinePickupData.model_validate(data)
-    except ValueError:
-        return False
-    return True
 
 
 def _build_cabinet(

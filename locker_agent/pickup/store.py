@@ -1,10 +1,10 @@
-"""The journal-backed storage behind the command guard and the offline allow-list.
+"""The journal-backed storage behind the offline allow-list.
 
-Both implement the Protocols of :mod:`locker_agent.link.guard` and
-:mod:`locker_agent.link.allowlist` on the journal's SQLite file. Every write goes
-through ``Journal.transaction()``, which is re-entrant: when the runtime wraps a guard
-decision or an allow-list match in its own transaction together with the event that
-records it, both commit as one.
+:class:`JournalAllowListStore` implements
+:class:`~locker_agent.pickup.allowlist.AllowListStore` on the journal's SQLite file.
+Every write goes through ``Journal.transaction()``, which is re-entrant: when the pickup
+desk wraps an allow-list match in its own transaction together with the ``pickup``
+event that records it, both commit as one.
 """
 
 from __future__ import annotations
@@ -12,37 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from locker_agent.link.allowlist import Failure
-from locker_agent.link.journal import Journal
+from locker_agent.journal import Journal
+from locker_agent.pickup.allowlist import Failure
 from locker_contract import AllowListEntry, format_utc
 
-_COUNTER = "command_counter"
 _ALLOW_VERSION = "allow_list_version"
-
-
-class JournalGuardStore:
-    """``GuardStore``: command ids already decided and the highest counter."""
-
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-
-    def last_counter(self) -> int:
-        return self._journal.meta(_COUNTER)
-
-    def has_seen(self, command_id: str) -> bool:
-        with self._journal.transaction() as tx:
-            rows = tx.query("SELECT 1 FROM decided_commands WHERE command_id = ?", (command_id,))
-        return bool(rows)
-
-    def remember(self, command_id: str, counter: int) -> None:
-        with self._journal.transaction() as tx:
-            tx.execute(
-                "INSERT OR IGNORE INTO decided_commands (command_id, counter, decided_at)"
-                " VALUES (?, ?, strftime('%s', 'now'))",
-                (command_id, counter),
-            )
-            if counter > tx.get(_COUNTER):
-                tx.put(_COUNTER, counter)
 
 
 class JournalAllowListStore:

@@ -1,0 +1,150 @@
+"""The pickup desk a kiosk calls: a typed code or a scanned token in, a door or a refusal out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from locker_agent.doors import OpenOutcome, OpenResult
+from locker_agent.journal import Journal
+from locker_agent.layout import DoorAddress
+from locker_agent.pickup import (
+    AllowList,
+    Granted,
+    JournalAllowListStore,
+    PickupDesk,
+    PickupOutcome,
+    Refused,
+    ScannedToken,
+    TypedCode,
+    presented,
+)
+from locker_contract import AllowListEntry, credential_hash
+from tests.agent_link.rig import PICKUP_KEY, entry
+from tests.contract import messages
+
+CODE = "48151623"
+TOKEN = "qr-token-of-parcel-41"
+
+
+@dataclass
+class FakeDoors:
+    """Doors that answer every unlock with ``outcome``, and note what the journal held
+    at that moment (a pickup must be on record before its door moves)."""
+
+    journal: Journal
+    outcome: OpenOutcome = OpenOutcome.CONFIRMED
+    opened: list[int] = field(default_factory=list)
+    journaled_before_opening: list[list[str]] = field(default_factory=list)
+
+    def open_door(self, door: int) -> OpenResult:
+        self.opened.append(door)
+        self.journaled_before_opening.append([e.type for e in self.journal.pending()])
+        return OpenResult(door, DoorAddress(1, door), self.outcome, True, b"\x8a", 0.0)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    journal = Journal.open(tmp_path / "journal.sqlite3")
+    yield journal
+    journal.close()
+
+
+def _desk(journal: Journal, doors: FakeDoors, *entries: AllowListEntry) -> PickupDesk:
+    allow_list = AllowList(PICKUP_KEY, JournalAllowListStore(journal))
+    allow_list.apply(messages.allow_list_sync(version=1, entries=list(entries)).body)
+    return PickupDesk(
+        allow_list,
+        journal,
+        doors,
+        server_now=lambda: datetime.now(UTC),
+        link_up=lambda: False,
+    )
+
+
+def _qr_entry(parcel_id: int, door: int, token: str) -> AllowListEntry:
+    return AllowListEntry(
+        parcel_id=parcel_id,
+        door=door,
+        code_hash=None,
+        qr_hash=credential_hash(PICKUP_KEY, "qr", token),
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
+def test_a_typed_code_opens_its_door_once_after_the_pickup_is_on_record(
+    journal: Journal,
+) -> None:
+    doors = FakeDoors(journal)
+    desk = _desk(journal, doors, entry(11, 5, CODE), entry(12, 5, CODE))
+
+    outcome = desk.pickup(TypedCode(CODE))
+
+    assert outcome == PickupOutcome(True, 5, (11, 12), OpenOutcome.CONFIRMED, None)
+    assert doors.opened == [5]
+    assert doors.journaled_before_opening == [["pickup"]]
+    assert not desk.pickup(TypedCode(CODE)).opened  # used up
+    assert doors.opened == [5]
+
+
+def test_a_kiosk_learns_the_door_before_anything_moves(journal: Journal) -> None:
+    doors = FakeDoors(journal)
+    desk = _desk(journal, doors, _qr_entry(41, 3, TOKEN))
+
+    decision = desk.decide(ScannedToken(TOKEN))
+
+    assert decision == Granted(3, (41,))
+    assert doors.opened == []
+    assert desk.open(decision).opened
+    assert doors.opened == [3]
+
+
+def test_a_token_presented_at_another_door_is_refused_and_opens_nothing(
+    journal: Journal,
+) -> None:
+    doors = FakeDoors(journal)
+    desk = _desk(journal, doors, _qr_entry(41, 3, TOKEN))
+
+    assert desk.decide(ScannedToken(TOKEN), door=4) == Refused("no_match", 4)
+    assert doors.opened == []
+    [refused] = journal.pending()
+    assert (refused.type, refused.door) == ("pickup.refused", 4)
+    assert refused.data == {"reason": "no_match", "credential": "qr"}
+
+
+def test_a_door_that_does_not_open_is_reported_and_journaled_as_an_alarm(
+    journal: Journal,
+) -> None:
+    doors = FakeDoors(journal, outcome=OpenOutcome.JAMMED)
+    desk = _desk(journal, doors, entry(11, 5, CODE))
+
+    outcome = desk.pickup(TypedCode(CODE))
+
+    assert outcome == PickupOutcome(False, 5, (11,), OpenOutcome.JAMMED, "jammed")
+    alarm = journal.pending()[-1]
+    assert (alarm.type, alarm.data["kind"]) == ("alarm", "pickup_door_not_opened")
+
+
+@pytest.mark.parametrize(
+    ("code", "token", "kind"),
+    [(CODE, TOKEN, "code"), (None, None, "qr")],
+)
+def test_both_credentials_at_once_or_none_is_refused_as_no_credential(
+    journal: Journal, code: str | None, token: str | None, kind: str
+) -> None:
+    doors = FakeDoors(journal)
+    desk = _desk(journal, doors, entry(11, 5, CODE))
+
+    outcome = desk.pickup(presented(code=code, qr_token=token))
+
+    assert outcome == PickupOutcome(False, reason="no_credential")
+    assert [e.data for e in journal.pending()] == [{"reason": "no_credential", "credential": kind}]
+
+
+def test_a_presented_credential_never_shows_in_a_repr() -> None:
+    assert CODE not in repr(TypedCode(CODE))
+    assert TOKEN not in repr(ScannedToken(TOKEN))
