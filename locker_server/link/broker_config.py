@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from locker_contract.envelope import MAX_PAYLOAD_BYTES
 from locker_server.errors import ConfigurationError
 from locker_server.link.tls import TlsFiles, ensure_tls, write_private
 
@@ -41,6 +42,15 @@ _SALT_BYTES = 12
 _PASSWORD_BYTES = 24  # 192 bits
 _SHARE_GROUP_BYTES = 16  # 128 bits: the group name is a secret (see ``new_share_group``)
 
+#: The contract's largest message plus room for an MQTT PUBLISH's own bytes: fixed header
+#: (5), topic (2 + under 100 in our tree), packet id (2) and MQTT 5 properties.
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096
+#: Connections per listener; a fleet larger than this raises ``--max-connections``.
+DEFAULT_MAX_CONNECTIONS = 10000
+#: Longest keepalive a client may ask for (agent 10 s, bridge 30 s): a half-open
+#: connection of a client that asked for "never" (0) would otherwise be held forever.
+MAX_KEEPALIVE_S = 300
+
 #: What a cabinet may do, by topic suffix: publish its own reports, read what is for it.
 CABINET_WRITES = ("presence", "state", "evt", "cmd/res")
 CABINET_READS = ("cmd", "evt/ack", "sync")
@@ -53,6 +63,7 @@ class Listeners:
     host_names: tuple[str, ...] = ("localhost",)
     tls_port: int = DEFAULT_TLS_PORT
     plain_port: int | None = None
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +163,10 @@ def conf_text(directory: Path, listeners: Listeners, tls: TlsFiles) -> str:
         "persistent_client_expiration 14d",  # sessions of cabinets gone for good do not pile up
         "set_tcp_nodelay true",  # small command messages go out at once (round trip p99)
         "connection_messages true",
+        *_limits(),
         "",
         f"listener {listeners.tls_port}",
+        *_listener_limits(listeners),
         f"certfile {tls.server_cert}",
         f"keyfile {tls.server_key}",
         f"cafile {tls.ca_cert}",
@@ -161,8 +174,23 @@ def conf_text(directory: Path, listeners: Listeners, tls: TlsFiles) -> str:
     ]
     if listeners.plain_port is not None:
         lines += ["", "# Plain MQTT for processes on this host only.", ""]
-        lines += [f"listener {listeners.plain_port} 127.0.0.1"]
+        lines += [f"listener {listeners.plain_port} 127.0.0.1", *_listener_limits(listeners)]
     return "\n".join(lines) + "\n"
+
+
+def _limits() -> list[str]:
+    """Broker-wide limits, from the contract's message size cap."""
+    return [
+        "# No message of the contract is larger than MAX_PAYLOAD_BYTES: a larger payload",
+        "# is dropped, a larger packet (of any kind) ends the connection.",
+        f"message_size_limit {MAX_PAYLOAD_BYTES}",
+        f"max_packet_size {MAX_PACKET_BYTES}",
+        f"max_keepalive {MAX_KEEPALIVE_S}",
+    ]
+
+
+def _listener_limits(listeners: Listeners) -> list[str]:
+    return [f"max_connections {listeners.max_connections}"]
 
 
 def server_credentials(directory: Path) -> ServerCredentials:

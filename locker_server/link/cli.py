@@ -43,6 +43,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--port", type=int, default=broker_config.DEFAULT_TLS_PORT)
     parser.add_argument("--plain-port", type=int, help="extra plain listener on 127.0.0.1")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=broker_config.DEFAULT_MAX_CONNECTIONS,
+        help="connections each listener accepts (default %(default)s)",
+    )
     parser.set_defaults(handler=broker_config_command)
 
 
@@ -75,7 +81,7 @@ def broker_config_command(args: argparse.Namespace, ctx: CliContext) -> int:
     except SQLAlchemyError as exc:
         return _database_error(ctx, exc)
     listeners = broker_config.Listeners(
-        broker_config.host_names(args.host), args.port, args.plain_port
+        broker_config.host_names(args.host), args.port, args.plain_port, args.max_connections
     )
     files = broker_config.write_broker_files(args.out, hashes, listeners)
     reloaded, detail = provisioning.reload_broker(files.directory)

@@ -30,6 +30,7 @@ import tomli_w
 from sqlalchemy import Engine, String
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from locker_contract import topics
 from locker_contract.credentials import cabinet_pickup_key
 from locker_contract.signing import encode_public_key
 from locker_server.audit import Actor, AuditEvent, AuditLog
@@ -129,6 +130,7 @@ def provision(
     ca_pem = ensure_ca(endpoint.broker_dir).read_bytes()
     with session_scope(engine) as session:
         cabinet = find_cabinet(session, reference)
+        _check_broker_name(cabinet)
         doors = _doors(session, _id(cabinet))
         if not doors:  # the agent refuses a configuration without doors
             raise ValidationFailed(f"cabinet {cabinet.code} has no doors yet; add them first")
@@ -197,6 +199,14 @@ def _running_mosquitto_pid(pid_file: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if b"mosquitto" in command.split(b"\x00")[0] else None
+
+
+def _check_broker_name(cabinet: Cabinet) -> None:
+    """A code stored before the contract refused it (``.``, ``locker-server...``) gets no
+    broker account: it would be a path word or collide with the server's accounts."""
+    problem = topics.cabinet_id_problem(cabinet.code)
+    if problem is not None:
+        raise ValidationFailed(f"cabinet code {cabinet.code!r} cannot be an MQTT name: {problem}")
 
 
 def _issue(session: Session, cabinet_id: int) -> str:

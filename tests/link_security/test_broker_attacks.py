@@ -23,6 +23,7 @@ from locker_contract import topics
 from locker_contract.envelope import MAX_PAYLOAD_BYTES
 from locker_server.config import Settings
 from locker_server.link.bridge import BridgeConfig, InboundMessage, LinkPublisher, MqttBridge
+from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import TestClient, connect
 from tests.link_support.mosquitto import PrivateMosquitto
 
@@ -48,10 +49,12 @@ class Inbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.topics: list[str] = []
+        self.sizes: list[int] = []
 
     def __call__(self, message: InboundMessage, _publisher: LinkPublisher) -> None:
         with self._lock:
             self.topics.append(message.topic)
+            self.sizes.append(len(message.payload))
 
     def count(self, topic: str) -> int:
         with self._lock:
@@ -144,3 +147,44 @@ def test_server_group_is_a_secret_the_cabinet_never_receives(
     settings = Settings(_env_file=broker.directory / "server.credentials")  # type: ignore[call-arg]
     assert settings.mqtt_share_group != PUBLIC_GROUP
     assert len(settings.mqtt_share_group) >= 32  # at least 128 random bits in hex
+
+
+# --- oversized messages ----------------------------------------------------------------------
+
+
+def test_a_payload_above_the_contracts_cap_never_reaches_the_server(
+    broker: PrivateMosquitto, server: Inbox
+) -> None:
+    with as_cabinet(broker, "CAB-B") as cabinet_b:
+        cabinet_b.paho.publish(topics.evt("CAB-B"), b"x" * (MAX_PAYLOAD_BYTES + 1), qos=1)
+        # Mosquitto answers "packet too large" and paho then closes; the old config delivered.
+        wait_for(lambda: cabinet_b.disconnected.is_set() or bool(server.sizes))
+    with as_cabinet(broker, "CAB-A") as cabinet_a:  # control: a message at the cap arrives
+        cabinet_a.publish(topics.evt("CAB-A"), b"y" * MAX_PAYLOAD_BYTES)
+        assert wait_for(lambda: MAX_PAYLOAD_BYTES in server.sizes)
+    assert server.sizes == [MAX_PAYLOAD_BYTES]
+
+
+def test_a_packet_far_above_the_cap_ends_the_senders_connection(
+    broker: PrivateMosquitto, server: Inbox
+) -> None:
+    with as_cabinet(broker, "CAB-B") as cabinet_b:
+        cabinet_b.paho.publish(topics.evt("CAB-B"), b"z" * (4 * MAX_PAYLOAD_BYTES), qos=1)
+        assert cabinet_b.disconnected.wait(WAIT_S), "the broker must drop the flooding client"
+    assert server.sizes == []
+
+
+# --- cabinet codes that collide with broker names -------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["locker-server", "locker-server-1", "LOCKER-SERVER", ".", ".."])
+def test_cabinet_code_taken_from_the_servers_names_or_a_path_word_is_refused(
+    locker_cli: LockerCli, code: str
+) -> None:
+    locker_cli.ok("site", "add", "Head office")
+
+    result = locker_cli("cabinet", "add", "1", code, "--name", "Rogue")
+
+    assert result.code == 1
+    assert "error: code:" in result.err
+    assert locker_cli.ok("cabinet", "list").out.count("Rogue") == 0
