@@ -42,6 +42,11 @@ def register(subparsers: Any) -> None:
         help="host name (or address) cabinets use to reach the broker; repeatable",
     )
     parser.add_argument("--port", type=int, default=broker_config.DEFAULT_TLS_PORT)
+    parser.add_argument(
+        "--server-port",
+        type=int,
+        help="TLS port of the server processes' listener (default: --port + 1)",
+    )
     parser.add_argument("--plain-port", type=int, help="extra plain listener on 127.0.0.1")
     parser.add_argument(
         "--max-connections",
@@ -81,7 +86,11 @@ def broker_config_command(args: argparse.Namespace, ctx: CliContext) -> int:
     except SQLAlchemyError as exc:
         return _database_error(ctx, exc)
     listeners = broker_config.Listeners(
-        broker_config.host_names(args.host), args.port, args.plain_port, args.max_connections
+        broker_config.host_names(args.host),
+        args.port,
+        args.plain_port,
+        args.max_connections,
+        args.server_port,
     )
     files = broker_config.write_broker_files(args.out, hashes, listeners)
     reloaded, detail = provisioning.reload_broker(files.directory)
@@ -89,6 +98,7 @@ def broker_config_command(args: argparse.Namespace, ctx: CliContext) -> int:
         f"broker configuration written to {files.directory} ({len(hashes)} cabinets)", file=ctx.out
     )
     print(f"  start: mosquitto -c {files.conf}", file=ctx.out)
+    print(f"  cabinets connect to port {listeners.tls_port}", file=ctx.out)
     print(f"  server settings: {files.credentials} (LOCKER_MQTT_* environment file)", file=ctx.out)
     print(f"  cabinets verify the broker with {files.tls.ca_cert}", file=ctx.out)
     if reloaded:

@@ -274,13 +274,16 @@ def _record(
 
 
 def _credentials_url(broker_dir: Path) -> SplitResult | None:
+    """The cabinets' listener recorded in ``server.credentials`` (older directories have
+    only ``LOCKER_MQTT_URL``, which then was the one listener of cabinets and server)."""
     path = broker_dir / broker_config.CREDENTIALS_FILE
     if not path.exists():
         return None
-    for line in path.read_text().splitlines():
-        if line.startswith("LOCKER_MQTT_URL="):
-            return urlsplit(line.split("=", 1)[1].strip())
-    return None
+    values = dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if "=" in line
+    )
+    url = values.get(broker_config.CABINET_URL_KEY) or values.get("LOCKER_MQTT_URL")
+    return urlsplit(url.strip()) if url else None
 
 
 def _id(cabinet: Cabinet) -> int:

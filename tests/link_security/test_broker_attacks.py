@@ -24,7 +24,7 @@ from locker_contract.envelope import MAX_PAYLOAD_BYTES
 from locker_server.config import Settings
 from locker_server.link.bridge import BridgeConfig, InboundMessage, LinkPublisher, MqttBridge
 from tests.link_security.conftest import LockerCli
-from tests.link_support.clients import TestClient, connect
+from tests.link_support.clients import ConnectionRefused, TestClient, connect
 from tests.link_support.mosquitto import PrivateMosquitto
 
 PASSWORDS = {"CAB-A": "a-password-for-cabinet-a", "CAB-B": "a-password-for-cabinet-b"}
@@ -67,14 +67,23 @@ def broker() -> Iterator[PrivateMosquitto]:
         yield running
 
 
-def deployed_bridge(broker: PrivateMosquitto, inbox: Inbox) -> MqttBridge:
-    """The server's bridge as ``server.credentials`` configures it (test ports patched in)."""
+def deployed_bridge(
+    broker: PrivateMosquitto, inbox: Inbox, client_id: str = "locker-server-1"
+) -> MqttBridge:
+    """The server's bridge as ``server.credentials`` configures it (test ports patched in),
+    with the fixed client id the documentation recommends."""
     settings = Settings(_env_file=broker.directory / "server.credentials")  # type: ignore[call-arg]
-    config = replace(BridgeConfig.from_settings(settings), host=broker.host, port=broker.tls_port)
-    bridge = MqttBridge(replace(config, reconnect_min_s=1, reconnect_max_s=1), inbox)
+    config = replace(BridgeConfig.from_settings(settings), host=broker.host, port=server_port(broker))
+    config = replace(config, client_id=client_id, reconnect_min_s=1, reconnect_max_s=1)
+    bridge = MqttBridge(config, inbox)
     bridge.start()
     assert bridge.wait_until_subscribed(WAIT_S), "control: the server's bridge subscribes"
     return bridge
+
+
+def server_port(broker: PrivateMosquitto) -> int:
+    """Where the server connects: its own listener (the one shared TLS port before it)."""
+    return getattr(broker, "server_port", broker.tls_port)
 
 
 @pytest.fixture
@@ -117,10 +126,11 @@ def join_public_group(client: TestClient) -> None:
 def test_rogue_connections_in_the_servers_share_group_take_no_events(
     broker: PrivateMosquitto, server: Inbox
 ) -> None:
-    rogues = [as_cabinet(broker, "CAB-B", client_id=f"rogue-{n}") for n in range(3)]
+    rogues: list[TestClient] = []
     try:
-        for rogue in rogues:
-            join_public_group(rogue)
+        for n in range(3):  # (where one credential holds one connection, the last stays)
+            rogues.append(as_cabinet(broker, "CAB-B", client_id=f"rogue-{n}"))
+            join_public_group(rogues[-1])
         topic = publish_events(broker)
         wait_for(lambda: server.count(topic) >= EVENTS)
         assert server.count(topic) == EVENTS
@@ -147,6 +157,63 @@ def test_server_group_is_a_secret_the_cabinet_never_receives(
     settings = Settings(_env_file=broker.directory / "server.credentials")  # type: ignore[call-arg]
     assert settings.mqtt_share_group != PUBLIC_GROUP
     assert len(settings.mqtt_share_group) >= 32  # at least 128 random bits in hex
+
+
+# --- client ids ------------------------------------------------------------------------------
+
+
+def test_a_cabinet_cannot_knock_another_cabinet_off_with_its_client_id(
+    broker: PrivateMosquitto,
+) -> None:
+    with as_cabinet(broker, "CAB-A") as cabinet_a:
+        with as_cabinet(broker, "CAB-B", client_id="CAB-A"):
+            assert not cabinet_a.disconnected.wait(1.0)
+        assert cabinet_a.paho.is_connected()
+
+
+def test_commands_queued_for_an_offline_cabinet_survive_an_impostor_with_its_client_id(
+    broker: PrivateMosquitto,
+) -> None:
+    with as_cabinet(broker, "CAB-A", session_expiry=3600) as cabinet_a:
+        cabinet_a.subscribe(topics.cmd("CAB-A"))
+    commands = [uuid.uuid4().hex.encode() for _ in range(3)]
+    account = broker.server_credentials
+    with connect(broker, account.username, account.password) as server_account:
+        for command in commands:
+            server_account.publish(topics.cmd("CAB-A"), command)
+    with as_cabinet(broker, "CAB-B", client_id="CAB-A", session_expiry=0) as impostor:
+        impostor.expect_nothing(within=0.5)
+    with as_cabinet(broker, "CAB-A", session_expiry=0) as cabinet_a:
+        received = [cabinet_a.next_message(timeout=2).payload for _ in commands]
+    assert received == commands
+
+
+def test_a_cabinet_cannot_knock_the_server_off_with_its_fixed_client_id(
+    broker: PrivateMosquitto,
+) -> None:
+    bridge = deployed_bridge(broker, Inbox(), client_id="locker-server-1")
+    try:
+        with as_cabinet(broker, "CAB-B", client_id="locker-server-1"):
+            assert not wait_for(lambda: bridge.connections > 1, timeout=2.5)
+    finally:
+        bridge.stop()
+
+
+def test_one_cabinet_credential_holds_one_connection(broker: PrivateMosquitto) -> None:
+    clients = [as_cabinet(broker, "CAB-B", client_id=f"extra-{n}") for n in range(3)]
+    try:
+        assert wait_for(lambda: all(c.disconnected.is_set() for c in clients[:-1]))
+        assert clients[-1].paho.is_connected()
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_cabinet_credential_is_refused_on_the_server_listener(
+    broker: PrivateMosquitto,
+) -> None:
+    with pytest.raises(ConnectionRefused, match="Not authorized"):
+        connect(broker, "CAB-B", PASSWORDS["CAB-B"], port=server_port(broker))
 
 
 # --- oversized messages ----------------------------------------------------------------------

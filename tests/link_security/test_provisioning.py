@@ -256,7 +256,7 @@ def test_server_credentials_file_configures_the_server_settings_and_reaches_the_
 
     settings = Settings(_env_file=broker_dir / "server.credentials")
 
-    assert settings.mqtt_url == "mqtts://mqtt.example.org:8884"
+    assert settings.mqtt_url == "mqtts://mqtt.example.org:8885"  # the server's listener: --port + 1
     assert settings.mqtt_ca_file == broker_dir.resolve() / "ca.crt"
     assert settings.mqtt_username is not None
     assert settings.mqtt_password is not None
