@@ -27,6 +27,7 @@ This module is pure file generation: the caller supplies the cabinets' password 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets
@@ -232,7 +233,6 @@ def _limits() -> list[str]:
     ]
 
 
-
 def server_credentials(directory: Path) -> ServerCredentials:
     """The server account of the broker in ``directory`` (from ``server.credentials``)."""
     path = directory / CREDENTIALS_FILE
@@ -319,10 +319,8 @@ def _write_owned_like(path: Path, data: bytes, model: Path) -> None:
     write_private(path, data)
     if new:
         owner = model.stat()
-        try:
+        with contextlib.suppress(PermissionError):  # not root: ours like the rest of it
             os.chown(path, owner.st_uid, owner.st_gid)
-        except PermissionError:
-            pass  # not root: the file is ours like the rest of the directory
 
 
 def read_password_file(path: Path) -> dict[str, str]:

@@ -279,9 +279,7 @@ def _credentials_url(broker_dir: Path) -> SplitResult | None:
     path = broker_dir / broker_config.CREDENTIALS_FILE
     if not path.exists():
         return None
-    values = dict(
-        line.split("=", 1) for line in path.read_text().splitlines() if "=" in line
-    )
+    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     url = values.get(broker_config.CABINET_URL_KEY) or values.get("LOCKER_MQTT_URL")
     return urlsplit(url.strip()) if url else None
 

@@ -73,8 +73,14 @@ def deployed_bridge(
     """The server's bridge as ``server.credentials`` configures it (test ports patched in),
     with the fixed client id the documentation recommends."""
     settings = Settings(_env_file=broker.directory / "server.credentials")  # type: ignore[call-arg]
-    config = replace(BridgeConfig.from_settings(settings), host=broker.host, port=server_port(broker))
-    config = replace(config, client_id=client_id, reconnect_min_s=1, reconnect_max_s=1)
+    config = replace(
+        BridgeConfig.from_settings(settings),
+        host=broker.host,
+        port=server_port(broker),
+        client_id=client_id,
+        reconnect_min_s=1,
+        reconnect_max_s=1,
+    )
     bridge = MqttBridge(config, inbox)
     bridge.start()
     assert bridge.wait_until_subscribed(WAIT_S), "control: the server's bridge subscribes"
