@@ -204,6 +204,17 @@ def conf_text(directory: Path, listeners: Listeners, tls: TlsFiles) -> str:
     return "\n".join(lines) + "\n"
 
 
+def server_listener_port(conf: str) -> int | None:
+    """The port of the server processes' listener in a generated ``mosquitto.conf`` text."""
+    port: int | None = None
+    for words in (line.split() for line in conf.splitlines()):
+        if words[:1] == ["listener"]:
+            port = int(words[1])
+        elif words[:1] == ["password_file"] and words[-1].endswith(SERVER_PASSWD_FILE):
+            return port
+    return None
+
+
 def _listener_security(directory: Path, passwd: str, listeners: Listeners) -> list[str]:
     return [
         "allow_anonymous false",

@@ -140,7 +140,18 @@ def cabinet_decommission(args: argparse.Namespace, ctx: CliContext) -> int:
     except SQLAlchemyError as exc:
         return _database_error(ctx, exc)
     print(f"cabinet {cabinet.code} decommissioned: {revoked} credential(s) revoked", file=ctx.out)
-    return _report_sync(ctx, sync)
+    code = _report_sync(ctx, sync)
+    if sync.reloaded:
+        _report_session_end(ctx, broker_dir, cabinet.code)
+    return code
+
+
+def _report_session_end(ctx: CliContext, broker_dir: Path, cabinet_code: str) -> None:
+    ended, detail = provisioning.end_cabinet_session(broker_dir, cabinet_code)
+    if ended:
+        print(f"  {detail}", file=ctx.out)
+    else:
+        print(f"warning: the cabinet's broker session may remain: {detail}", file=ctx.err)
 
 
 def _report_sync(ctx: CliContext, sync: BrokerSync) -> int:

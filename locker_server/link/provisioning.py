@@ -35,9 +35,9 @@ from locker_contract.credentials import cabinet_pickup_key
 from locker_contract.signing import encode_public_key
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.db import session_scope
-from locker_server.errors import Conflict, NotFound, ValidationFailed
+from locker_server.errors import ConfigurationError, Conflict, NotFound, ValidationFailed
 from locker_server.keys import ServerKeys
-from locker_server.link import broker_config
+from locker_server.link import broker_config, broker_sessions
 from locker_server.link.tls import ensure_ca, write_private
 from locker_server.models import Cabinet, Door
 from locker_server.models.types import UTCDateTime, utcnow
@@ -164,6 +164,23 @@ def active_password_hashes(session: Session) -> dict[str, str]:
         .where(col(CabinetCredential.revoked_at).is_(None))
     )
     return {str(code): str(hashed) for code, hashed in rows.all()}
+
+
+def end_cabinet_session(broker_dir: Path, cabinet_code: str) -> tuple[bool, str]:
+    """Discard the session the cabinet left on the running broker (see ``broker_sessions``).
+
+    Call it after ``sync_broker`` reloaded the broker: the cabinet is disconnected and
+    cannot log in again, so no new session can replace the one ended here. (Mosquitto
+    handles the SIGHUP at the top of its loop, before it can have read our CONNECT,
+    which needs a TCP accept and a TLS handshake first.)
+    """
+    pid = _running_mosquitto_pid(broker_dir / broker_config.PID_FILE)
+    if pid is None:
+        return False, "no running broker found (pid file missing or stale)"
+    try:
+        return True, broker_sessions.end_session(broker_dir.resolve(), pid, cabinet_code)
+    except ConfigurationError as exc:
+        return False, str(exc)
 
 
 def sync_broker(engine: Engine, broker_dir: Path) -> BrokerSync:

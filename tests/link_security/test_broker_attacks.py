@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from locker_agent.config import load_settings
 from locker_contract import topics
 from locker_contract.envelope import MAX_PAYLOAD_BYTES
 from locker_server.config import Settings
@@ -261,3 +262,26 @@ def test_cabinet_code_taken_from_the_servers_names_or_a_path_word_is_refused(
     assert result.code == 1
     assert "error: code:" in result.err
     assert locker_cli.ok("cabinet", "list").out.count("Rogue") == 0
+
+
+# --- decommissioning ------------------------------------------------------------------------
+
+
+def test_decommissioning_ends_the_session_the_cabinet_left_behind(
+    installation: LockerCli, tmp_path: Path, broker_dir: Path
+) -> None:
+    installation.ok("cabinet", "provision", "CAB-A", "--out", str(tmp_path / "a"))
+    installation.ok("broker-config", "--out", str(broker_dir))
+    password = load_settings(tmp_path / "a" / "agent.toml").broker.password.get_secret_value()
+    with PrivateMosquitto(broker_dir) as broker:
+        with connect(broker, "CAB-A", password, client_id="CAB-A", session_expiry=3600) as left:
+            left.subscribe(topics.cmd("CAB-A"))  # a session with a subscription stays behind
+
+        result = installation.ok("cabinet", "decommission", "CAB-A")
+
+        account = broker.server_credentials
+        probe = connect(
+            broker, account.username, account.password, client_id="CAB-A", session_expiry=0
+        )
+        with probe:
+            assert not probe.session_present, result.out + result.err
