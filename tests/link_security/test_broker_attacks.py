@@ -90,7 +90,7 @@ def deployed_bridge(
 
 def server_port(broker: PrivateMosquitto) -> int:
     """Where the server connects: its own listener (the one shared TLS port before it)."""
-    return getattr(broker, "server_port", broker.tls_port)
+    return broker.server_port or broker.tls_port
 
 
 @pytest.fixture
