@@ -3,6 +3,9 @@
 Topics are values computed here, never assembled with f-strings elsewhere, so the cabinet
 id is always validated: it is also the MQTT username and client id, and it can never
 contain the wildcards ``+`` / ``#`` or a ``/`` that would reach another cabinet's tree.
+Beyond the pattern, ``.`` and ``..`` (path words, not names) and every id starting with
+``locker-server`` (the server's broker accounts and client ids share the cabinets' name
+space on the broker) are refused.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ PREFIX = "lockers/v1"
 QOS = 1
 CABINET_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _CABINET_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: Names of the server's broker accounts and client ids start with this; no cabinet's may.
+SERVER_NAME_PREFIX = "locker-server"
+_PATH_WORDS = frozenset({".", ".."})
 
 
 class Kind(enum.StrEnum):
@@ -63,9 +69,20 @@ class ParsedTopic(NamedTuple):
     kind: Kind
 
 
+def cabinet_id_problem(cabinet_id: str) -> str | None:
+    """Why ``cabinet_id`` cannot be a cabinet id, or None if it can."""
+    if _CABINET_ID.fullmatch(cabinet_id) is None:
+        return "must be 1-64 of A-Z a-z 0-9 _ . -"
+    if cabinet_id in _PATH_WORDS:
+        return "'.' and '..' are not names"
+    if cabinet_id.lower().startswith(SERVER_NAME_PREFIX):
+        return f"names starting with {SERVER_NAME_PREFIX!r} belong to the server's broker accounts"
+    return None
+
+
 def validate_cabinet_id(cabinet_id: str) -> str:
-    """Return ``cabinet_id`` if it is a legal id (1-64 of ``A-Z a-z 0-9 _ . -``)."""
-    if not isinstance(cabinet_id, str) or _CABINET_ID.fullmatch(cabinet_id) is None:
+    """Return ``cabinet_id`` if it is a legal id (see ``cabinet_id_problem``)."""
+    if not isinstance(cabinet_id, str) or cabinet_id_problem(cabinet_id) is not None:
         raise InvalidTopic(f"invalid cabinet id {cabinet_id!r}")
     return cabinet_id
 

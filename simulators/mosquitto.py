@@ -12,6 +12,7 @@ starts ``/usr/sbin/mosquitto -c``, and waits until every listener accepts connec
 
     with PrivateMosquitto(cabinets={"LOBBY-01": "s3cret"}, plain=True) as broker:
         broker.tls_port, broker.plain_port, broker.ca_file, broker.server_credentials
+        broker.server_port  # the server processes' TLS listener (server account only)
         broker.reload()    # SIGHUP: re-read passwd/acl, drop clients no longer allowed
         broker.restart()   # same ports, same persistence directory
     # always stopped here, even when the body raised
@@ -33,6 +34,7 @@ from types import TracebackType
 
 from locker_server.broker.mosquitto import (
     CONF_FILE,
+    SERVER_PASSWD_FILE,
     Listeners,
     ServerCredentials,
     mosquitto_password_hash,
@@ -79,7 +81,9 @@ class PrivateMosquitto:
         self.directory = config_dir.resolve()
         self.host = HOST
         self.tls_port: int = 0
+        self.server_port: int = 0
         self.plain_port: int | None = None
+        self._cabinet_port = 0
         self._start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._write_test_conf()
@@ -200,17 +204,21 @@ class PrivateMosquitto:
 
     def _patched(self, line: str) -> str:
         words = line.split()
+        if words[:1] == ["password_file"] and words[-1].endswith(SERVER_PASSWD_FILE):
+            # the TLS listener just opened is the server processes' one, not the cabinets'
+            self.server_port, self.tls_port = self.tls_port, self._cabinet_port
+            return line
         if not words or words[0] != "listener":
             return line
         port = free_port()
         if len(words) > 2:  # `listener PORT ADDRESS` is the loopback plain listener
             self.plain_port = port
         else:
-            self.tls_port = port
+            self._cabinet_port, self.tls_port = self.tls_port, port
         return " ".join(["listener", str(port), *words[2:]])
 
     def _ports(self) -> list[int]:
-        return [p for p in (self.tls_port, self.plain_port) if p]
+        return [p for p in (self.tls_port, self.server_port, self.plain_port) if p]
 
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + self._start_timeout

@@ -43,7 +43,18 @@ def register(subparsers: Any) -> None:
         help="host name (or address) cabinets use to reach the broker; repeatable",
     )
     parser.add_argument("--port", type=int, default=broker_config.DEFAULT_TLS_PORT)
+    parser.add_argument(
+        "--server-port",
+        type=int,
+        help="TLS port of the server processes' listener (default: --port + 1)",
+    )
     parser.add_argument("--plain-port", type=int, help="extra plain listener on 127.0.0.1")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=broker_config.DEFAULT_MAX_CONNECTIONS,
+        help="connections each listener accepts (default %(default)s)",
+    )
     parser.set_defaults(handler=broker_config_command)
 
 
@@ -76,7 +87,11 @@ def broker_config_command(args: argparse.Namespace, ctx: CliContext) -> int:
     except SQLAlchemyError as exc:
         return _database_error(ctx, exc)
     listeners = broker_config.Listeners(
-        broker_config.host_names(args.host), args.port, args.plain_port
+        broker_config.host_names(args.host),
+        args.port,
+        args.plain_port,
+        args.max_connections,
+        args.server_port,
     )
     files = broker_config.write_broker_files(args.out, hashes, listeners)
     reloaded, detail = provisioning.reload_broker(files.directory)
@@ -84,6 +99,7 @@ def broker_config_command(args: argparse.Namespace, ctx: CliContext) -> int:
         f"broker configuration written to {files.directory} ({len(hashes)} cabinets)", file=ctx.out
     )
     print(f"  start: mosquitto -c {files.conf}", file=ctx.out)
+    print(f"  cabinets connect to port {listeners.tls_port}", file=ctx.out)
     print(f"  server settings: {files.credentials} (LOCKER_MQTT_* environment file)", file=ctx.out)
     print(f"  cabinets verify the broker with {files.tls.ca_cert}", file=ctx.out)
     if reloaded:
@@ -125,7 +141,18 @@ def cabinet_decommission(args: argparse.Namespace, ctx: CliContext) -> int:
     except SQLAlchemyError as exc:
         return _database_error(ctx, exc)
     print(f"cabinet {cabinet.code} decommissioned: {revoked} credential(s) revoked", file=ctx.out)
-    return _report_sync(ctx, sync)
+    code = _report_sync(ctx, sync)
+    if sync.reloaded:
+        _report_session_end(ctx, broker_dir, cabinet.code)
+    return code
+
+
+def _report_session_end(ctx: CliContext, broker_dir: Path, cabinet_code: str) -> None:
+    ended, detail = provisioning.end_cabinet_session(broker_dir, cabinet_code)
+    if ended:
+        print(f"  {detail}", file=ctx.out)
+    else:
+        print(f"warning: the cabinet's broker session may remain: {detail}", file=ctx.err)
 
 
 def _report_sync(ctx: CliContext, sync: BrokerSync) -> int:

@@ -29,13 +29,15 @@ import tomli_w
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from locker_contract import topics
 from locker_contract.credentials import cabinet_pickup_key
 from locker_contract.signing import encode_public_key
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.broker import mosquitto as broker_config
+from locker_server.broker import sessions as broker_sessions
 from locker_server.broker.tls import ensure_ca, write_private
 from locker_server.db import session_scope
-from locker_server.errors import Conflict, ValidationFailed
+from locker_server.errors import ConfigurationError, Conflict, ValidationFailed
 from locker_server.keys import ServerKeys
 from locker_server.models import Cabinet, CabinetCredential, Door
 from locker_server.models.types import utcnow
@@ -104,6 +106,7 @@ def provision(
     ca_pem = ensure_ca(endpoint.broker_dir).read_bytes()
     with session_scope(engine) as session:
         cabinet = find_cabinet(session, reference)
+        _check_broker_name(cabinet)
         doors = _doors(session, _id(cabinet))
         if not doors:  # the agent refuses a configuration without doors
             raise ValidationFailed(f"cabinet {cabinet.code} has no doors yet; add them first")
@@ -139,6 +142,23 @@ def active_password_hashes(session: Session) -> dict[str, str]:
     return {str(code): str(hashed) for code, hashed in rows.all()}
 
 
+def end_cabinet_session(broker_dir: Path, cabinet_code: str) -> tuple[bool, str]:
+    """Discard the session the cabinet left on the running broker (:mod:`.sessions`).
+
+    Call it after ``sync_broker`` reloaded the broker: the cabinet is disconnected and
+    cannot log in again, so no new session can replace the one ended here. (Mosquitto
+    handles the SIGHUP at the top of its loop, before it can have read our CONNECT,
+    which needs a TCP accept and a TLS handshake first.)
+    """
+    pid = _running_mosquitto_pid(broker_dir / broker_config.PID_FILE)
+    if pid is None:
+        return False, "no running broker found (pid file missing or stale)"
+    try:
+        return True, broker_sessions.end_session(broker_dir.resolve(), pid, cabinet_code)
+    except ConfigurationError as exc:
+        return False, str(exc)
+
+
 def sync_broker(engine: Engine, broker_dir: Path) -> BrokerSync:
     """Regenerate ``passwd`` in an existing broker directory and reload the running broker."""
     if not (broker_dir / broker_config.CONF_FILE).exists():
@@ -172,6 +192,14 @@ def _running_mosquitto_pid(pid_file: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if b"mosquitto" in command.split(b"\x00")[0] else None
+
+
+def _check_broker_name(cabinet: Cabinet) -> None:
+    """A code stored before the contract refused it (``.``, ``locker-server...``) gets no
+    broker account: it would be a path word or collide with the server's accounts."""
+    problem = topics.cabinet_id_problem(cabinet.code)
+    if problem is not None:
+        raise ValidationFailed(f"cabinet code {cabinet.code!r} cannot be an MQTT name: {problem}")
 
 
 def _issue(session: Session, cabinet_id: int) -> str:
@@ -239,13 +267,14 @@ def _record(
 
 
 def _credentials_url(broker_dir: Path) -> SplitResult | None:
+    """The cabinets' listener recorded in ``server.credentials`` (older directories have
+    only ``LOCKER_MQTT_URL``, which then was the one listener of cabinets and server)."""
     path = broker_dir / broker_config.CREDENTIALS_FILE
     if not path.exists():
         return None
-    for line in path.read_text().splitlines():
-        if line.startswith("LOCKER_MQTT_URL="):
-            return urlsplit(line.split("=", 1)[1].strip())
-    return None
+    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    url = values.get(broker_config.CABINET_URL_KEY) or values.get("LOCKER_MQTT_URL")
+    return urlsplit(url.strip()) if url else None
 
 
 def _id(cabinet: Cabinet) -> int:

@@ -110,6 +110,10 @@ class BridgeConfig:
             raise BridgeConfigError("LOCKER_MQTT_URL has no host")
         tls = url.scheme == "mqtts"
         password = settings.mqtt_password
+        if settings.mqtt_share_group == Settings.model_fields["mqtt_share_group"].default:
+            # Mosquitto does not check who subscribes to a group: a cabinet naming this
+            # public one takes turns at the server's messages (broker-config writes a secret).
+            logger.warning("LOCKER_MQTT_SHARE_GROUP is the public default; set the secret one")
         return cls(
             host=url.hostname,
             port=url.port or (8883 if tls else 1883),

@@ -9,9 +9,11 @@ door is released exactly when the last one leaves.
 
 from datetime import datetime
 
+from pydantic import field_validator
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from locker_contract.topics import cabinet_id_problem
 from locker_server.models.enums import DoorState, Occupancy, ServiceState
 from locker_server.models.types import UTCDateTime, forbid_extra, utcnow
 
@@ -97,6 +99,16 @@ class CabinetCreate(CabinetBase):
     model_config = forbid_extra()
 
     site_id: int = Field(ge=1)
+
+    @field_validator("code")
+    @classmethod
+    def _usable_as_broker_name(cls, code: str) -> str:
+        """The code is the cabinet's MQTT username and client id: refuse names that are
+        path words or that belong to the server on the broker (the contract's rule)."""
+        problem = cabinet_id_problem(code)
+        if problem is not None:
+            raise ValueError(problem)
+        return code
 
 
 class CabinetUpdate(SQLModel):

@@ -27,7 +27,7 @@ def test_the_bridge_ingests_through_the_tls_broker_and_again_after_the_broker_re
         account = broker.server_credentials
         bridge, _ = bridges.start(
             host=broker.host,
-            port=broker.tls_port,
+            port=broker.server_port,
             tls=True,
             ca_file=str(broker.ca_file),
             username=account.username,

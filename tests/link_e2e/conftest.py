@@ -101,7 +101,7 @@ class Server:
         account = self.broker.server_credentials
         config = BridgeConfig(
             host=self.broker.host,
-            port=self.broker.tls_port,
+            port=self.broker.server_port,
             client_id=self.client_id,
             tls=True,
             ca_file=str(self.broker.ca_file),

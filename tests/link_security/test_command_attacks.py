@@ -241,4 +241,5 @@ def test_compromised_cabinet_a_cannot_put_even_a_valid_command_on_bs_topic(rig: 
     assert rig.cabinets["CAB-B"].unlock_pulses() == 0
     with pytest.raises(AssertionError, match="no final cmd/res"):
         rig.final_result(command_id, timeout=0.5)  # B never even saw it
-    assert "Denied PUBLISH from CAB-A-shell" in rig.broker.log_text()
+    # the broker replaced the shell's client id with the username it logged in with
+    assert "Denied PUBLISH from CAB-A (" in rig.broker.log_text()

@@ -256,7 +256,7 @@ def test_server_credentials_file_configures_the_server_settings_and_reaches_the_
 
     settings = Settings(_env_file=broker_dir / "server.credentials")
 
-    assert settings.mqtt_url == "mqtts://mqtt.example.org:8884"
+    assert settings.mqtt_url == "mqtts://mqtt.example.org:8885"  # the server's listener: --port + 1
     assert settings.mqtt_ca_file == broker_dir.resolve() / "ca.crt"
     assert settings.mqtt_username is not None
     assert settings.mqtt_password is not None
@@ -264,3 +264,23 @@ def test_server_credentials_file_configures_the_server_settings_and_reaches_the_
         password = settings.mqtt_password.get_secret_value()
         with connect(broker, settings.mqtt_username, password) as server:
             assert server.subscribe("$share/locker-server/lockers/v1/+/evt")[0].value < 0x80
+
+
+def test_cabinets_are_sent_to_their_listener_and_the_server_to_its_own(
+    installation: LockerCli, tmp_path: Path, broker_dir: Path
+) -> None:
+    ports = ("--port", "9883", "--server-port", "9999", "--max-connections", "50")
+    installation.ok("broker-config", "--out", str(broker_dir), "--host", "mqtt.example.org", *ports)
+
+    agent = _provision(installation, "CAB-A", tmp_path / "a")
+
+    assert (agent.broker.host, agent.broker.port) == ("mqtt.example.org", 9883)
+    settings = Settings(_env_file=broker_dir / "server.credentials")
+    assert settings.mqtt_url == "mqtts://mqtt.example.org:9999"
+    conf = (broker_dir / "mosquitto.conf").read_text()
+    assert conf.count("max_connections 50") == 2
+    cabinets_listener, server_listener = conf.split("listener 9883")[1].split("listener 9999")
+    assert "use_username_as_clientid true" in cabinets_listener
+    assert "use_username_as_clientid" not in server_listener
+    assert set(read_password_file(broker_dir / "cabinets.passwd")) == {"CAB-A"}
+    assert set(read_password_file(broker_dir / "server.passwd")) == {"locker-server"}

@@ -101,18 +101,19 @@ def test_cabinet_a_cannot_read_cabinet_bs_commands(
         cabinet_a.expect_nothing(within=0.5)
 
 
-def test_cabinet_a_taking_over_bs_client_id_and_session_reads_nothing(
+def test_cabinet_a_asking_for_bs_client_id_and_session_reads_nothing_and_takes_nothing(
     broker: PrivateMosquitto, server: TestClient
 ) -> None:
     with cabinet(broker, "CAB-B", session_expiry=3600) as cabinet_b:
         cabinet_b.subscribe(topic("CAB-B", "cmd"))
+    queued = unique()
     with connect(
         broker, "CAB-A", PASSWORDS["CAB-A"], client_id="CAB-B", session_expiry=3600
     ) as impostor:
-        server.publish(topic("CAB-B", "cmd"), unique())
+        server.publish(topic("CAB-B", "cmd"), queued)
         impostor.expect_nothing(within=0.5)
     with cabinet(broker, "CAB-B", session_expiry=0) as cabinet_b:
+        assert cabinet_b.next_message().payload == queued  # B's session was never A's
         later = unique()
-        cabinet_b.subscribe(topic("CAB-B", "cmd"))
         server.publish(topic("CAB-B", "cmd"), later)
         assert cabinet_b.next_message().payload == later  # control: B itself still reads

@@ -52,6 +52,8 @@ class TestClient:
         self.paho = client
         self.messages: queue.Queue[Received] = queue.Queue()
         self.disconnected = threading.Event()
+        #: the CONNACK's "session present": the broker resumed a session of this client id
+        self.session_present = False
         self._subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -122,7 +124,8 @@ def connect(
     """Connect (TLS by default, verifying the broker's certificate against its CA).
 
     ``session_expiry`` (seconds) asks for a persistent session (clean start off) the way
-    the agent does; ``None`` is a clean, throw-away session.
+    the agent does; ``None`` is a clean, throw-away session. Over TLS the server account
+    goes to the server processes' listener (it has no account on the cabinets' one).
     """
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if username is not None:
@@ -131,12 +134,24 @@ def connect(
         client.tls_set(ca_certs=str(broker.ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
     test_client = TestClient(client)
     outcome: queue.Queue[ReasonCode] = queue.Queue()
-    client.on_connect = lambda _c, _u, _f, rc, _p: outcome.put(rc)
-    target = port if port is not None else (broker.tls_port if tls else broker.plain_port)
+
+    def on_connect(_c: Any, _u: Any, flags: mqtt.ConnectFlags, rc: ReasonCode, _p: Any) -> None:
+        test_client.session_present = flags.session_present
+        outcome.put(rc)
+
+    client.on_connect = on_connect
+    target = port if port is not None else _listener(broker, username, tls)
     assert target, "this broker has no such listener"
     client.connect(broker.host, target, keepalive=10, **_session_options(session_expiry))
     client.loop_start()
     return _await_connack(test_client, outcome, timeout)
+
+
+def _listener(broker: PrivateMosquitto, username: str | None, tls: bool) -> int | None:
+    if not tls:
+        return broker.plain_port
+    is_server = username is not None and username == broker.server_credentials.username
+    return (broker.server_port or broker.tls_port) if is_server else broker.tls_port
 
 
 def _session_options(session_expiry: int | None) -> dict[str, Any]:
