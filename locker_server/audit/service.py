@@ -22,6 +22,7 @@ from locker_server.audit.export import BundleSummary, EntryFilter
 from locker_server.audit.log import AuditLog
 from locker_server.audit.models import entries_table
 from locker_server.audit.verify import VerificationReport
+from locker_server.audit.witness import FileWitness, read_witness
 from locker_server.db import session_scope
 
 
@@ -46,19 +47,32 @@ class Reader:
         )
 
 
+def default_witness_path(audit: AuditLog) -> Path | None:
+    """The log's own witness file, if it has one and it exists."""
+    witness = audit.witness
+    if isinstance(witness, FileWitness) and witness.path.exists():
+        return witness.path
+    return None
+
+
 def verify_log(
     audit: AuditLog,
     session: Session,
     reader: Reader,
     *,
     progress: Callable[[int], None] | None = None,
+    witness_path: Path | None = None,
 ) -> VerificationReport:
-    """Verify the whole log, then record ``audit.verified`` with the verdict."""
-    report = audit.verify(session, progress=progress)
+    """Verify the whole log (held to the witness file at ``witness_path``, default the
+    log's own when it exists), then record ``audit.verified`` with the verdict."""
+    witness_path = witness_path or default_witness_path(audit)
+    witness = read_witness(witness_path) if witness_path is not None else None
+    report = audit.verify(session, progress=progress, witness=witness)
     details = {
         "entries_checked": report.entries_checked,
         "kind": report.kind,
         "first_bad_seq": report.first_bad_seq,
+        "witness_checked": report.witness_checked,
     }
     outcome = "success" if report.ok else "failure"
     audit.record(session, reader.event("audit.verified", outcome, details))
