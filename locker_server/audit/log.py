@@ -159,6 +159,7 @@ class AuditLog:
             return []
         head = self._lock_head(session)
         now = self._now()
+        wanted = len(events)
         if head.stored_tip > head.seq:
             head, events = self._step_over_foreign_rows(head, events)
         rows, recorded = _chain_rows(head.seq, head.entry_hash, now, events)
@@ -169,7 +170,7 @@ class AuditLog:
                 head = replace(head, last_checkpoint_seq=entry.seq, last_checkpoint_at=now)
         tip = recorded[-1]
         session.execute(_ADVANCE_HEAD, {"new_seq": tip.seq, "new_hash": tip.entry_hash})
-        return recorded
+        return recorded[-wanted:]  # the caller's entries, not an alarm put before them
 
     def _step_over_foreign_rows(
         self, head: _Head, events: Sequence[AuditEvent]
