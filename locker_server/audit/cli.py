@@ -260,7 +260,8 @@ def _human_bundle_report(report: BundleReport, *, pinned: bool) -> str:
         f"entries checked:     {report.entries_checked:,} "
         f"({report.matched:,} matching the export filter)",
         f"range:               {report.first_seq}..{report.last_seq}",
-        f"checkpoints checked: {report.checkpoints_checked:,}",
+        f"checkpoints checked: {report.checkpoints_checked:,} "
+        f"(witness lines checked: {report.witness_checked:,})",
         f"signing key id:      {report.key_id}{pin_note}",
     ]
     if not report.ok:

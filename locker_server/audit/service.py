@@ -55,6 +55,10 @@ def default_witness_path(audit: AuditLog) -> Path | None:
     return None
 
 
+def _witness_rows(path: Path | None) -> list[store.Row]:
+    return read_witness(path) if path is not None else []
+
+
 def verify_log(
     audit: AuditLog,
     session: Session,
@@ -66,7 +70,7 @@ def verify_log(
     """Verify the whole log (held to the witness file at ``witness_path``, default the
     log's own when it exists), then record ``audit.verified`` with the verdict."""
     witness_path = witness_path or default_witness_path(audit)
-    witness = read_witness(witness_path) if witness_path is not None else None
+    witness = _witness_rows(witness_path) if witness_path is not None else None
     report = audit.verify(session, progress=progress, witness=witness)
     details = {
         "entries_checked": report.entries_checked,
@@ -141,7 +145,8 @@ def export_bundle(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> BundleSummary:
-    """Sign the tip, write the bundle, record ``audit.exported`` (three transactions).
+    """Sign the tip, write the bundle (with the witness lines of its run), record
+    ``audit.exported`` (three transactions).
 
     The tip is signed and committed first, so a long export never holds the chain head
     (which would stall every appender) and the run always ends on a signed checkpoint.
@@ -159,6 +164,7 @@ def export_bundle(
             key_id=audit.key_id,
             sign=audit.sign_bundle_manifest,
             progress=progress,
+            witness=_witness_rows(default_witness_path(audit)),
         )
     extra = {"first_seq": summary.first_seq, "last_seq": summary.last_seq}
     with session_scope(engine) as session:

@@ -184,6 +184,39 @@ def test_verify_takes_a_witness_copied_off_the_server(
     assert (report["witness"], report["witness_checked"]) == (str(copy), 4)
 
 
+def test_bundle_carries_the_witness_and_verifies_offline(
+    capsys: pytest.CaptureFixture[str], cli_env: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    _server_log_with_checkpoints(cli_env, engine, capsys)
+    bundle = tmp_path / "all.zip"
+    assert _run(capsys, "audit", "export", "--format", "bundle", "--out", str(bundle))[0] == 0
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(bundle), "--json")
+
+    report = json.loads(out)
+    assert code == 0, report
+    assert report["witness_checked"] == 4  # 1, 5, 10 and 15 (the tip, already signed)
+
+
+def test_bundle_exported_from_a_rewritten_database_fails_offline_against_its_witness(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Settings,
+    engine: Engine,
+    tamper: Tamper,
+    tmp_path: Path,
+) -> None:
+    _server_log_with_checkpoints(cli_env, engine, capsys)
+    _rewrite_after_checkpoint_1(engine, tamper)
+    bundle = tmp_path / "all.zip"
+    assert _run(capsys, "audit", "export", "--format", "bundle", "--out", str(bundle))[0] == 0
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(bundle), "--json")
+
+    report = json.loads(out)
+    assert code == 1
+    assert (report["kind"], report["first_bad_seq"]) == ("rewritten", 5)
+
+
 @pytest.mark.usefixtures("cli_env")
 def test_verify_with_a_witness_path_that_does_not_exist_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
