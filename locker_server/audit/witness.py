@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -56,11 +56,12 @@ class FileWitness:
         self.path = path
 
     def append(self, checkpoints: Sequence[Row]) -> None:
-        text = "".join(_line(checkpoint) for checkpoint in checkpoints)
+        data = "".join(_line(checkpoint) for checkpoint in checkpoints).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(descriptor, text.encode())
+            while data:  # a regular file takes it in one write; a full disk may not
+                data = data[os.write(descriptor, data) :]
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
@@ -142,8 +143,3 @@ def _forget(session: Session) -> None:
     if _outermost(session):
         session.info.get(_PENDING, []).clear()
         session.info.pop(_CONFIRMED, None)
-
-
-def witnessed(rows: Iterable[Row]) -> dict[int, Row]:
-    """Witness rows by seq (the last line wins if a seq repeats)."""
-    return {int(row[0]): row for row in rows}

@@ -85,7 +85,7 @@ def test_every_signed_checkpoint_is_also_written_to_the_witness_file(
 
 
 def test_a_checkpoint_rolled_back_with_its_transaction_is_never_witnessed(
-    engine: Engine, witnessed_log: AuditLog, witness_path: Path
+    engine: Engine, witnessed_log: AuditLog, witness_path: Path, clock: FakeClock
 ) -> None:
     with session_scope(engine) as session:
         witnessed_log.record(session, sample_event(1))
@@ -94,6 +94,13 @@ def test_a_checkpoint_rolled_back_with_its_transaction_is_never_witnessed(
     with session_scope(engine) as session, session.begin_nested() as savepoint:
         witnessed_log.record(session, sample_event(2))
         savepoint.rollback()
+    # A savepoint that committed inside a transaction that then rolled back.
+    with Session(engine) as session:
+        witnessed_log.record(session, sample_event(3))  # signs entry 1
+        with session.begin_nested():
+            clock.advance(301)
+            witnessed_log.record(session, sample_event(4))  # signs entry 2
+        session.rollback()
 
     assert not witness_path.exists() or read_witness(witness_path) == []
     _fill(engine, witnessed_log, 1)
