@@ -227,6 +227,7 @@ def _scan_batch(
     sha256, encode, tag = hashlib.sha256, canonical.canonical_bytes, canonical.ENTRY_TAG
     signed = checkpoints.valid
     expected, prev = scan.next_seq, scan.prev_hash
+    due_seq, due_time = scan.due_seq, scan.due_time
     try:
         for row in batch:
             if row[0] != expected:
@@ -246,7 +247,8 @@ def _scan_batch(
                     return False
                 scan.last_good_checkpoint = expected
                 _next_due(scan, cadence, expected, checkpoints.signed_at[expected])
-            elif expected >= scan.due_seq or row[1] >= scan.due_time:
+                due_seq, due_time = scan.due_seq, scan.due_time
+            elif expected >= due_seq or row[1] >= due_time:
                 scan.finding = _missing_checkpoint(expected, scan)
                 return False
             expected += 1
