@@ -42,6 +42,10 @@ def register(subparsers: Any) -> None:
     verify = actions.add_parser(
         "verify",
         help="check the whole chain, its signatures, the checkpoint cadence and the witness",
+        description="Verify the whole audit log; report the first bad entry and the kind of "
+        "tampering (edited, deleted, inserted, reordered, truncated, rewritten, "
+        "checkpoint_missing, checkpoint_removed, ...). Exit 0: intact; 1: tampering found "
+        "or the check failed; 2: usage error.",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument(
@@ -54,7 +58,12 @@ def register(subparsers: Any) -> None:
     )
     verify.set_defaults(handler=verify_command)
     _register_export(actions)
-    bundle = actions.add_parser("verify-bundle", help="verify an export bundle offline")
+    bundle = actions.add_parser(
+        "verify-bundle",
+        help="verify an export bundle offline",
+        description="Verify an export bundle with nothing but the bundle: signatures, chain, "
+        "checkpoints, and the server's witness lines the bundle carries.",
+    )
     bundle.add_argument("path", type=Path, help="bundle zip (or unpacked directory)")
     bundle.add_argument(
         "--key-id", help="the audit key fingerprint you trust (see `audit key-id`); pins the key"
