@@ -32,6 +32,10 @@ kind                        meaning (``first_bad_seq``)
 A junk entry at position K is reported at K, not at its predecessor: K-1 is blamed only
 when entry K is shown to be the genuine one (the entry after it, or the chain head, is
 chained to it).
+
+Past inserted rows whose real successor is known the pass carries on along the real
+chain (rows the log stepped over stay forever; they must not hide a later change), so
+``findings`` can name several problems; any other break ends the pass.
 """
 
 from __future__ import annotations
@@ -135,15 +139,52 @@ def verify_chain(
     if witness is not None:
         checkpoints = _with_witness(checkpoints, rows, witness, trusted_keys)
     scan = _Scan()
-    _run_scan(store.stream_all_entries(session), checkpoints, cadence or Cadence(), scan, progress)
-    if scan.finding is None and scan.bad_row is not None:
-        scan.finding = _classify_link_break(session, scan, checkpoints.valid)
-    findings = [*checkpoints.findings]
-    if scan.finding is not None:
-        findings.append(scan.finding)
-    else:
-        findings.extend(_tail_findings(session, scan, checkpoints.valid))
-    return _report(scan, checkpoints, findings)
+    chain = _scan_chain(session, checkpoints, cadence or Cadence(), scan, progress)
+    return _report(scan, checkpoints, [*checkpoints.findings, *chain])
+
+
+def _scan_chain(
+    session: Session,
+    checkpoints: _Checkpoints,
+    cadence: Cadence,
+    scan: _Scan,
+    progress: Callable[[int], None] | None,
+) -> list[Finding]:
+    """The streaming pass. Past inserted rows whose real successor is known (rows written
+    around the head, which the log steps over, are the usual case) it carries on along
+    the real chain, so one incident does not hide a later one."""
+    found: list[Finding] = []
+    from_seq = 1
+    while True:
+        batches = store.stream_all_entries(session, from_seq=from_seq)
+        try:
+            _run_scan(batches, checkpoints, cadence, scan, progress)
+        finally:
+            batches.close()
+        if scan.finding is None and scan.bad_row is not None:
+            scan.finding = _classify_link_break(session, scan, checkpoints.valid)
+        if scan.finding is None:
+            return found + _tail_findings(session, scan, checkpoints.valid)
+        found.append(scan.finding)
+        resume = _resume_point(session, scan)
+        if resume is None:
+            return found
+        from_seq, scan.prev_hash = resume
+        scan.next_seq, scan.finding, scan.bad_row = from_seq, None, None
+
+
+def _resume_point(session: Session, scan: _Scan) -> tuple[int, str] | None:
+    """Where the real chain goes on after inserted rows, and the hash it links to."""
+    row, seq = scan.bad_row, scan.next_seq
+    if scan.finding is None or scan.finding.kind != "inserted" or row is None:
+        return None
+    if row[PREV_INDEX] != scan.prev_hash:  # the row links back past the inserted ones
+        linked_to = store.seq_of_hash(session, row[PREV_INDEX])
+        if linked_to is not None and linked_to < seq - 1:
+            return seq, row[PREV_INDEX]
+    if _skipped_by_its_successor(session, scan):  # the row itself was inserted
+        return seq + 1, scan.prev_hash
+    return None
 
 
 def _check_checkpoints(

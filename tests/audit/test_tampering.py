@@ -356,3 +356,32 @@ def test_batch_appends_also_step_over_rows_written_around_the_head(
 
     assert [entry.seq for entry in recorded] == [28, 29]
     _assert_found(_verify(engine, audit_log), "inserted", 26)
+
+
+@pytest.mark.usefixtures("log_of_25")
+def test_tampering_after_an_earlier_incident_is_still_reported(
+    engine: Engine, audit_log: AuditLog, tamper: Tamper, filled: Callable[[int], None]
+) -> None:
+    """Rows written around the head stay in the log forever; a later edit must not hide
+    behind them."""
+    tamper(insert_entry(forged_entry(26, entry_hash_at(engine, 25), FORGED_TIME)))
+    filled(5)  # the log steps over 26: alarm at 27, entries 28..32
+    tamper("UPDATE audit_entries SET outcome = 'denied' WHERE seq = 30")
+
+    report = _verify(engine, audit_log)
+
+    _assert_found(report, "inserted", 26)
+    assert [(f.kind, f.seq) for f in report.findings] == [("inserted", 26), ("edited", 30)]
+
+
+@pytest.mark.usefixtures("log_of_25")
+def test_log_that_stepped_over_foreign_rows_reports_only_them(
+    engine: Engine, audit_log: AuditLog, tamper: Tamper, filled: Callable[[int], None]
+) -> None:
+    tamper(insert_entry(forged_entry(26, "ab" * 32, FORGED_TIME)))
+    filled(12)
+
+    report = _verify(engine, audit_log)
+
+    assert [(f.kind, f.seq) for f in report.findings] == [("inserted", 26)]
+    assert report.last_seq == 39
