@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # Audit log checkpoints (issue: at least every 5 minutes or 1,000 entries).
     audit_checkpoint_seconds: int = Field(default=300, ge=1, le=300)
     audit_checkpoint_entries: int = Field(default=1000, ge=1, le=1000)
+    audit_witness_path: Path | None = Field(
+        default=None,
+        description="Append-only copy of every signed audit checkpoint, outside the database; "
+        "default: data_dir/audit-witness.jsonl (put it on another volume or ship it off-host)",
+    )
 
     # Cabinet link (MQTT). No URL: `serve` runs an embedded development broker (amqtt).
     mqtt_url: str | None = Field(
@@ -111,6 +116,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'locker.sqlite3').resolve()}"
+
+    @property
+    def resolved_audit_witness_path(self) -> Path:
+        if self.audit_witness_path is not None:
+            return self.audit_witness_path
+        return self.data_dir / "audit-witness.jsonl"
 
     @property
     def resolved_secrets_dir(self) -> Path:

@@ -12,7 +12,11 @@ An auditor runs ``locker-server audit verify-bundle PATH [--key-id FINGERPRINT]`
    content (format in :mod:`locker_server.audit.canonical`);
 5. each checkpoint's hash equals the recomputed hash at its position, and a checkpoint
    signs the last entry (``end_entry_hash``): that signature authenticates the whole run;
-6. each ``matched`` flag equals the manifest's filter applied to the entry.
+6. each ``matched`` flag equals the manifest's filter applied to the entry;
+7. every validly signed line of ``witness.jsonl`` (the server's witness file inside the
+   run; bundles from before the witness have none) is in ``checkpoints.jsonl`` unchanged
+   and its hash is the entry's at its position: a bundle exported from a database whose
+   checkpoints were deleted and whose chain was recomputed fails here.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import json
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -37,6 +41,7 @@ from locker_server.audit.export import (
     MANIFEST_FILE,
     PROGRESS_EVERY,
     PUBLIC_KEY_FILE,
+    WITNESS_FILE,
     EntryFilter,
     entry_values,
 )
@@ -56,6 +61,8 @@ class BundleReport:
     first_bad_seq: int | None = None
     kind: str | None = None
     message: str = "bundle intact: every entry is covered by a valid signed checkpoint"
+    #: Witness lines held against the bundle's checkpoints and entries.
+    witness_checked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +84,11 @@ class _Walk:
     signed: dict[int, str]
     entries: int = 0
     matched: int = 0
+    #: Witnessed checkpoints (seq -> entry hash) and how many witness lines were read.
+    witnessed: dict[int, str] = field(default_factory=dict)
+    witness_lines: int = 0
+    #: Seqs of the checkpoints the server's database gave the bundle.
+    stored: dict[int, str] = field(default_factory=dict)
 
 
 def verify_bundle(
@@ -95,7 +107,9 @@ def verify_bundle(
             _check_manifest_signature(walk)
             _check_files(read, manifest)
             _check_checkpoints(read, walk)
+            _check_witness(read, walk)
             _check_entries(read, walk, progress)
+            _check_witness_held(walk)
         except _Problem as problem:
             return _report(walk, problem)
     return _report(walk, None)
@@ -140,7 +154,7 @@ def _public_key(read: Callable[[str], IO[bytes]]) -> Ed25519PublicKey:
 
 def _check_files(read: Callable[[str], IO[bytes]], manifest: dict[str, Any]) -> None:
     files = manifest.get("files", {})
-    for name in _BUNDLE_FILES:
+    for name in _BUNDLE_FILES + ((WITNESS_FILE,) if WITNESS_FILE in files else ()):
         digest = hashlib.sha256()
         try:
             with read(name) as handle:
@@ -184,6 +198,38 @@ def _check_checkpoints(read: Callable[[str], IO[bytes]], walk: _Walk) -> None:
         ):
             raise _Problem("bad_checkpoint_signature", seq, f"checkpoint {seq} signature invalid")
         walk.signed[seq] = checkpoint["entry_hash"]
+    walk.stored = dict(walk.signed)
+
+
+def _check_witness(read: Callable[[str], IO[bytes]], walk: _Walk) -> None:
+    if WITNESS_FILE not in walk.manifest.get("files", {}):
+        return  # a bundle from before the witness
+    for line in _read(read, WITNESS_FILE).splitlines():
+        checkpoint = _json_line(line)
+        seq = checkpoint.get("seq")
+        if not isinstance(seq, int):
+            raise _Problem("malformed", None, "a witness line without a sequence number")
+        if checkpoint.get("key_id") != walk.key_id or not canonical.checkpoint_signature_ok(
+            walk.public_key,
+            seq,
+            checkpoint.get("entry_hash", ""),
+            checkpoint.get("signed_at", ""),
+            checkpoint.get("signature", ""),
+        ):
+            raise _Problem("bad_witness_signature", seq, f"witness line {seq} signature invalid")
+        walk.witness_lines += 1
+        walk.witnessed[seq] = checkpoint["entry_hash"]
+    # Entries are held to the witnessed hashes first: a rewrite shows where it starts.
+    walk.signed = {**walk.signed, **walk.witnessed}
+
+
+def _check_witness_held(walk: _Walk) -> None:
+    """Every witnessed checkpoint of the run is among the bundle's checkpoints, unchanged."""
+    for seq in sorted(walk.witnessed):
+        if walk.stored.get(seq) != walk.witnessed[seq]:
+            state = "changed in" if seq in walk.stored else "missing from"
+            message = f"witnessed checkpoint {seq} is {state} the server's checkpoints"
+            raise _Problem("checkpoint_removed", seq, message)
 
 
 def _json_line(line: bytes) -> dict[str, Any]:
@@ -260,10 +306,11 @@ def _report(walk: _Walk, problem: _Problem | None) -> BundleReport:
         ok=problem is None,
         entries_checked=walk.entries,
         matched=walk.matched,
-        checkpoints_checked=len(walk.signed),
+        checkpoints_checked=len(walk.stored),
         first_seq=manifest.get("first_seq"),
         last_seq=manifest.get("last_seq"),
         key_id=walk.key_id,
+        witness_checked=walk.witness_lines,
     )
     if problem is None:
         return report

@@ -39,11 +39,31 @@ FORMATS = ("csv", "jsonl", "bundle")
 def register(subparsers: Any) -> None:
     audit = subparsers.add_parser("audit", help="verify and export the tamper-evident audit log")
     actions = audit.add_subparsers(title="audit commands", metavar="ACTION", required=True)
-    verify = actions.add_parser("verify", help="check the whole chain and its signatures")
+    verify = actions.add_parser(
+        "verify",
+        help="check the whole chain, its signatures, the checkpoint cadence and the witness",
+        description="Verify the whole audit log; report the first bad entry and the kind of "
+        "tampering (edited, deleted, inserted, reordered, truncated, rewritten, "
+        "checkpoint_missing, checkpoint_removed, ...). Exit 0: intact; 1: tampering found "
+        "or the check failed; 2: usage error.",
+    )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument(
+        "--witness",
+        type=Path,
+        metavar="PATH",
+        help="witness file of signed checkpoints kept outside the database; every one must "
+        "still be in the database (default: LOCKER_AUDIT_WITNESS_PATH, "
+        "data_dir/audit-witness.jsonl, when it exists)",
+    )
     verify.set_defaults(handler=verify_command)
     _register_export(actions)
-    bundle = actions.add_parser("verify-bundle", help="verify an export bundle offline")
+    bundle = actions.add_parser(
+        "verify-bundle",
+        help="verify an export bundle offline",
+        description="Verify an export bundle with nothing but the bundle: signatures, chain, "
+        "checkpoints, and the server's witness lines the bundle carries.",
+    )
     bundle.add_argument("path", type=Path, help="bundle zip (or unpacked directory)")
     bundle.add_argument(
         "--key-id", help="the audit key fingerprint you trust (see `audit key-id`); pins the key"
@@ -129,29 +149,47 @@ def _translating_database_errors(handler: Handler) -> Handler:
 @_translating_database_errors
 def verify_command(args: argparse.Namespace, ctx: CliContext) -> int:
     audit = ctx.audit
+    if args.witness is not None and not args.witness.is_file():
+        print(f"error: no witness file at {args.witness}", file=ctx.err)
+        return EXIT_USAGE
+    witness = args.witness or service.default_witness_path(audit)
     with session_scope(ctx.engine) as session:
         report = service.verify_log(
-            audit, session, _reader(), progress=_progress(ctx.err, "verified")
+            audit, session, _reader(), progress=_progress(ctx.err, "verified"), witness_path=witness
         )
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2), file=ctx.out)
+        print(json.dumps({**report.to_dict(), "witness": _text(witness)}, indent=2), file=ctx.out)
     else:
-        print(_human_report(report), file=ctx.out)
+        print(_human_report(report, witness), file=ctx.out)
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
-def _human_report(report: VerificationReport) -> str:
+def _text(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def _human_report(report: VerificationReport, witness: Path | None) -> str:
+    witnessed = (
+        f"{report.witness_checked:,} checkpoints in {witness}"
+        if witness is not None
+        else "none (no witness file: removed checkpoints are found by their cadence only)"
+    )
     lines = [
         f"entries checked:     {report.entries_checked:,}",
         f"checkpoints checked: {report.checkpoints_checked:,} "
         f"(latest signed seq: {report.latest_checkpoint_seq})",
+        f"witness:             {witnessed}",
     ]
     if report.ok:
         lines.insert(0, "OK: the audit log is intact")
         lines.append(f"last entry:          {report.last_seq} {report.last_entry_hash}")
-    else:
-        lines.insert(0, f"TAMPERING FOUND: {report.kind} at entry {report.first_bad_seq}")
-        lines.append(f"detail:              {report.message}")
+        return "\n".join(lines)
+    lines.insert(0, f"TAMPERING FOUND: {report.kind} at entry {report.first_bad_seq}")
+    lines.append(f"detail:              {report.message}")
+    lines.extend(
+        f"also:                {finding.kind} at entry {finding.seq}: {finding.message}"
+        for finding in report.findings[1:]
+    )
     return "\n".join(lines)
 
 
@@ -231,7 +269,8 @@ def _human_bundle_report(report: BundleReport, *, pinned: bool) -> str:
         f"entries checked:     {report.entries_checked:,} "
         f"({report.matched:,} matching the export filter)",
         f"range:               {report.first_seq}..{report.last_seq}",
-        f"checkpoints checked: {report.checkpoints_checked:,}",
+        f"checkpoints checked: {report.checkpoints_checked:,} "
+        f"(witness lines checked: {report.witness_checked:,})",
         f"signing key id:      {report.key_id}{pin_note}",
     ]
     if not report.ok:

@@ -19,6 +19,10 @@ current tip (``checkpoint_now``), so that checkpoint always exists. Files::
     entries.jsonl      one entry per line, fields as in the canonical form (details as an
                        object), plus prev_hash, entry_hash, matched
     checkpoints.jsonl  every checkpoint inside the run; the last one signs the run's end
+    witness.jsonl      every line of the server's witness file inside the run: the verifier
+                       holds the entries and checkpoints.jsonl to them, so a bundle exported
+                       from a database whose checkpoints were removed and whose chain was
+                       recomputed does not verify
     public_key.pem     the checkpoint key (its fingerprint is the key id; pin it when verifying)
 
 Entries outside the matching run are never included, so an export for one site shows
@@ -48,6 +52,7 @@ from locker_server.audit.store import ENTRY_COLUMNS, Row
 BUNDLE_FORMAT: Final = "locker-audit-bundle-v1"
 ENTRIES_FILE: Final = "entries.jsonl"
 CHECKPOINTS_FILE: Final = "checkpoints.jsonl"
+WITNESS_FILE: Final = "witness.jsonl"
 PUBLIC_KEY_FILE: Final = "public_key.pem"
 MANIFEST_FILE: Final = "manifest.json"
 PROGRESS_EVERY: Final = 100_000
@@ -220,12 +225,14 @@ def write_bundle(
     key_id: str,
     sign: Callable[[bytes], bytes],
     progress: Callable[[int], None] | None = None,
+    witness: Sequence[Row] = (),
 ) -> BundleSummary:
     """Write the verification bundle for ``entry_filter`` to the zip file ``path``.
 
     The caller signs the tip first (``AuditLog.checkpoint_now``) and passes its seq as
     ``up_to_seq``, so the run always ends on a signed checkpoint even while entries keep
-    arriving; ``sign`` signs the manifest (``AuditLog.sign_bundle_manifest``).
+    arriving; ``sign`` signs the manifest (``AuditLog.sign_bundle_manifest``);
+    ``witness``: the witness file's checkpoints (those inside the run are carried).
     """
     span = _matching_span(session, entry_filter, up_to_seq)
     anchor = _anchor_seq(session, span[1]) if span else None
@@ -234,6 +241,7 @@ def write_bundle(
         digests: dict[str, str] = {}
         stats = _write_entries(bundle, session, run, entry_filter, digests, progress)
         checkpoints = _write_checkpoints(bundle, session, run, digests)
+        witnessed = _write_witness(bundle, witness, run, digests)
         digests[PUBLIC_KEY_FILE] = _write_file(bundle, PUBLIC_KEY_FILE, public_key_pem)
         manifest = {
             "format": BUNDLE_FORMAT,
@@ -247,6 +255,7 @@ def write_bundle(
             "entries": stats.entries,
             "matched": stats.matched,
             "checkpoints": checkpoints,
+            "witness_checkpoints": witnessed,
             "key_id": key_id,
             "files": digests,
         }
@@ -320,10 +329,25 @@ def _write_checkpoints(
     if run is not None:
         c = checkpoints_table.c
         rows = store.checkpoint_rows(session, c.seq >= run[0], c.seq <= run[1])
+    digests[CHECKPOINTS_FILE] = _write_file(bundle, CHECKPOINTS_FILE, _checkpoint_lines(rows))
+    return len(rows)
+
+
+def _write_witness(
+    bundle: zipfile.ZipFile,
+    witness: Sequence[Row],
+    run: tuple[int, int] | None,
+    digests: dict[str, str],
+) -> int:
+    rows = [row for row in witness if run is not None and run[0] <= row[0] <= run[1]]
+    digests[WITNESS_FILE] = _write_file(bundle, WITNESS_FILE, _checkpoint_lines(rows))
+    return len(rows)
+
+
+def _checkpoint_lines(rows: Sequence[Row]) -> bytes:
     names = ("seq", "entry_hash", "signed_at", "key_id", "signature")
     text = "".join(json.dumps(dict(zip(names, row, strict=True))) + "\n" for row in rows)
-    digests[CHECKPOINTS_FILE] = _write_file(bundle, CHECKPOINTS_FILE, text.encode())
-    return len(rows)
+    return text.encode()
 
 
 def _write_file(bundle: zipfile.ZipFile, name: str, data: bytes) -> str:

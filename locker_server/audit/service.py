@@ -22,6 +22,7 @@ from locker_server.audit.export import BundleSummary, EntryFilter
 from locker_server.audit.log import AuditLog
 from locker_server.audit.models import entries_table
 from locker_server.audit.verify import VerificationReport
+from locker_server.audit.witness import FileWitness, read_witness
 from locker_server.db import session_scope
 
 
@@ -46,19 +47,36 @@ class Reader:
         )
 
 
+def default_witness_path(audit: AuditLog) -> Path | None:
+    """The log's own witness file, if it has one and it exists."""
+    witness = audit.witness
+    if isinstance(witness, FileWitness) and witness.path.exists():
+        return witness.path
+    return None
+
+
+def _witness_rows(path: Path | None) -> list[store.Row]:
+    return read_witness(path) if path is not None else []
+
+
 def verify_log(
     audit: AuditLog,
     session: Session,
     reader: Reader,
     *,
     progress: Callable[[int], None] | None = None,
+    witness_path: Path | None = None,
 ) -> VerificationReport:
-    """Verify the whole log, then record ``audit.verified`` with the verdict."""
-    report = audit.verify(session, progress=progress)
+    """Verify the whole log (held to the witness file at ``witness_path``, default the
+    log's own when it exists), then record ``audit.verified`` with the verdict."""
+    witness_path = witness_path or default_witness_path(audit)
+    witness = _witness_rows(witness_path) if witness_path is not None else None
+    report = audit.verify(session, progress=progress, witness=witness)
     details = {
         "entries_checked": report.entries_checked,
         "kind": report.kind,
         "first_bad_seq": report.first_bad_seq,
+        "witness_checked": report.witness_checked,
     }
     outcome = "success" if report.ok else "failure"
     audit.record(session, reader.event("audit.verified", outcome, details))
@@ -127,7 +145,8 @@ def export_bundle(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> BundleSummary:
-    """Sign the tip, write the bundle, record ``audit.exported`` (three transactions).
+    """Sign the tip, write the bundle (with the witness lines of its run), record
+    ``audit.exported`` (three transactions).
 
     The tip is signed and committed first, so a long export never holds the chain head
     (which would stall every appender) and the run always ends on a signed checkpoint.
@@ -145,6 +164,7 @@ def export_bundle(
             key_id=audit.key_id,
             sign=audit.sign_bundle_manifest,
             progress=progress,
+            witness=_witness_rows(default_witness_path(audit)),
         )
     extra = {"first_seq": summary.first_seq, "last_seq": summary.last_seq}
     with session_scope(engine) as session:

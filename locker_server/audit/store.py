@@ -9,7 +9,7 @@ never parses a datetime) followed by ``prev_hash`` and ``entry_hash``. Results a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -70,8 +70,8 @@ def stream_entries(
 
 
 def stream_all_entries(
-    session: Session, *, batch_rows: int = BATCH_ROWS
-) -> Iterator[Sequence[Row]]:
+    session: Session, *, batch_rows: int = BATCH_ROWS, from_seq: int = 1
+) -> Generator[Sequence[Row]]:
     """Every entry, in batches, straight from the driver (3x faster than :func:`stream_entries`).
 
     Verification's full scan has no parameters, so the statement is compiled once to plain
@@ -80,6 +80,8 @@ def stream_all_entries(
     """
     dialect = session.get_bind().dialect
     statement = sa.select(*entry_columns(dialect.name)).order_by(entries_table.c.seq)
+    if from_seq > 1:  # verification carrying on past an incident
+        statement = statement.where(entries_table.c.seq >= from_seq)
     sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     connection: Any = session.connection().connection.dbapi_connection
     if dialect.name == "postgresql":

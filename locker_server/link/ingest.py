@@ -103,7 +103,7 @@ class CabinetRef:
 
     @property
     def target(self) -> Target:
-        return Target(site_id=self.site_id, cabinet_id=self.id)
+        return Target.at_cabinet(self)
 
 
 class RefusedEvent(Exception):
@@ -376,7 +376,7 @@ class Ingest:
         target = cabinet.target
         if event.door is not None:
             door_id = _door_id(session, cabinet, event.door, doors)
-            target = Target(site_id=cabinet.site_id, cabinet_id=cabinet.id, door_id=door_id)
+            target = Target.at_cabinet(cabinet, door_id=door_id)
         audit(
             session,
             deps or self.deps,

@@ -132,6 +132,16 @@ class Caller:
 SYSTEM = Caller(actor=Actor(type="system", id="scheduler"), channel="worker")
 
 
+class SitedCabinet(Protocol):
+    """A cabinet row, or anything that knows a cabinet's id and its site."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def site_id(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Ids an audit entry points at (never names, never codes)."""
@@ -141,6 +151,25 @@ class Target:
     door_id: int | None = None
     parcel_id: int | None = None
     recipient_id: int | None = None
+
+    @classmethod
+    def at_cabinet(
+        cls,
+        cabinet: SitedCabinet,
+        *,
+        door_id: int | None = None,
+        parcel_id: int | None = None,
+        recipient_id: int | None = None,
+    ) -> Target:
+        """Something that happened at ``cabinet``: always with the cabinet's site, because
+        site-limited security staff find their cabinets' entries by site."""
+        return cls(
+            site_id=cabinet.site_id,
+            cabinet_id=cabinet.id,
+            door_id=door_id,
+            parcel_id=parcel_id,
+            recipient_id=recipient_id,
+        )
 
 
 def audit(

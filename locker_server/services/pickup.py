@@ -17,7 +17,14 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from locker_server.errors import LockedOut, PickupRefused
-from locker_server.models import CredentialKind, Door, Parcel, ParcelState, PickupCredential
+from locker_server.models import (
+    Cabinet,
+    CredentialKind,
+    Door,
+    Parcel,
+    ParcelState,
+    PickupCredential,
+)
 from locker_server.services import allocation, credentials
 from locker_server.services.cabinets import get_cabinet
 from locker_server.services.context import Caller, DomainDeps, Target, audit
@@ -109,13 +116,14 @@ def _audit_attempt(
     deps: DomainDeps,
     decision: PickupDecision,
     caller: Caller,
+    cabinet: Cabinet,
     door_id: int | None = None,
     parcel: Parcel | None = None,
     door_number: int | None = None,
 ) -> None:
-    target = Target(
-        site_id=parcel.site_id if parcel else None,
-        cabinet_id=decision.cabinet_id,
+    # Refusals know no parcel, but they happened at this cabinet, so at its site.
+    target = Target.at_cabinet(
+        cabinet,
         door_id=door_id,
         parcel_id=parcel.id if parcel else None,
         recipient_id=parcel.recipient_id if parcel else None,
@@ -150,12 +158,12 @@ def attempt_pickup(
     """
     now = now or deps.clock()
     kind, value = _presented(code, qr_token)
-    get_cabinet(session, cabinet_id)
+    cabinet = get_cabinet(session, cabinet_id)
     if credentials.is_locked_out(
         session, deps.lockout, cabinet_id=cabinet_id, door_number=door_number, now=now
     ):
         decision = PickupDecision("locked_out", cabinet_id)
-        _audit_attempt(session, deps, decision, caller, door_number=door_number)
+        _audit_attempt(session, deps, decision, caller, cabinet, door_number=door_number)
         return decision
     found = credentials.match_credential(
         session, deps.pickup_hmac_key, cabinet_id=cabinet_id, kind=kind, value=value
@@ -169,10 +177,10 @@ def attempt_pickup(
         or (door_number is not None and door.number != door_number)
         or not _unspent(found, parcel)
     ):
-        return _refuse(session, deps, cabinet_id, door_number, caller, now)
+        return _refuse(session, deps, cabinet, door_number, caller, now)
     if _expired(found, parcel, now):
         decision = PickupDecision("expired", cabinet_id)
-        _audit_attempt(session, deps, decision, caller, door.id, parcel, door_number)
+        _audit_attempt(session, deps, decision, caller, cabinet, door.id, parcel, door_number)
         return decision
     found.used_at = now
     session.add(found)
@@ -180,19 +188,20 @@ def attempt_pickup(
     decision = PickupDecision(
         "granted", cabinet_id, (door.number,), tuple(p.id for p in parcels if p.id is not None)
     )
-    _audit_attempt(session, deps, decision, caller, door.id, parcel, door_number)
+    _audit_attempt(session, deps, decision, caller, cabinet, door.id, parcel, door_number)
     return decision
 
 
 def _refuse(
     session: Session,
     deps: DomainDeps,
-    cabinet_id: int,
+    cabinet: Cabinet,
     door_number: int | None,
     caller: Caller,
     now: datetime,
 ) -> PickupDecision:
+    cabinet_id = cabinet.id or 0
     credentials.record_failure(session, cabinet_id=cabinet_id, door_number=door_number, now=now)
     decision = PickupDecision("wrong_code", cabinet_id)
-    _audit_attempt(session, deps, decision, caller, door_number=door_number)
+    _audit_attempt(session, deps, decision, caller, cabinet, door_number=door_number)
     return decision

@@ -8,11 +8,12 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
 from locker_server.audit import AuditLog, canonical
@@ -21,7 +22,8 @@ from locker_server.audit.models import AuditEntry
 from locker_server.cli import main
 from locker_server.config import Settings
 from locker_server.db import session_scope
-from tests.audit.conftest import sample_event
+from locker_server.keys import load_keys
+from tests.audit.conftest import entry_hash_at, forged_entry, insert_entry, sample_event
 
 Tamper = Callable[..., None]
 
@@ -88,6 +90,141 @@ def test_verify_exits_1_naming_the_tampered_entry_and_kind(
     assert code == 1
     assert (report["ok"], report["kind"], report["first_bad_seq"]) == (False, "deleted", 4)
     assert _actions(engine)[-1] == ("audit.verified", "failure", "cli")
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_verify_names_rows_written_around_the_head_and_the_log_keeps_working(
+    capsys: pytest.CaptureFixture[str],
+    engine: Engine,
+    filled: Callable[[int], None],
+    tamper: Tamper,
+) -> None:
+    filled(25)
+    forged = forged_entry(26, entry_hash_at(engine, 25), datetime(2026, 11, 26, 9, tzinfo=UTC))
+    tamper(insert_entry(forged))
+
+    code, out, err = _run(capsys, "audit", "verify")
+
+    assert code == 1, err
+    assert out.startswith("TAMPERING FOUND: inserted at entry 26")
+    assert _actions(engine)[-2:] == [
+        ("audit.head_bypassed", "alarm", "cli"),
+        ("audit.verified", "failure", "cli"),
+    ]
+
+
+def _sign_tip(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "audit", "checkpoint")
+    assert code == 0, err
+
+
+def _server_log_with_checkpoints(
+    settings: Settings, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server's own log (witness in the data dir), with the tip signed at 5, 10, 15."""
+    log = AuditLog.for_server(settings, load_keys(settings.resolved_secrets_dir))
+    for number in range(1, 16):
+        with session_scope(engine) as session:
+            log.record(session, sample_event(number))
+        if number % 5 == 0:
+            _sign_tip(capsys)
+
+
+def _rewrite_after_checkpoint_1(engine: Engine, tamper: Tamper) -> None:
+    statements: list[object] = [
+        "DELETE FROM audit_checkpoints WHERE seq > 1",
+        "DELETE FROM audit_entries WHERE seq >= 3",
+    ]
+    prev = entry_hash_at(engine, 2)
+    with engine.connect() as conn:
+        last = int(conn.execute(text("SELECT max(seq) FROM audit_entries")).scalar_one())
+    for seq in range(3, last + 1):
+        forged = forged_entry(seq, prev, datetime(2026, 11, 26, 9, 0, 0, 200000, tzinfo=UTC))
+        statements.append(insert_entry(forged))
+        prev = forged["entry_hash"]
+    tamper(
+        *statements, "UPDATE audit_head SET entry_hash = :tip, last_checkpoint_seq = 1", tip=prev
+    )
+
+
+def test_verify_holds_the_database_to_the_configured_witness_file(
+    capsys: pytest.CaptureFixture[str], cli_env: Settings, engine: Engine, tamper: Tamper
+) -> None:
+    _server_log_with_checkpoints(cli_env, engine, capsys)
+    code, out, _ = _run(capsys, "audit", "verify")
+    assert code == 0, out
+    assert f"witness:             4 checkpoints in {cli_env.resolved_audit_witness_path}" in out
+    _rewrite_after_checkpoint_1(engine, tamper)
+
+    code, out, _ = _run(capsys, "audit", "verify")
+
+    assert code == 1
+    assert out.startswith("TAMPERING FOUND: rewritten at entry 2")
+    assert "also:                checkpoint_removed at entry 5" in out
+
+
+def test_verify_takes_a_witness_copied_off_the_server(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Settings,
+    engine: Engine,
+    tamper: Tamper,
+    tmp_path: Path,
+) -> None:
+    _server_log_with_checkpoints(cli_env, engine, capsys)
+    copy = tmp_path / "offsite-witness.jsonl"
+    copy.write_bytes(cli_env.resolved_audit_witness_path.read_bytes())
+    cli_env.resolved_audit_witness_path.unlink()  # the intruder removed the local one too
+    _rewrite_after_checkpoint_1(engine, tamper)
+
+    code, out, _ = _run(capsys, "audit", "verify", "--json", "--witness", str(copy))
+
+    report = json.loads(out)
+    assert code == 1
+    assert (report["kind"], report["first_bad_seq"]) == ("rewritten", 2)
+    assert (report["witness"], report["witness_checked"]) == (str(copy), 4)
+
+
+def test_bundle_carries_the_witness_and_verifies_offline(
+    capsys: pytest.CaptureFixture[str], cli_env: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    _server_log_with_checkpoints(cli_env, engine, capsys)
+    bundle = tmp_path / "all.zip"
+    assert _run(capsys, "audit", "export", "--format", "bundle", "--out", str(bundle))[0] == 0
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(bundle), "--json")
+
+    report = json.loads(out)
+    assert code == 0, report
+    assert report["witness_checked"] == 4  # 1, 5, 10 and 15 (the tip, already signed)
+
+
+def test_bundle_exported_from_a_rewritten_database_fails_offline_against_its_witness(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Settings,
+    engine: Engine,
+    tamper: Tamper,
+    tmp_path: Path,
+) -> None:
+    _server_log_with_checkpoints(cli_env, engine, capsys)
+    _rewrite_after_checkpoint_1(engine, tamper)
+    bundle = tmp_path / "all.zip"
+    assert _run(capsys, "audit", "export", "--format", "bundle", "--out", str(bundle))[0] == 0
+
+    code, out, _ = _run(capsys, "audit", "verify-bundle", str(bundle), "--json")
+
+    report = json.loads(out)
+    assert code == 1
+    assert (report["kind"], report["first_bad_seq"]) == ("rewritten", 5)
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_verify_with_a_witness_path_that_does_not_exist_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = _run(capsys, "audit", "verify", "--witness", str(tmp_path / "nope.jsonl"))
+
+    assert code == 2
+    assert "no witness file" in err
 
 
 @pytest.mark.usefixtures("cli_env")

@@ -182,6 +182,8 @@ def test_refused_pickups_and_alarms_are_audited_with_the_cabinet_clock(
     [alarm_entry] = audit_entries(engine, "door.alarm", cabinet.cabinet_id)
     assert alarm_entry.reason == "vibration"
     assert alarm_entry.door_id is not None
+    # Site-limited security staff find their cabinets' entries by site.
+    assert attempt.site_id == alarm_entry.site_id == cabinet.site_id
     assert len(stored_events(engine, cabinet.cabinet_id)) == 3
 
 

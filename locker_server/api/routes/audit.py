@@ -77,6 +77,12 @@ class AuditEntryPublic(BaseModel):
     entry_hash: str
 
 
+class FindingPublic(BaseModel):
+    kind: str
+    seq: int
+    message: str
+
+
 class VerificationPublic(BaseModel):
     ok: bool
     entries_checked: int
@@ -87,6 +93,10 @@ class VerificationPublic(BaseModel):
     first_bad_seq: int | None
     kind: str | None
     message: str
+    #: Checkpoints of the server's witness file held against the database (0: no witness).
+    witness_checked: int = 0
+    #: Every problem found, first position first.
+    findings: list[FindingPublic] = []
 
 
 def _utc(value: datetime | None, name: str) -> datetime | None:
@@ -154,7 +164,8 @@ def list_events(
 def verify(
     session: SessionDep, audit: AuditDep, client: ClientContext, principal: SecurityStaff
 ) -> VerificationPublic:
-    """Verify the whole chain and every checkpoint; names the first bad entry and the kind."""
+    """Verify the whole chain, every checkpoint, the checkpoint cadence and the server's
+    witness file; names the first bad entry and the kind."""
     report = service.verify_log(audit, session, _reader(principal, client))
     return VerificationPublic(**report.to_dict())
 
