@@ -24,6 +24,7 @@ from locker_agent.serial_link import LinkSettings
 from simulators.board import DoorChange, SimulatedDoor
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests.waiting import wait_until as wait_until
 
 PROTOCOLS = ("8a80", "kerong")
 LOCKS = 8
@@ -113,15 +114,6 @@ class Rig:
             assert state in (self.true_state(number), DoorState.UNKNOWN), (
                 f"door {number} reported {state} but is {self.true_state(number)}"
             )
-
-
-def wait_until(predicate: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.01)
 
 
 MakeRig = Callable[..., Rig]
