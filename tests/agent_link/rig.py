@@ -180,6 +180,16 @@ class ServerStandIn:
         assert final, f"no final result for {command_id}; got {self.statuses(command_id)}"
         return final[0]  # type: ignore[no-any-return]
 
+    def ping(self, signer: Signer, timeout: float = 10.0) -> None:
+        """Send a signed ping and wait for its answer: a marker that the cabinet is done
+        with what came before. The broker passes on our publishes and the PUBACKs of the
+        cabinet's in the order it handled them, and the agent handles its inbox in that
+        order, so once the ping is answered every earlier message and PUBACK was handled,
+        and whatever the agent published before the answer has reached us."""
+        command_id, payload = signer.command("ping", door=None)
+        self.client.publish(topics.cmd(self.cabinet_id), payload)
+        assert self.result(command_id, timeout).status == "succeeded"
+
     def ack(self, event_ids: list[str]) -> None:
         body = UnsignedEventAck(event_ids=event_ids, key_id=self.key_id)
         self.client.publish(topics.evt_ack(self.cabinet_id), self.signed(body, EventAckMessage))
