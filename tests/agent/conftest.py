@@ -77,6 +77,25 @@ class Rig:
             if isinstance(frame, Request) and frame.kind is RequestKind.UNLOCK
         ]
 
+    def polls_of(self, board: int) -> int:
+        """Status requests ``board`` has received: one per poll round of the agent."""
+        return sum(
+            1
+            for _, frame in self.bus.received
+            if isinstance(frame, Request)
+            and frame.kind in (RequestKind.QUERY_ALL, RequestKind.QUERY_LOCK)
+            and frame.board == board
+        )
+
+    def wait_polls(self, door: int, rounds: int, timeout: float = 5.0) -> None:
+        """Wait until the agent has polled ``door``'s board ``rounds`` more times: a
+        negative ("no second report") is checked after the agent has looked, not after
+        a guess at how long looking takes."""
+        board = self.cabinet.layout.address_of(door).board
+        target = self.polls_of(board) + rounds
+        polled = wait_until(lambda: self.polls_of(board) >= target, timeout)
+        assert polled, f"board {board} polled {self.polls_of(board)} times, never {target}"
+
     def events_of(self, kind: DoorEventKind, door: int | None = None) -> list[DoorEvent]:
         with self._lock:
             return [e for e in self.events if e.kind is kind and door in (None, e.door)]
