@@ -24,6 +24,7 @@ from locker_agent.serial_link import LinkSettings
 from simulators.board import DoorChange, SimulatedDoor
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests.waiting import wait_until as wait_until
 
 PROTOCOLS = ("8a80", "kerong")
 LOCKS = 8
@@ -76,6 +77,25 @@ class Rig:
             if isinstance(frame, Request) and frame.kind is RequestKind.UNLOCK
         ]
 
+    def polls_of(self, board: int) -> int:
+        """Status requests ``board`` has received: one per poll round of the agent."""
+        return sum(
+            1
+            for _, frame in self.bus.received
+            if isinstance(frame, Request)
+            and frame.kind in (RequestKind.QUERY_ALL, RequestKind.QUERY_LOCK)
+            and frame.board == board
+        )
+
+    def wait_polls(self, door: int, rounds: int, timeout: float = 5.0) -> None:
+        """Wait until the agent has polled ``door``'s board ``rounds`` more times: a
+        negative ("no second report") is checked after the agent has looked, not after
+        a guess at how long looking takes."""
+        board = self.cabinet.layout.address_of(door).board
+        target = self.polls_of(board) + rounds
+        polled = wait_until(lambda: self.polls_of(board) >= target, timeout)
+        assert polled, f"board {board} polled {self.polls_of(board)} times, never {target}"
+
     def events_of(self, kind: DoorEventKind, door: int | None = None) -> list[DoorEvent]:
         with self._lock:
             return [e for e in self.events if e.kind is kind and door in (None, e.door)]
@@ -113,15 +133,6 @@ class Rig:
             assert state in (self.true_state(number), DoorState.UNKNOWN), (
                 f"door {number} reported {state} but is {self.true_state(number)}"
             )
-
-
-def wait_until(predicate: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.01)
 
 
 MakeRig = Callable[..., Rig]

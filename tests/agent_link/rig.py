@@ -5,7 +5,6 @@ publishes ``cmd``, ``evt/ack`` and ``sync`` the way the server would (signed).""
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ from locker_contract.bodies import CommandResult, Event, Presence, State
 from simulators.board import SimulatedDoor
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
+from tests import waiting
 from tests.contract.schema_validation import assert_matches_schema
 from tests.link_support.clients import TestClient
 
@@ -112,12 +112,8 @@ def _sha256(text: str) -> str:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.02)
+    """:func:`tests.waiting.wait_until` with the rig's timeout."""
+    return waiting.wait_until(predicate, timeout)
 
 
 @dataclass
@@ -183,6 +179,16 @@ class ServerStandIn:
         )
         assert final, f"no final result for {command_id}; got {self.statuses(command_id)}"
         return final[0]  # type: ignore[no-any-return]
+
+    def ping(self, signer: Signer, timeout: float = 10.0) -> None:
+        """Send a signed ping and wait for its answer: a marker that the cabinet is done
+        with what came before. The broker passes on our publishes and the PUBACKs of the
+        cabinet's in the order it handled them, and the agent handles its inbox in that
+        order, so once the ping is answered every earlier message and PUBACK was handled,
+        and whatever the agent published before the answer has reached us."""
+        command_id, payload = signer.command("ping", door=None)
+        self.client.publish(topics.cmd(self.cabinet_id), payload)
+        assert self.result(command_id, timeout).status == "succeeded"
 
     def ack(self, event_ids: list[str]) -> None:
         body = UnsignedEventAck(event_ids=event_ids, key_id=self.key_id)

@@ -10,6 +10,7 @@ from locker_agent.link.mqtt import Connected, Received
 from locker_contract import PresenceMessage, decode, topics
 from tests.agent_link.conftest import AdapterFactory, ObserverFactory
 from tests.link_support.clients import TestClient
+from tests.waiting import wait_until
 
 
 def presence_of(client: TestClient, timeout: float = 5.0) -> tuple[str, int, bool]:
@@ -22,8 +23,7 @@ def test_cabinet_announces_itself_online_with_a_retained_presence(
     cabinet_id: str, journal: Journal, make_adapter: AdapterFactory, observe: ObserverFactory
 ) -> None:
     adapter, _ = make_adapter(cabinet_id, journal)
-    assert adapter.wait_connected(5)
-    time.sleep(0.2)  # let the retained online land before a late subscriber arrives
+    assert adapter.wait_connected(5)  # SUBACKs in: the online announcement's PUBACK came first
 
     late = observe(topics.presence(cabinet_id))
 
@@ -81,11 +81,10 @@ def test_every_attempt_counts_even_those_the_broker_never_answered(
     cabinet_id: str, journal: Journal, make_adapter: AdapterFactory
 ) -> None:
     adapter, _ = make_adapter(cabinet_id, journal, port=1)  # nothing listens there
-    time.sleep(0.6)
-    adapter.stop()
 
+    assert wait_until(lambda: journal.meta("connection") >= 3, 5)
+    adapter.stop()
     assert not adapter.connected
-    assert journal.meta("connection") >= 3
 
 
 def test_subscriptions_are_renewed_on_every_connection(
@@ -95,11 +94,8 @@ def test_subscriptions_are_renewed_on_every_connection(
     adapter, inbox = make_adapter(cabinet_id, journal, session_expiry=0)
     assert adapter.wait_connected(5)
     adapter.drop_connection()
-    deadline = time.monotonic() + 5
-    while not (adapter.connected and journal.meta("connection") == 2):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(0.2)  # SUBSCRIBE is sent right after CONNACK
+    assert wait_until(lambda: journal.meta("connection") == 2, 5)  # the old one is marked down
+    assert adapter.wait_connected(5)  # and every SUBSCRIBE of the new one acknowledged
 
     server = observe()
     server.publish(topics.cmd(cabinet_id), json.dumps({"hello": 1}).encode())

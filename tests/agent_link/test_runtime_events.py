@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
-import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from locker_agent.boards import DoorState
 from locker_agent.config import parse_settings
 from locker_agent.journal import EventClass, Journal
 from locker_agent.runtime import AgentRuntime
@@ -48,7 +50,7 @@ def test_door_events_reach_the_server_with_the_state_and_leave_only_when_acknowl
     assert rig.server.wait(lambda s: s.states[-1].doors["4"].state == "open")
     versions = [state.version for state in rig.server.states]
     assert versions == sorted(set(versions))
-    time.sleep(0.3)  # the broker has long acknowledged the publish (PUBACK) by now
+    rig.server.ping(rig.signer)  # so the runtime has handled the events' PUBACK
     assert rig.runtime.journal.counts()[EventClass.CUSTODY] == 2  # opened + forced_open
 
     rig.server.ack_everything_seen()
@@ -68,9 +70,14 @@ def test_unacknowledged_events_are_published_again_with_the_same_ids(
     assert {e.event_id for e in rig.server.events_of("door.opened", 6)} == {opened[0].event_id}
     rig.server.ack_everything_seen()
     assert wait_until(lambda: not rig.runtime.journal.pending())
-    count = len(rig.server.events_of("door.opened", 6))
-    time.sleep(1.0)  # two more ack timeouts: nothing is left to send
-    assert len(rig.server.events_of("door.opened", 6)) == count
+
+    rig.door(5).force_open()  # left unacknowledged: its re-send shows an ack timeout passed
+    assert rig.server.wait(lambda s: len(s.events_of("door.opened", 5)) >= 2, timeout=5)
+    first_of_door_5 = next(
+        index for index, batch in enumerate(rig.server.batches) if any(e.door == 5 for e in batch)
+    )
+    after = [e for batch in rig.server.batches[first_of_door_5:] for e in batch]
+    assert [e.door for e in after if e.door != 5] == []  # door 6's events: never again
 
 
 def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
@@ -102,11 +109,12 @@ def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
         assert runtime.link.wait_connected(5)
         with connect(broker, creds.username, creds.password) as first_client:
             first = ServerStandIn(first_client, cabinet_id, signer.key)
-            _toggle(bus, (1, 2))
-            assert first.wait(lambda s: len(s.events) >= 4)
+            _toggle(bus, runtime, (1, 2))
+            assert first.wait(lambda s: len(s.events) >= 6)  # opened, forced_open, closed
+            first.ping(signer)  # their PUBACKs handled: nothing of them is left in flight
         broker.stop()
         assert wait_until(lambda: not runtime.link.connected)
-        _toggle(bus, (3, 4, 5))  # during the outage: journaled, not published
+        _toggle(bus, runtime, (3, 4, 5))  # during the outage: journaled, not published
         assert wait_until(lambda: len(runtime.journal.pending()) >= 10)
         broker.start()
 
@@ -125,12 +133,19 @@ def test_events_replay_in_order_after_a_broker_restart_and_none_is_lost(
         bus.stop()
 
 
-def _toggle(bus: SimulatedBus, doors: tuple[int, ...]) -> None:
+def _toggle(bus: SimulatedBus, runtime: AgentRuntime, doors: tuple[int, ...]) -> None:
+    """Open and close each door, each move held until the cabinet's poll has seen it."""
     for door in doors:
         bus.board(1).door(door).force_open()
-        time.sleep(0.15)
+        assert wait_until(lambda: runtime.door_state(door) is DoorState.OPEN)  # noqa: B023
         bus.board(1).door(door).close()
-        time.sleep(0.15)
+        assert wait_until(lambda: runtime.door_state(door) is DoorState.CLOSED)  # noqa: B023
+
+
+def _pending_in(journal_path: Path) -> int:
+    """Events the (running) agent's journal still holds, read beside it (WAL allows it)."""
+    with closing(sqlite3.connect(journal_path)) as db:
+        return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
 def _start_agent(config: Path, serial_port: str) -> subprocess.Popen[bytes]:
@@ -163,13 +178,13 @@ def test_agent_killed_with_sigkill_publishes_its_unacknowledged_event_again_then
         assert server.wait(lambda s: len(s.events_of("door.forced_open", 7)) == 2, 10)
         assert {e.event_id for e in server.events_of("door.forced_open", 7)} == {first[0].event_id}
         server.ack_everything_seen()
-        time.sleep(0.5)
+        assert wait_until(lambda: _pending_in(journal_path) == 0, 10)
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=10) == 0
 
         agent = _start_agent(config, port)
         assert server.wait(lambda s: s.presences[-1].status == "online", 10)
-        time.sleep(1.0)
+        server.ping(signer)  # what the restart re-sends arrives before the answer
         assert len(server.events_of("door.forced_open", 7)) == 2  # acknowledged: never again
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=10) == 0

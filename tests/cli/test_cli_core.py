@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from locker_server.cli import main
 from locker_server.config import Settings
 from locker_server.db import make_engine
 from locker_server.models import Carrier
+from tests.waiting import wait_until
 
 CLI = [sys.executable, "-m", "locker_server.cli"]
 PASSWORD = "a password for the night shift"
@@ -178,14 +178,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _wait_healthy(base_url: str, deadline_s: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + deadline_s
-    while True:
+    def answer() -> httpx.Response | None:
         try:
             return httpx.get(f"{base_url}/healthz", timeout=2)
         except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            return None  # not listening yet
+
+    response = wait_until(answer, deadline_s, every=0.1)
+    assert response is not None, f"{base_url} never answered within {deadline_s} s"
+    return response
 
 
 def test_serve_migrates_the_default_database_answers_and_stops_cleanly(

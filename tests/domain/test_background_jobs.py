@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -20,6 +19,7 @@ from locker_server.services import DomainDeps
 from locker_server.services.parcels import reserve
 from tests.domain.conftest import COURIER, Announce, Deliver, World, load_parcel
 from tests.notifications.notification_support import MailSink, free_port
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -31,13 +31,8 @@ def mail_sink() -> Iterator[MailSink]:
     controller.stop()
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+#: the jobs run on their own schedule; this is how long the test gives them
+JOBS_TIMEOUT_S = 20.0
 
 
 def _signed_tip(engine: Engine) -> bool:
@@ -66,10 +61,16 @@ def test_background_jobs_mail_codes_sweep_overdue_parcels_and_sign_the_log_tail(
     jobs = BackgroundJobs(engine, live, server_keys, sweep_seconds=0.1)
     jobs.start()
     try:
-        assert _eventually(lambda: load_parcel(engine, stale_id).state == ParcelState.announced)
-        assert _eventually(lambda: load_parcel(engine, overdue.parcel_id).state == "expired")
-        assert _eventually(lambda: any(overdue.code in str(m) for m in mail_sink.messages))
-        assert _eventually(lambda: _signed_tip(engine))
+        assert wait_until(
+            lambda: load_parcel(engine, stale_id).state == ParcelState.announced, JOBS_TIMEOUT_S
+        )
+        assert wait_until(
+            lambda: load_parcel(engine, overdue.parcel_id).state == "expired", JOBS_TIMEOUT_S
+        )
+        assert wait_until(
+            lambda: any(overdue.code in str(m) for m in mail_sink.messages), JOBS_TIMEOUT_S
+        )
+        assert wait_until(lambda: _signed_tip(engine), JOBS_TIMEOUT_S)
     finally:
         jobs.stop()
     assert all(not thread.is_alive() for thread in jobs._threads)

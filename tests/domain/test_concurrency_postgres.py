@@ -9,7 +9,6 @@ concurrent transactions are real; SQLite serialises every writer by design.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -178,14 +177,16 @@ def _in_parallel(
 def test_one_code_presented_at_once_by_several_kiosks_opens_the_door_only_once(
     pg_engine: Engine, pg_deps: DomainDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    kiosks = 8
     real_match = credentials.match_credential
+    all_matched = threading.Barrier(kiosks, timeout=30)
 
-    def slow_match(*args: Any, **kwargs: Any) -> Any:
+    def matched_together(*args: Any, **kwargs: Any) -> Any:
         found = real_match(*args, **kwargs)
-        time.sleep(0.05)  # every kiosk has matched the code before any of them goes on
+        all_matched.wait()  # every kiosk has matched the code before any of them goes on
         return found
 
-    monkeypatch.setattr(credentials, "match_credential", slow_match)
+    monkeypatch.setattr(credentials, "match_credential", matched_together)
     world = build_world(pg_engine, pg_deps)
     spec = Announcement(world.carrier_id, "SAME1", world.alice, size="S")
     with session_scope(pg_engine) as session:
@@ -210,9 +211,9 @@ def test_one_code_presented_at_once_by_several_kiosks_opens_the_door_only_once(
                 session, pg_deps, cabinet_id=world.cabinet_id, code=code, caller=KIOSK
             ).outcome
 
-    outcomes, errors = _in_parallel(8, present)
+    outcomes, errors = _in_parallel(kiosks, present)
     assert errors == []
-    assert sorted(map(str, outcomes)) == ["granted"] + ["wrong_code"] * 7
+    assert sorted(map(str, outcomes)) == ["granted"] + ["wrong_code"] * (kiosks - 1)
     with Session(pg_engine) as session:
         steps = session.exec(
             select(ParcelTransition).where(

@@ -45,6 +45,7 @@ from locker_server.notifications import Notifier
 from locker_server.services import Caller, DomainDeps
 from locker_server.services import layout as config_service
 from tests.contract.schema_validation import assert_matches_schema
+from tests.waiting import wait_until
 
 BROKER_HOST = "127.0.0.1"
 BROKER_PORT = 1883
@@ -53,12 +54,8 @@ OPERATOR = Caller(actor=Actor(type="user", id="7"), channel="api", source="192.0
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+    """:func:`tests.waiting.wait_until` with the bridge tests' timeout."""
+    return wait_until(condition, timeout)
 
 
 @pytest.fixture

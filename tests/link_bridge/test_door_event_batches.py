@@ -35,6 +35,7 @@ from locker_server.models.links import LinkEvent
 from locker_server.services import DomainDeps
 from locker_server.services.doors import lock_doors_by_number
 from tests.link_bridge.conftest import CabinetWorld
+from tests.waiting import wait_until
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 STATES = {"door.opened": DoorState.open, "door.closed": DoorState.closed}
@@ -308,13 +309,11 @@ def test_a_batch_waiting_for_a_door_an_api_request_holds_does_not_hold_the_audit
     events = [door_event("door.opened", n, n) for n in (1, 2, 3)]
     acks = Acks()
     ingest = threading.Thread(target=Ingest(engine, deps), args=(evt(cabinet, events), acks))
-    deadline = time.monotonic() + 10
 
     with caplog.at_level(logging.WARNING, logger=ingest_module.__name__):
         ingest.start()
-        while not _waiting_for_a_lock(engine) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _waiting_for_a_lock(engine), "the batch never waited for door 2"
+        waited = wait_until(lambda: _waiting_for_a_lock(engine), 10)
+        assert waited, "the batch never waited for door 2"
         began = time.monotonic()
         deps.audit.record(
             api_holding_door_2,

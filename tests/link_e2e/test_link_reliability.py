@@ -19,8 +19,12 @@ from simulators.cabinet import SimulatedCabinet
 from tests.link_e2e.conftest import DOORS, LinkWorld, Stored, wait_until
 from tests.link_support.clients import TestClient, connect
 
-#: between two door moves of the agent in its own process: a few of its poll intervals
+#: between two door moves of the agent in its own process: a few of its poll intervals.
+#: Pacing of a simulated person, not a wait: the agent's poller is in another process,
+#: so nothing here can see a move before making the next one
 MOVE_GAP_S = 0.3
+#: how many times the agent process is killed in the middle of the door traffic
+KILLS = 3
 
 
 def _cycle_doors(cabinet: SimulatedCabinet, cycles: int) -> int:
@@ -130,16 +134,14 @@ def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkW
     try:
         agent = world.run_agent_process(port)
         mover.start()
-        for pause in (1.5, 0.7, 1.1):  # kill at arbitrary points of the traffic
-            time.sleep(pause)
+        for _ in range(KILLS):  # each kill lands wherever the process is in its traffic
+            _carries_traffic(world)
             os.kill(agent.pid, signal.SIGKILL)
             agent.wait(timeout=10)
             agent = world.run_agent_process(port)
-        # the doors keep moving until the server has stored openings from the traffic;
-        # (a fixed pause was too short on a slow machine, where each restart of the agent
-        # process takes a second or more: then too few movements were observed at all)
+        # the doors keep moving until the server has stored openings from the traffic
         assert wait_until(lambda: _of_type(world.stored(), "door.opened") >= 4, 60)
-        time.sleep(0.5)  # and a little more traffic for the last agent process
+        _carries_traffic(world)  # the last agent process too
         moving.clear()
         mover.join(timeout=10)
         journal_path = Path(world.agent_settings().journal.path)
@@ -153,6 +155,15 @@ def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkW
     assert min(row.seq for row in stored) == 1  # the first event ever journaled arrived
     assert _of_type(stored, "door.opened") >= 4
     world.assert_each_event_once(stored)
+
+
+def _carries_traffic(world: LinkWorld) -> None:
+    """Wait until the server stores one more opening: the agent process now running is
+    connected and in the middle of the door traffic (a restart takes a second or more
+    on a slow machine, so a fixed pause could kill it before it did anything)."""
+    before = _of_type(world.stored(), "door.opened")
+    grew = wait_until(lambda: _of_type(world.stored(), "door.opened") > before, 60)
+    assert grew, "the agent process stored no new opening"
 
 
 def _keep_moving(cabinet: SimulatedCabinet, moving: threading.Event) -> None:

@@ -48,6 +48,7 @@ from tests.link_security.test_command_attacks import (
 )
 from tests.link_support import forged
 from tests.link_support.clients import TestClient, connect
+from tests.waiting import wait_until
 
 CABINET = "CAB-A"
 CODE = "16180339"
@@ -64,9 +65,8 @@ class Attack:
         self.attacker.publish(topics.topic(CABINET, kind), payload)
 
     def alarms(self, kind: str, count: int, timeout: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while len(found := self._alarms(kind)) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(self._alarms(kind)) >= count, timeout)
+        found = self._alarms(kind)
         assert len(found) >= count, found
         return found
 

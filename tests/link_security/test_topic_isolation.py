@@ -65,9 +65,9 @@ def test_cabinet_a_cannot_report_in_cabinet_bs_name(
     server.subscribe("lockers/v1/#")
     with cabinet(broker, "CAB-A") as cabinet_a:
         cabinet_a.publish(topic("CAB-B", kind), b"forged by A", retain=kind == "presence")
-        server.expect_nothing(within=0.5)
         own = unique()
         cabinet_a.publish(topic("CAB-A", kind), own)  # control: its own topic arrives
+        # the broker keeps one publisher's order: the forgery, had it passed, came first
         assert server.next_message().payload == own
 
 
@@ -80,11 +80,12 @@ def test_no_cabinet_can_forge_server_messages_for_itself_or_another(
         cabinet_a.subscribe(topic("CAB-A", kind))
         cabinet_a.publish(topic("CAB-B", kind), b"forged by A")
         cabinet_a.publish(topic("CAB-A", kind), b"forged by A for itself")
-        cabinet_b.expect_nothing(within=0.5)
-        cabinet_a.expect_nothing(within=0.1)
-        real = unique()
-        server.publish(topic("CAB-B", kind), real)  # control: the server's message arrives
-        assert cabinet_b.next_message().payload == real
+        # control: the server's messages arrive, and first. A's publishes were acknowledged
+        # (PUBACK) before the server's were sent: had they passed, they would be queued ahead
+        for target, client in (("CAB-B", cabinet_b), ("CAB-A", cabinet_a)):
+            real = unique()
+            server.publish(topic(target, kind), real)
+            assert client.next_message().payload == real
 
 
 @pytest.mark.parametrize("subscription", ["lockers/v1/CAB-B/cmd", "lockers/v1/+/cmd", "#"])
@@ -95,10 +96,13 @@ def test_cabinet_a_cannot_read_cabinet_bs_commands(
         cabinet_b.subscribe(topic("CAB-B", "cmd"))
         # Mosquitto 2.0 grants the SUBACK; the ACL is enforced on every delivery instead.
         cabinet_a.subscribe(subscription)
-        command = unique()
+        cabinet_a.subscribe(topic("CAB-A", "cmd"))
+        command, own = unique(), unique()
         server.publish(topic("CAB-B", "cmd"), command)
+        server.publish(topic("CAB-A", "cmd"), own)
         assert cabinet_b.next_message().payload == command  # control: B gets it
-        cabinet_a.expect_nothing(within=0.5)
+        # the broker keeps the server's order: B's command, had A got it, came first
+        assert cabinet_a.next_message().payload == own
 
 
 def test_cabinet_a_asking_for_bs_client_id_and_session_reads_nothing_and_takes_nothing(
@@ -110,8 +114,11 @@ def test_cabinet_a_asking_for_bs_client_id_and_session_reads_nothing_and_takes_n
     with connect(
         broker, "CAB-A", PASSWORDS["CAB-A"], client_id="CAB-B", session_expiry=3600
     ) as impostor:
+        impostor.subscribe(topic("CAB-A", "cmd"))
+        own = unique()
         server.publish(topic("CAB-B", "cmd"), queued)
-        impostor.expect_nothing(within=0.5)
+        server.publish(topic("CAB-A", "cmd"), own)
+        assert impostor.next_message().payload == own  # B's command, had it come, came first
     with cabinet(broker, "CAB-B", session_expiry=0) as cabinet_b:
         assert cabinet_b.next_message().payload == queued  # B's session was never A's
         later = unique()

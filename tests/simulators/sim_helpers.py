@@ -23,6 +23,7 @@ from firmware_protocol.base import (
     Request,
 )
 from simulators import Timing
+from tests import waiting
 
 #: Realistic order of events, but every delay shrunk to milliseconds.
 FAST = Timing.fast()
@@ -93,14 +94,13 @@ class Host:
         return replies[0]
 
 
+#: polls of the simulator tests: a FAST pulse or spring lasts a few tens of milliseconds
+SIM_POLL_INTERVAL_S = 0.002
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Poll ``condition`` until true or timeout; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
+    """:func:`tests.waiting.wait_until`, polled often enough to see a FAST pulse."""
+    return waiting.wait_until(condition, timeout, every=SIM_POLL_INTERVAL_S)
 
 
 def frames_of(chunks: list[tuple[float, bytes]], gap: float) -> list[bytes]:

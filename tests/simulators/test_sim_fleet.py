@@ -145,16 +145,27 @@ def test_events_are_published_again_until_the_server_acknowledges_them() -> None
             event_ids = [e["event_id"] for e in first_round]
             _acknowledge(server, ids[0], event_ids, key=Ed25519PrivateKey.generate())  # forged
             _acknowledge(server, ids[0], event_ids, addressed_to=ids[1])  # genuine, not ours
-            time.sleep(0.3)
+            _handled_after_what_came_before(fleet, server, ids[0])
             assert fleet.counters.events_acked == 0
             _acknowledge(server, ids[0], event_ids)
             assert fleet.wait_acked(timeout=5)
-            time.sleep(0.6)  # two resend periods: nothing acknowledged may come back
-            late = list(_drain(server, time.monotonic() + 0.3))
+            # a later event left unacknowledged: its re-send shows a resend period passed
+            fleet.emit_events(per_cabinet=1, cabinet_ids=[ids[0]])
+            late = _collect_events(server, 2, timeout=5)
     assert [e["seq"] for e in first_round] == [1, 2, 3, 4, 5]
     assert [e["event_id"] for e in second_round] == [e["event_id"] for e in first_round]
-    assert late == []
+    assert [e["seq"] for e in late] == [6, 6]  # sent, sent again; the acknowledged never
     assert fleet.counters.events_acked == 5
+
+
+def _handled_after_what_came_before(fleet: Fleet, server: TestClient, cabinet_id: str) -> None:
+    """Send the cabinet a command it refuses and wait for the refusal: a cabinet handles
+    what the server publishes in order, so everything sent before has been handled."""
+    sentinel = _send(server, _command(cabinet_id, 1, key=Ed25519PrivateKey.generate()))
+    answered = fleet.counters.wait_for(
+        lambda c: any(o.command_id == sentinel for o in c.outcomes), timeout=5
+    )
+    assert answered, "the cabinet never answered the sentinel command"
 
 
 def _collect_events(server: TestClient, count: int, timeout: float) -> list[dict]:
