@@ -24,9 +24,9 @@ from locker_contract import topics
 from locker_contract.envelope import MAX_PAYLOAD_BYTES
 from locker_server.config import Settings
 from locker_server.link.bridge import BridgeConfig, InboundMessage, LinkPublisher, MqttBridge
+from simulators.mosquitto import PrivateMosquitto
 from tests.link_security.conftest import LockerCli
 from tests.link_support.clients import ConnectionRefused, TestClient, connect
-from tests.link_support.mosquitto import PrivateMosquitto
 
 PASSWORDS = {"CAB-A": "a-password-for-cabinet-a", "CAB-B": "a-password-for-cabinet-b"}
 #: the group name the documentation and the settings' default give away
