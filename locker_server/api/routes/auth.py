@@ -28,7 +28,7 @@ from locker_server.audit import Actor
 from locker_server.auth.errors import LoginRefused, TooManyAttempts
 from locker_server.auth.login import LoginThrottle, authenticate_user, username_fingerprint
 from locker_server.auth.origin import Origin
-from locker_server.auth.tokens import issue_access_token
+from locker_server.auth.tokens import issue_access_token, password_stamp
 from locker_server.keys import ServerKeys
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -65,7 +65,11 @@ def issue_token(
     assert user.id is not None
     lifetime = timedelta(minutes=settings.access_token_minutes)
     token = issue_access_token(
-        keys.token_signing_key, user_id=user.id, role=user.role, lifetime=lifetime
+        keys.token_signing_key,
+        user_id=user.id,
+        role=user.role,
+        stamp=password_stamp(keys.token_signing_key, user.password_hash),
+        lifetime=lifetime,
     )
     origin = Origin(Actor(type="user", id=str(user.id)), client.channel, client.source)
     audit.record(session, origin.event("auth.login", details={"role": user.role}))
