@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from locker_server.api.forwarding import client_address
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.auth.errors import CredentialsRejected
 from locker_server.auth.principal import Principal
@@ -117,8 +118,10 @@ class ClientInfo:
 
 
 def get_client_info(request: Request) -> ClientInfo:
-    host = request.client.host if request.client else None
-    return ClientInfo(channel="api", source=host, method=request.method, path=request.url.path)
+    peer = request.client.host if request.client else None
+    proxies = request.app.state.settings.trusted_proxies
+    source = client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+    return ClientInfo(channel="api", source=source, method=request.method, path=request.url.path)
 
 
 ClientContext = Annotated[ClientInfo, Depends(get_client_info)]

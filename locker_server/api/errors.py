@@ -5,7 +5,8 @@ Every error answer has the same envelope::
     {"error": {"code": "not_found", "message": "parcel 7 not found", "fields": []}}
 
 * ``DomainError`` (``locker_server.errors``) → its ``http_status`` and ``code``; a domain
-  error may carry ``fields`` (a list of ``{"field", "reason"}``). ``PermissionDenied``
+  error may carry ``fields`` (a list of ``{"field", "reason"}``) and ``retry_after``
+  (→ ``Retry-After``, on every 429). ``PermissionDenied``
   is audited here as ``access.denied`` (own transaction), whoever raised it.
 * Request validation → 422 ``validation_failed``, one field entry per problem
   (``{"field": "body.email", "reason": "value is not a valid email address"}``).
@@ -66,9 +67,17 @@ def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     if isinstance(exc, PermissionDenied):
         record_refusal(request, action="access.denied", reason=exc.message)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
     fields = getattr(exc, "fields", None) or ()
-    return error_response(exc.http_status, exc.code, exc.message, fields, headers)
+    return error_response(exc.http_status, exc.code, exc.message, fields, _headers_of(exc))
+
+
+def _headers_of(exc: DomainError) -> dict[str, str] | None:
+    headers = {}
+    if isinstance(exc, AuthenticationFailed):
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, exc.retry_after))
+    return headers or None
 
 
 def _field_name(location: Sequence[int | str]) -> str:

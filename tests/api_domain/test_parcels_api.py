@@ -108,6 +108,7 @@ def test_wrong_codes_are_refused_alike_then_locked_out_and_every_attempt_is_audi
     )
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "locked_out"
+    assert locked.headers["Retry-After"] == str(15 * 60)  # one lockout window
     outcomes = [e.outcome for e in audit_entries("pickup.attempt")]  # type: ignore[operator]
     assert outcomes == ["wrong_code"] * 5 + ["locked_out"]
 

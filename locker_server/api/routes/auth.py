@@ -3,8 +3,10 @@
 Unknown user, wrong password and deactivated user get the same 401 (and take as
 long: a dummy hash is verified for unknown users). Every failure is audited as
 ``auth.login_failed`` in its own transaction: with the user id when the name belongs
-to a user, else only a keyed fingerprint of the name. Too many failures per name or
-per address within the window → 429 ``too_many_attempts``.
+to a user, else only a keyed fingerprint of the name. Too many failures → 429
+``too_many_attempts`` with ``Retry-After`` (the rule is in ``locker_server.auth.login``).
+The address is the client's as ``get_client_info`` sees it (forwarded only via a
+trusted proxy).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def issue_token(
     try:
         user = authenticate_user(session, form.username, form.password)
     except LoginRefused as exc:
-        _login_failed(request, keys, form.username, exc)
+        _login_failed(request, keys, form.username, client.source, exc)
         raise
     assert user.id is not None
     lifetime = timedelta(minutes=settings.access_token_minutes)
@@ -97,8 +99,10 @@ def _check_throttle(request: Request, keys: ServerKeys, username: str, source: s
         raise
 
 
-def _login_failed(request: Request, keys: ServerKeys, username: str, exc: LoginRefused) -> None:
-    _throttle(request).record_failure(username, request.client.host if request.client else None)
+def _login_failed(
+    request: Request, keys: ServerKeys, username: str, source: str | None, exc: LoginRefused
+) -> None:
+    _throttle(request).record_failure(username, source)
     if exc.user_id is not None:
         actor, details = Actor(type="user", id=str(exc.user_id)), {}
     else:
