@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from locker_server.api.deps import IdPath, SessionDep, require_roles
+from locker_server.api.deps import IdPath, Page, PageDep, SessionDep, require_roles
 from locker_server.api.routes._domain import READERS, STAFF, CallerDep, DomainDepsDep, site_scope
 from locker_server.auth.principal import Principal
 from locker_server.link import commands
@@ -73,10 +73,12 @@ def _doors_public(session: SessionDep, doors: list[Door]) -> list[DoorPublic]:
 def list_cabinets(
     session: SessionDep,
     principal: Reader,
+    page: PageDep,
     site_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-) -> list[CabinetWithLinkPublic]:
+) -> Page[CabinetWithLinkPublic]:
     cabinets = config.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
-    return _cabinets_public(session, list(cabinets))
+    items = _cabinets_public(session, cabinets[page.offset : page.offset + page.limit])
+    return Page(items=items, total=len(cabinets), limit=page.limit, offset=page.offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -117,9 +119,12 @@ def update_cabinet(
 
 
 @router.get("/{cabinet_id}/doors")
-def list_doors(cabinet_id: IdPath, session: SessionDep, principal: Reader) -> list[DoorPublic]:
+def list_doors(
+    cabinet_id: IdPath, session: SessionDep, principal: Reader, page: PageDep
+) -> Page[DoorPublic]:
     doors = config.list_doors(session, cabinet_id, site_ids=site_scope(principal))
-    return _doors_public(session, doors)
+    items = _doors_public(session, doors[page.offset : page.offset + page.limit])
+    return Page(items=items, total=len(doors), limit=page.limit, offset=page.offset)
 
 
 @router.post("/{cabinet_id}/doors", status_code=status.HTTP_201_CREATED)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from locker_server.api.deps import MAX_ID, IdPath, SessionDep, require_roles
+from locker_server.api.deps import MAX_ID, IdPath, Page, PageDep, SessionDep, require_roles
+from locker_server.api.paging import page_of
 from locker_server.api.routes._domain import (
     CARRIER_BOUND,
     STAFF,
@@ -41,6 +42,7 @@ from locker_server.models import (
 )
 from locker_server.services import config, parcels
 from locker_server.services.errors import InvalidField
+from locker_server.services.listing import paged
 
 router = APIRouter(prefix="/api/v1/parcels", tags=["parcels"])
 
@@ -100,15 +102,22 @@ def announce_parcel(
 def list_parcels(
     session: SessionDep,
     principal: Reader,
+    page: PageDep,
     state: ParcelState | None = None,
     site_id: OptionalId = None,
     cabinet_id: OptionalId = None,
     recipient_id: OptionalId = None,
-    tracking_number: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-) -> list[ParcelPublic]:
-    query = select(Parcel).order_by(col(Parcel.id)).offset(offset).limit(limit)
+    tracking_number: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Exactly this number")
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="A part of the tracking number (any case)"),
+    ] = None,
+) -> Page[ParcelPublic]:
+    query = select(Parcel).order_by(col(Parcel.id))
+    if search:
+        query = query.where(col(Parcel.tracking_number).icontains(search, autoescape=True))
     filters = {
         "state": state,
         "site_id": site_id,
@@ -119,8 +128,8 @@ def list_parcels(
     for name, value in filters.items():
         if value is not None:
             query = query.where(getattr(Parcel, name) == value)
-    query = _scoped(query, principal)
-    return [parcel_public(session, parcel) for parcel in session.exec(query).all()]
+    rows, total = paged(session, _scoped(query, principal), limit=page.limit, offset=page.offset)
+    return page_of(rows, total, page, lambda parcel: parcel_public(session, parcel))
 
 
 def _scoped(query: SelectOfScalar[Parcel], principal: Principal) -> SelectOfScalar[Parcel]:

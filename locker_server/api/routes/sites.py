@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from locker_server.api.deps import IdPath, SessionDep, require_roles
+from locker_server.api.deps import IdPath, Page, PageDep, SessionDep, require_roles
+from locker_server.api.paging import slice_page
 from locker_server.api.routes._domain import (
     READERS,
     STAFF,
@@ -27,9 +28,9 @@ Reader = Annotated[Principal, Depends(require_roles(*READERS))]
 
 
 @router.get("")
-def list_sites(session: SessionDep, principal: Reader) -> list[SitePublic]:
+def list_sites(session: SessionDep, principal: Reader, page: PageDep) -> Page[SitePublic]:
     sites = config.list_sites(session, site_ids=site_scope(principal))
-    return [SitePublic.model_validate(site) for site in sites]
+    return slice_page(sites, page, SitePublic.model_validate)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
