@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from locker_server.api.errors import install_error_handlers
+from locker_server.api.openapi import document_errors
 from locker_server.audit import AuditLog
 from locker_server.auth.login import LoginThrottle
 from locker_server.config import Settings
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         app.include_router(load_router(name))
+    document_errors(app)
     return app
