@@ -34,7 +34,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -235,7 +235,7 @@ PageDep = Annotated[PageParams, Depends(get_page_params)]
 class Page(BaseModel, Generic[ItemT]):
     """A page of a list: ``items`` plus the ``total`` number matching the filters."""
 
-    items: list[ItemT]
-    total: int
-    limit: int
-    offset: int
+    items: list[ItemT] = Field(description="The items of this page")
+    total: int = Field(description="Every item matching the filters and the caller's scope")
+    limit: int = Field(description="The most items a page holds (?limit=)")
+    offset: int = Field(description="Items skipped before this page (?offset=)")

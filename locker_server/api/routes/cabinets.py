@@ -76,6 +76,7 @@ def list_cabinets(
     page: PageDep,
     site_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Page[CabinetWithLinkPublic]:
+    """Cabinets the caller may see, with their link state (online, last seen, agent version)."""
     cabinets = config.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
     items = _cabinets_public(session, cabinets[page.offset : page.offset + page.limit])
     return Page(items=items, total=len(cabinets), limit=page.limit, offset=page.offset)
@@ -89,6 +90,7 @@ def create_cabinet(
     caller: CallerDep,
     principal: Staff,
 ) -> CabinetWithLinkPublic:
+    """Add a cabinet to a site (operators, admins); its `code` is its machine id."""
     cabinet = config.create_cabinet(
         session, deps, body, caller=caller, site_ids=site_scope(principal)
     )
@@ -99,6 +101,7 @@ def create_cabinet(
 def get_cabinet(
     cabinet_id: IdPath, session: SessionDep, principal: Reader
 ) -> CabinetWithLinkPublic:
+    """One cabinet with its link state; outside the caller's scope it answers 404."""
     cabinet = config.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
     return _cabinets_public(session, [cabinet])[0]
 
@@ -112,6 +115,7 @@ def update_cabinet(
     caller: CallerDep,
     principal: Staff,
 ) -> CabinetWithLinkPublic:
+    """Rename a cabinet, take it out of service or into maintenance (with a reason)."""
     cabinet = config.update_cabinet(
         session, deps, cabinet_id, body, caller=caller, site_ids=site_scope(principal)
     )
@@ -122,6 +126,7 @@ def update_cabinet(
 def list_doors(
     cabinet_id: IdPath, session: SessionDep, principal: Reader, page: PageDep
 ) -> Page[DoorPublic]:
+    """The cabinet's doors: size, lock address, service state, reported state, occupancy."""
     doors = config.list_doors(session, cabinet_id, site_ids=site_scope(principal))
     items = _doors_public(session, doors[page.offset : page.offset + page.limit])
     return Page(items=items, total=len(doors), limit=page.limit, offset=page.offset)
@@ -136,6 +141,7 @@ def add_door(
     caller: CallerDep,
     principal: Staff,
 ) -> DoorPublic:
+    """Add one door to a cabinet (operators, admins): number, size class, lock board and channel."""
     doors = config.add_doors(
         session, deps, cabinet_id, [body], caller=caller, site_ids=site_scope(principal)
     )

@@ -41,6 +41,7 @@ def _visible_carrier(principal: Principal) -> int | None:
 def list_carriers(
     session: SessionDep, principal: CurrentPrincipal, page: PageDep
 ) -> Page[CarrierPublic]:
+    """Carriers (a courier or carrier key sees only its own)."""
     query = directory.carriers_query(carrier_id=_visible_carrier(principal))
     rows, total = paged(session, query, limit=page.limit, offset=page.offset)
     return page_of(rows, total, page, CarrierPublic.model_validate)
@@ -54,6 +55,7 @@ def create_carrier(
     caller: CallerDep,
     _principal: Admin,
 ) -> CarrierPublic:
+    """Add a carrier (admins, operators)."""
     return CarrierPublic.model_validate(
         directory.create_carrier(session, deps, body, caller=caller)
     )
@@ -63,6 +65,7 @@ def create_carrier(
 def get_carrier(
     carrier_id: IdPath, session: SessionDep, principal: CurrentPrincipal
 ) -> CarrierPublic:
+    """One carrier; another carrier's answers 404 to couriers and carrier keys."""
     visible = _visible_carrier(principal)
     if visible is not None and visible != carrier_id:
         raise NotFound(f"carrier {carrier_id} not found")
@@ -78,5 +81,6 @@ def update_carrier(
     caller: CallerDep,
     _principal: Admin,
 ) -> CarrierPublic:
+    """Rename a carrier or change its webhook URL (null clears it)."""
     carrier = directory.update_carrier(session, deps, carrier_id, body, caller=caller)
     return CarrierPublic.model_validate(carrier)

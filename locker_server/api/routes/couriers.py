@@ -28,6 +28,7 @@ def list_couriers(
     page: PageDep,
     carrier_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Page[CourierPublic]:
+    """Couriers (admins, operators); couriers and carrier keys see only their own carrier's."""
     if principal.role in CARRIER_BOUND:
         carrier_id = principal.carrier_id if principal.carrier_id is not None else -1
     elif principal.role not in (Role.admin, Role.operator):

@@ -115,6 +115,10 @@ def list_parcels(
         Query(min_length=1, max_length=64, description="A part of the tracking number (any case)"),
     ] = None,
 ) -> Page[ParcelPublic]:
+    """Parcels the caller may see, filtered and searched.
+
+    Staff see their sites' parcels; couriers and carrier keys their carrier's.
+    """
     query = select(Parcel).order_by(col(Parcel.id))
     if search:
         query = query.where(col(Parcel.tracking_number).icontains(search, autoescape=True))
@@ -143,6 +147,7 @@ def _scoped(query: SelectOfScalar[Parcel], principal: Principal) -> SelectOfScal
 
 @router.get("/{parcel_id}")
 def get_parcel(parcel_id: IdPath, session: SessionDep, principal: Reader) -> ParcelPublic:
+    """One parcel; one the caller may not see answers 404 like an unknown one."""
     return parcel_public(session, _visible(session, principal, parcel_id))
 
 
@@ -262,6 +267,7 @@ def collect_parcel_for_return(
     caller: CallerDep,
     principal: Handler,
 ) -> ParcelPublic:
+    """A courier takes an uncollected (expired) parcel out of its door to return it."""
     _visible(session, principal, parcel_id)
     parcel = parcels.collect_for_return(session, deps, parcel_id=parcel_id, caller=caller)
     return parcel_public(session, parcel)
@@ -275,6 +281,7 @@ def return_parcel(
     caller: CallerDep,
     principal: Handler,
 ) -> ParcelPublic:
+    """Record that the parcel went back to the carrier: the end of its life at the locker."""
     _visible(session, principal, parcel_id)
     parcel = parcels.mark_returned(session, deps, parcel_id=parcel_id, caller=caller)
     return parcel_public(session, parcel)

@@ -30,6 +30,7 @@ def list_recipients(
         Query(min_length=1, max_length=120, description="A part of the name or e-mail (any case)"),
     ] = None,
 ) -> Page[RecipientPublic]:
+    """The recipient directory (operators, admins), searched by a part of the name or e-mail."""
     query = directory.recipients_query(active_only=active_only, search=search)
     rows, total = paged(session, query, limit=page.limit, offset=page.offset)
     return page_of(rows, total, page, RecipientPublic.model_validate)
@@ -43,12 +44,14 @@ def create_recipient(
     caller: CallerDep,
     _principal: Staff,
 ) -> RecipientPublic:
+    """Add a recipient; parcels may be announced for them only with `consent_locker_delivery`."""
     recipient = directory.create_recipient(session, deps, body, caller=caller)
     return RecipientPublic.model_validate(recipient)
 
 
 @router.get("/{recipient_id}")
 def get_recipient(recipient_id: IdPath, session: SessionDep, _principal: Staff) -> RecipientPublic:
+    """One recipient (operators, admins)."""
     return RecipientPublic.model_validate(directory.get_recipient(session, recipient_id))
 
 
@@ -61,5 +64,6 @@ def update_recipient(
     caller: CallerDep,
     _principal: Staff,
 ) -> RecipientPublic:
+    """Change a recipient: only the fields sent change; contact fields are cleared with null."""
     recipient = directory.update_recipient(session, deps, recipient_id, body, caller=caller)
     return RecipientPublic.model_validate(recipient)

@@ -29,6 +29,7 @@ Reader = Annotated[Principal, Depends(require_roles(*READERS))]
 
 @router.get("")
 def list_sites(session: SessionDep, principal: Reader, page: PageDep) -> Page[SitePublic]:
+    """Sites the caller may see (operators, security staff; a site-limited account: its own)."""
     sites = config.list_sites(session, site_ids=site_scope(principal))
     return slice_page(sites, page, SitePublic.model_validate)
 
@@ -37,12 +38,14 @@ def list_sites(session: SessionDep, principal: Reader, page: PageDep) -> Page[Si
 def create_site(
     body: SiteCreate, session: SessionDep, deps: DomainDepsDep, caller: CallerDep, principal: Staff
 ) -> SitePublic:
+    """Add a site (operators not limited to sites, admins). Audited as `config.site_created`."""
     require_unscoped(principal)
     return SitePublic.model_validate(config.create_site(session, deps, body, caller=caller))
 
 
 @router.get("/{site_id}")
 def get_site(site_id: IdPath, session: SessionDep, principal: Reader) -> SitePublic:
+    """One site; a site outside the caller's scope answers 404 like an unknown one."""
     site = config.get_site(session, site_id, site_ids=site_scope(principal))
     return SitePublic.model_validate(site)
 
@@ -56,6 +59,7 @@ def update_site(
     caller: CallerDep,
     principal: Staff,
 ) -> SitePublic:
+    """Change name, time zone or address (operators, admins); only the fields sent change."""
     site = config.update_site(
         session, deps, site_id, body, caller=caller, site_ids=site_scope(principal)
     )
