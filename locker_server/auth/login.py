@@ -76,6 +76,12 @@ class LoginThrottle:
             for bucket in _buckets(username, source):
                 self._failures[bucket].append(now)
 
+    def record_success(self, username: str, source: str | None) -> None:
+        """A correct password clears the pair's failures (the account's and the address's
+        stay: they bound guessing by others)."""
+        with self._lock:
+            self._failures.pop(_buckets(username, source)[0], None)
+
     def _wait(self, buckets: tuple[str, str, str]) -> int | None:
         """Seconds until the attempt would be checked again, or ``None`` if it is checked now."""
         pair, user, address = buckets

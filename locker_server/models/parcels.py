@@ -170,7 +170,7 @@ class SiteExtendRequest(SQLModel):
 class ReasonRequest(SQLModel):
     model_config = forbid_extra()
 
-    reason: str | None = Field(default=None, max_length=255)
+    reason: str | None = Field(default=None, max_length=255, schema_extra=visible())
 
 
 class ReserveRequest(SQLModel):

@@ -135,7 +135,7 @@ class CabinetUpdate(SQLModel):
     in_service: NotNull[StrictBool] = None
     maintenance: NotNull[StrictBool] = None
     maintenance_reason: str | None = Field(
-        default=None, max_length=255, description="null clears it"
+        default=None, max_length=255, schema_extra=visible(), description="null clears it"
     )
 
 

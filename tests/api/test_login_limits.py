@@ -117,3 +117,15 @@ def test_forwarded_addresses_from_anyone_else_are_ignored(proxied_app: FastAPI) 
     login(stranger, "root", "guess", **{"X-Forwarded-For": "10.9.9.9"})
 
     assert failed_login_sources(proxied_app) == [ATTACKER[0]]
+
+
+def test_a_successful_login_forgets_the_users_own_typos() -> None:
+    throttle = LoginThrottle(max_per_pair=3)
+    for _ in range(2):
+        throttle.record_failure("olga", OFFICE[0])
+    throttle.record_success("olga", OFFICE[0])
+
+    for _ in range(2):
+        throttle.record_failure("olga", OFFICE[0])
+
+    throttle.check("olga", OFFICE[0])  # 2 failures since the last login, below 3

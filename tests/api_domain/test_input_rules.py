@@ -121,3 +121,13 @@ def test_a_number_where_a_boolean_belongs_is_refused(
         f"/api/v1/cabinets/{setup.cabinet_id}", json={"maintenance": 1}, headers=admin_headers
     )
     assert refused_fields(response) == ["body.maintenance"]
+
+
+def test_a_reason_of_only_whitespace_is_refused(
+    client: TestClient, admin_headers: AuthHeaders, setup: Setup
+) -> None:
+    body = {"maintenance": True, "maintenance_reason": "   "}
+    response = client.patch(
+        f"/api/v1/cabinets/{setup.cabinet_id}", json=body, headers=admin_headers
+    )
+    assert refused_fields(response) == ["body.maintenance_reason"]

@@ -65,6 +65,7 @@ def issue_token(
         _login_failed(request, keys, form.username, client.source, exc)
         raise
     assert user.id is not None
+    _throttle(request).record_success(form.username, client.source)
     lifetime = timedelta(minutes=settings.access_token_minutes)
     token = issue_access_token(
         keys.token_signing_key,
