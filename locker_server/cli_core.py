@@ -105,7 +105,9 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     try:
         # Remote opens publish signed commands through this process's bridge.
         app = create_app(ctx.settings, link_publisher=jobs.link_publisher)
-        uvicorn.run(app, host=args.host, port=args.port)
+        # The app reads X-Forwarded-For itself, only from LOCKER_TRUSTED_PROXIES; uvicorn's
+        # own handling would believe it from any local client.
+        uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False)
     finally:
         jobs.stop()
     return 0

@@ -10,9 +10,10 @@ import os
 import re
 import socket
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_mqtt_client_id() -> str:
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     # Authentication.
     access_token_minutes: int = Field(default=60, ge=1)
 
+    # Reverse proxies whose X-Forwarded-For is believed (client address for the login
+    # throttle and the audit log). Comma-separated addresses or networks; empty: none.
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(), description="e.g. 127.0.0.1,10.0.0.0/8; empty: X-Forwarded-For is ignored"
+    )
+
     # Notifications.
     public_base_url: str = "http://127.0.0.1:8000"
     smtp_host: str = "127.0.0.1"
@@ -96,6 +103,13 @@ class Settings(BaseSettings):
     mqtt_share_group: str = Field(default="locker-server", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     mqtt_session_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("mqtt_url")
     @classmethod

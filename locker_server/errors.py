@@ -1,6 +1,7 @@
 """Domain errors of the server, mapped to HTTP in one place (``locker_server.api.errors``).
 
-Every error carries a stable machine-readable ``code`` and a human message. Services
+Every error carries a stable machine-readable ``code`` and a human message, and may
+carry ``retry_after`` (seconds; sent as ``Retry-After``) when waiting will help. Services
 raise these; routes never build HTTP errors themselves::
 
     DomainError (400 "bad_request")
@@ -28,9 +29,12 @@ class DomainError(Exception):
     code: ClassVar[str] = "bad_request"
     http_status: ClassVar[int] = 400
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
         if code is not None:
             self.code = code  # type: ignore[misc]  # per-instance refinement of the class code
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from locker_server.api.errors import install_error_handlers
+from locker_server.api.openapi import document_errors
 from locker_server.api.routes import (
     api_keys,
     audit,
@@ -83,4 +84,5 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    document_errors(app)
     return app

@@ -34,10 +34,11 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from locker_server.api.forwarding import client_address
 from locker_server.audit import Actor, AuditEvent, AuditLog
 from locker_server.auth.errors import CredentialsRejected
 from locker_server.auth.principal import Principal
@@ -126,8 +127,10 @@ class ClientInfo:
 
 
 def get_client_info(request: Request) -> ClientInfo:
-    host = request.client.host if request.client else None
-    return ClientInfo(channel="api", source=host, method=request.method, path=request.url.path)
+    peer = request.client.host if request.client else None
+    proxies = request.app.state.settings.trusted_proxies
+    source = client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+    return ClientInfo(channel="api", source=source, method=request.method, path=request.url.path)
 
 
 ClientContext = Annotated[ClientInfo, Depends(get_client_info)]
@@ -241,7 +244,7 @@ PageDep = Annotated[PageParams, Depends(get_page_params)]
 class Page(BaseModel, Generic[ItemT]):
     """A page of a list: ``items`` plus the ``total`` number matching the filters."""
 
-    items: list[ItemT]
-    total: int
-    limit: int
-    offset: int
+    items: list[ItemT] = Field(description="The items of this page")
+    total: int = Field(description="Every item matching the filters and the caller's scope")
+    limit: int = Field(description="The most items a page holds (?limit=)")
+    offset: int = Field(description="Items skipped before this page (?offset=)")

@@ -5,7 +5,8 @@ Every error answer has the same envelope::
     {"error": {"code": "not_found", "message": "parcel 7 not found", "fields": []}}
 
 * ``DomainError`` (``locker_server.errors``) → its ``http_status`` and ``code``; a domain
-  error may carry ``fields`` (a list of ``{"field", "reason"}``). ``PermissionDenied``
+  error may carry ``fields`` (a list of ``{"field", "reason"}``) and ``retry_after``
+  (→ ``Retry-After``, on every 429). ``PermissionDenied``
   is audited here as ``access.denied`` (own transaction), whoever raised it.
 * Request validation → 422 ``validation_failed``, one field entry per problem
   (``{"field": "body.email", "reason": "value is not a valid email address"}``).
@@ -13,7 +14,10 @@ Every error answer has the same envelope::
   database, NUL in text) and the SQLite driver's ``OverflowError`` (an integer beyond
   64 bits) → 422 ``validation_failed``: bad input is never a 500. Routes should still
   bound their ids (``IdPath``, ``le=MAX_ID``); this is the safety net.
-* Starlette HTTP errors (unknown route, wrong method) → the same envelope.
+* Starlette HTTP errors (unknown route, wrong method) → the same envelope; a 405 carries
+  ``Allow`` with every method the path serves.
+* ``ErrorResponse`` is the envelope's schema, documented for every operation's error
+  statuses by ``locker_server.api.openapi``.
 * Anything else → 500 ``internal_error`` with an ``error_id`` that is logged with the
   traceback; no exception text reaches the client.
 """
@@ -21,6 +25,7 @@ Every error answer has the same envelope::
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,6 +41,31 @@ from locker_server.api.deps import record_refusal
 from locker_server.errors import AuthenticationFailed, DomainError, PermissionDenied
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorField(BaseModel):
+    """One problem with the request."""
+
+    field: str = Field(description="Where: body.email, query.limit, path.site_id, or a name")
+    reason: str = Field(description="What is wrong with it, for people")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: not_found, validation_failed, ...")
+    message: str = Field(description="For people; never personal data or a secret")
+    fields: list[ErrorField] = Field(description="Each field at fault (may be empty)")
+    error_id: str | None = Field(
+        default=None, description="Only on 500: the id under which the server logged the error"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The envelope of every error answer."""
+
+    error: ErrorDetail
+
+
+_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"})
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -66,9 +97,17 @@ def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     if isinstance(exc, PermissionDenied):
         record_refusal(request, action="access.denied", reason=exc.message)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
     fields = getattr(exc, "fields", None) or ()
-    return error_response(exc.http_status, exc.code, exc.message, fields, headers)
+    return error_response(exc.http_status, exc.code, exc.message, fields, _headers_of(exc))
+
+
+def _headers_of(exc: DomainError) -> dict[str, str] | None:
+    headers = {}
+    if isinstance(exc, AuthenticationFailed):
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, exc.retry_after))
+    return headers or None
 
 
 def _field_name(location: Sequence[int | str]) -> str:
@@ -101,10 +140,32 @@ def handle_overflow(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_failed", "a number is too large")
 
 
-def handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
+def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else None
+    if allowed:
+        headers["Allow"] = allowed
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document lists for this path (a literal path first, else
+    every template it fits), so ``Allow`` and the document always agree."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    path = request.url.path
+    operations = paths.get(path)
+    if operations is None:
+        fitting = [ops for template, ops in paths.items() if _fits(template, path)]
+        operations = {method: op for ops in fitting for method, op in ops.items()}
+    methods = sorted(method.upper() for method in operations if method.upper() in _METHODS)
+    return ", ".join(methods) or None
+
+
+def _fits(template: str, path: str) -> bool:
+    pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+    return re.fullmatch(pattern, path) is not None
 
 
 def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -4,7 +4,7 @@
     ├── CredentialsRejected   a token or API key that is forged, expired, revoked or unknown
     └── LoginRefused          unknown user, wrong password or deactivated user (one message)
     DomainError
-    └── TooManyAttempts       429 "too_many_attempts"  login throttled
+    └── TooManyAttempts       429 "too_many_attempts"  login throttled (with ``retry_after``)
 
 Only the generic message reaches the client; ``reason`` is for the audit log.
 """

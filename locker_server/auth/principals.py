@@ -1,11 +1,13 @@
 """Turning a presented credential (bearer token or API key) into a ``Principal``.
 
-The database is consulted on every request, so a deactivated user, a changed role
-or a revoked key stops working at once even while a token is still unexpired.
+The database is consulted on every request, so a deactivated user, a changed role, a
+changed password or a revoked key stops working at once even while a token is still
+unexpired.
 """
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 
 from sqlmodel import Session, select
@@ -15,7 +17,7 @@ from locker_server.auth.errors import CredentialsRejected
 from locker_server.auth.models import ApiKey, User, UserSite
 from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
-from locker_server.auth.tokens import decode_access_token
+from locker_server.auth.tokens import decode_access_token, password_stamp
 from locker_server.keys import ServerKeys
 from locker_server.models import Courier
 
@@ -30,6 +32,10 @@ def authenticate_credential(session: Session, keys: ServerKeys, credential: str)
         raise CredentialsRejected("user unknown or deactivated")
     if user.role != claims.role:
         raise CredentialsRejected("role changed since the token was issued")
+    if not hmac.compare_digest(
+        claims.stamp, password_stamp(keys.token_signing_key, user.password_hash)
+    ):
+        raise CredentialsRejected("password changed since the token was issued")
     return principal_for_user(session, user)
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import StrictBool
 from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from locker_server.models.types import UTCDateTime, forbid_extra, utcnow
+from locker_server.models.types import UTCDateTime, forbid_extra, utcnow, visible
 
 
 class CommandStatus(StrEnum):
@@ -143,8 +144,8 @@ class RemoteOpenSwitch(SQLModel):
 
     model_config = forbid_extra()
 
-    enabled: bool
-    reason: str = Field(min_length=3, max_length=255)
+    enabled: StrictBool
+    reason: str = Field(min_length=3, max_length=255, schema_extra=visible())
 
 
 class RemoteOpenSwitchPublic(SQLModel):

@@ -10,7 +10,7 @@ from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from locker_server.models.enums import ParcelState
-from locker_server.models.types import UTCDateTime, forbid_extra, utcnow
+from locker_server.models.types import STRICT, UTCDateTime, forbid_extra, utcnow, visible
 
 
 class Parcel(SQLModel, table=True):
@@ -47,16 +47,22 @@ class ParcelAnnounce(SQLModel):
 
     model_config = forbid_extra()
 
-    carrier_id: int | None = Field(default=None, ge=1, description="implied for couriers")
+    carrier_id: int | None = Field(
+        default=None, ge=1, schema_extra=STRICT, description="implied for couriers"
+    )
     tracking_number: str = Field(
         min_length=1, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.-]+$"}
     )
-    recipient_id: int = Field(ge=1)
-    site_id: int | None = Field(default=None, ge=1, description="the site it is delivered to")
-    size: str | None = Field(default=None, min_length=1, max_length=8)
-    length_mm: int | None = Field(default=None, ge=1, le=5000)
-    width_mm: int | None = Field(default=None, ge=1, le=5000)
-    height_mm: int | None = Field(default=None, ge=1, le=5000)
+    recipient_id: int = Field(ge=1, schema_extra=STRICT)
+    site_id: int | None = Field(
+        default=None, ge=1, schema_extra=STRICT, description="the site it is delivered to"
+    )
+    size: str | None = Field(
+        default=None, min_length=1, max_length=8, description="size class code"
+    )
+    length_mm: int | None = Field(default=None, ge=1, le=5000, schema_extra=STRICT)
+    width_mm: int | None = Field(default=None, ge=1, le=5000, schema_extra=STRICT)
+    height_mm: int | None = Field(default=None, ge=1, le=5000, schema_extra=STRICT)
 
 
 class ParcelPublic(SQLModel):
@@ -134,10 +140,12 @@ class PickupFailure(SQLModel, table=True):
 class PickupAttempt(SQLModel):
     model_config = forbid_extra()
 
-    cabinet_id: int = Field(ge=1)
-    code: str | None = Field(default=None, min_length=1, max_length=32)
+    cabinet_id: int = Field(ge=1, schema_extra=STRICT)
+    code: str | None = Field(
+        default=None, min_length=1, max_length=32, description="the pickup code; or qr_token"
+    )
     qr_token: str | None = Field(default=None, min_length=1, max_length=128)
-    door_number: int | None = Field(default=None, ge=1, le=9999)
+    door_number: int | None = Field(default=None, ge=1, le=9999, schema_extra=STRICT)
 
 
 class PickupGranted(SQLModel):
@@ -149,29 +157,29 @@ class PickupGranted(SQLModel):
 class ExtendRequest(SQLModel):
     model_config = forbid_extra()
 
-    hours: int = Field(ge=1, le=24 * 30)
+    hours: int = Field(ge=1, le=24 * 30, schema_extra=STRICT)
 
 
 class SiteExtendRequest(SQLModel):
     model_config = forbid_extra()
 
-    hours: int = Field(ge=1, le=24 * 30)
-    reason: str = Field(min_length=3, max_length=255)
+    hours: int = Field(ge=1, le=24 * 30, schema_extra=STRICT)
+    reason: str = Field(min_length=3, max_length=255, schema_extra=visible())
 
 
 class ReasonRequest(SQLModel):
     model_config = forbid_extra()
 
-    reason: str | None = Field(default=None, max_length=255)
+    reason: str | None = Field(default=None, max_length=255, schema_extra=visible())
 
 
 class ReserveRequest(SQLModel):
     model_config = forbid_extra()
 
-    cabinet_id: int = Field(ge=1)
+    cabinet_id: int = Field(ge=1, schema_extra=STRICT)
 
 
 class DepositRequest(SQLModel):
     model_config = forbid_extra()
 
-    door_number: int | None = Field(default=None, ge=1, le=9999)
+    door_number: int | None = Field(default=None, ge=1, le=9999, schema_extra=STRICT)

@@ -6,18 +6,19 @@ domain-separated from pickup codes), so couriers can authenticate at a cabinet l
 
 from datetime import datetime
 
+from pydantic import StrictBool
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
 from locker_server.models.enums import Language
-from locker_server.models.types import UTCDateTime, forbid_extra, utcnow
+from locker_server.models.types import STRICT, NotNull, UTCDateTime, forbid_extra, utcnow, visible
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PHONE_PATTERN = r"^\+?[0-9 ()-]{5,32}$"
 
 
 class RecipientBase(SQLModel):
-    name: str = Field(min_length=1, max_length=120, sa_type=String(120))
+    name: str = Field(min_length=1, max_length=120, sa_type=String(120), schema_extra=visible())
     email: str | None = Field(
         default=None, max_length=254, schema_extra={"pattern": EMAIL_PATTERN}, sa_type=String(254)
     )
@@ -25,10 +26,16 @@ class RecipientBase(SQLModel):
         default=None, max_length=32, schema_extra={"pattern": PHONE_PATTERN}, sa_type=String(32)
     )
     department: str | None = Field(default=None, max_length=120, sa_type=String(120))
-    language: Language = Field(default=Language.en, sa_type=String(8))
-    accessibility_need: bool = False
-    consent_locker_delivery: bool = False
-    active: bool = True
+    language: Language = Field(
+        default=Language.en, sa_type=String(8), description="Language of the notifications"
+    )
+    accessibility_need: bool = Field(
+        default=False, schema_extra=STRICT, description="Prefer doors at an accessible height"
+    )
+    consent_locker_delivery: bool = Field(
+        default=False, schema_extra=STRICT, description="Parcels may be announced only with it"
+    )
+    active: bool = Field(default=True, schema_extra=STRICT)
 
 
 class Recipient(RecipientBase, table=True):
@@ -45,14 +52,24 @@ class RecipientCreate(RecipientBase):
 class RecipientUpdate(SQLModel):
     model_config = forbid_extra()
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
-    email: str | None = Field(default=None, max_length=254, schema_extra={"pattern": EMAIL_PATTERN})
-    phone: str | None = Field(default=None, max_length=32, schema_extra={"pattern": PHONE_PATTERN})
-    department: str | None = Field(default=None, max_length=120)
-    language: Language | None = None
-    accessibility_need: bool | None = None
-    consent_locker_delivery: bool | None = None
-    active: bool | None = None
+    name: NotNull[str] = Field(default=None, min_length=1, max_length=120, schema_extra=visible())
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        schema_extra={"pattern": EMAIL_PATTERN},
+        description="null clears it",
+    )
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        schema_extra={"pattern": PHONE_PATTERN},
+        description="null clears it",
+    )
+    department: str | None = Field(default=None, max_length=120, description="null clears it")
+    language: NotNull[Language] = None
+    accessibility_need: NotNull[StrictBool] = None
+    consent_locker_delivery: NotNull[StrictBool] = None
+    active: NotNull[StrictBool] = None
 
 
 class RecipientPublic(RecipientBase):
@@ -61,7 +78,7 @@ class RecipientPublic(RecipientBase):
 
 
 class CarrierBase(SQLModel):
-    name: str = Field(min_length=1, max_length=120, sa_type=String(120))
+    name: str = Field(min_length=1, max_length=120, sa_type=String(120), schema_extra=visible())
     webhook_url: str | None = Field(
         default=None,
         max_length=500,
@@ -85,9 +102,12 @@ class CarrierCreate(CarrierBase):
 class CarrierUpdate(SQLModel):
     model_config = forbid_extra()
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
+    name: NotNull[str] = Field(default=None, min_length=1, max_length=120, schema_extra=visible())
     webhook_url: str | None = Field(
-        default=None, max_length=500, schema_extra={"pattern": r"^https?://\S+$"}
+        default=None,
+        max_length=500,
+        schema_extra={"pattern": r"^https?://\S+$"},
+        description="null clears it",
     )
 
 
@@ -110,8 +130,8 @@ class Courier(SQLModel, table=True):
 class CourierCreate(SQLModel):
     model_config = forbid_extra()
 
-    carrier_id: int = Field(ge=1)
-    name: str = Field(min_length=1, max_length=120)
+    carrier_id: int = Field(ge=1, schema_extra=STRICT)
+    name: str = Field(min_length=1, max_length=120, schema_extra=visible())
     code: str = Field(min_length=6, max_length=64, schema_extra={"pattern": r"^[0-9A-Za-z]+$"})
 
 

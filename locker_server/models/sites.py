@@ -9,13 +9,21 @@ door is released exactly when the last one leaves.
 
 from datetime import datetime
 
-from pydantic import field_validator
+from pydantic import StrictBool, field_validator
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from locker_contract.topics import cabinet_id_problem
 from locker_server.models.enums import DoorState, Occupancy, ServiceState
-from locker_server.models.types import UTCDateTime, forbid_extra, utcnow
+from locker_server.models.types import (
+    STRICT,
+    NotNull,
+    UTCDateTime,
+    forbid_extra,
+    known_time_zone,
+    utcnow,
+    visible,
+)
 
 #: A cabinet code is its machine id (later its MQTT user name): never ``+``, ``#`` or ``/``.
 CABINET_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -46,8 +54,20 @@ class SizeClassPublic(SQLModel):
 
 
 class SiteBase(SQLModel):
-    name: str = Field(min_length=1, max_length=120, sa_type=String(120))
-    timezone: str = Field(default="UTC", min_length=1, max_length=64, sa_type=String(64))
+    name: str = Field(
+        min_length=1,
+        max_length=120,
+        sa_type=String(120),
+        schema_extra=visible(),
+        description="Shown to staff",
+    )
+    timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        sa_type=String(64),
+        description="IANA time zone (Europe/Berlin); times in e-mails are shown in it",
+    )
     address: str | None = Field(default=None, max_length=255, sa_type=String(255))
 
 
@@ -61,13 +81,17 @@ class Site(SiteBase, table=True):
 class SiteCreate(SiteBase):
     model_config = forbid_extra()
 
+    _known_zone = field_validator("timezone")(known_time_zone)
+
 
 class SiteUpdate(SQLModel):
     model_config = forbid_extra()
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    address: str | None = Field(default=None, max_length=255)
+    name: NotNull[str] = Field(default=None, min_length=1, max_length=120, schema_extra=visible())
+    timezone: NotNull[str] = Field(default=None, min_length=1, max_length=64)
+    address: str | None = Field(default=None, max_length=255, description="null clears it")
+
+    _known_zone = field_validator("timezone")(known_time_zone)
 
 
 class SitePublic(SiteBase):
@@ -79,8 +103,12 @@ class SitePublic(SiteBase):
 
 
 class CabinetBase(SQLModel):
-    code: str = Field(schema_extra={"pattern": CABINET_CODE_PATTERN}, sa_type=String(64))
-    name: str = Field(min_length=1, max_length=120, sa_type=String(120))
+    code: str = Field(
+        schema_extra={"pattern": CABINET_CODE_PATTERN},
+        sa_type=String(64),
+        description="The cabinet's machine id (its MQTT user name)",
+    )
+    name: str = Field(min_length=1, max_length=120, sa_type=String(120), schema_extra=visible())
 
 
 class Cabinet(CabinetBase, table=True):
@@ -98,7 +126,7 @@ class Cabinet(CabinetBase, table=True):
 class CabinetCreate(CabinetBase):
     model_config = forbid_extra()
 
-    site_id: int = Field(ge=1)
+    site_id: int = Field(ge=1, schema_extra=STRICT)
 
     @field_validator("code")
     @classmethod
@@ -114,10 +142,12 @@ class CabinetCreate(CabinetBase):
 class CabinetUpdate(SQLModel):
     model_config = forbid_extra()
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
-    in_service: bool | None = None
-    maintenance: bool | None = None
-    maintenance_reason: str | None = Field(default=None, max_length=255)
+    name: NotNull[str] = Field(default=None, min_length=1, max_length=120, schema_extra=visible())
+    in_service: NotNull[StrictBool] = None
+    maintenance: NotNull[StrictBool] = None
+    maintenance_reason: str | None = Field(
+        default=None, max_length=255, schema_extra=visible(), description="null clears it"
+    )
 
 
 class CabinetPublic(CabinetBase):
@@ -156,19 +186,27 @@ class Door(SQLModel, table=True):
 class DoorCreate(SQLModel):
     model_config = forbid_extra()
 
-    number: int = Field(ge=1, le=9999)
+    number: int = Field(
+        ge=1, le=9999, schema_extra=STRICT, description="Door number at the cabinet"
+    )
     size: str = Field(min_length=1, max_length=8, description="size class code, e.g. M")
-    board: int = Field(ge=0, le=255)
-    lock: int = Field(ge=0, le=255)
-    accessible_height: bool = False
+    board: int = Field(ge=0, le=255, schema_extra=STRICT, description="Lock board address")
+    lock: int = Field(ge=0, le=255, schema_extra=STRICT, description="Lock channel on the board")
+    accessible_height: bool = Field(default=False, schema_extra=STRICT)
 
 
 class DoorUpdate(SQLModel):
     model_config = forbid_extra()
 
-    service_state: ServiceState | None = None
-    service_reason: str | None = Field(default=None, min_length=1, max_length=255)
-    accessible_height: bool | None = None
+    service_state: NotNull[ServiceState] = None
+    service_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        schema_extra=visible(),
+        description="null clears it",
+    )
+    accessible_height: NotNull[StrictBool] = None
 
 
 class DoorPublic(SQLModel):
@@ -189,7 +227,7 @@ class DoorPublic(SQLModel):
 class RemoteOpenRequest(SQLModel):
     model_config = forbid_extra()
 
-    reason: str = Field(min_length=3, max_length=255)
+    reason: str = Field(min_length=3, max_length=255, schema_extra=visible())
 
 
 class DoorCommand(SQLModel, table=True):

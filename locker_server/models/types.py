@@ -1,4 +1,8 @@
-"""Column types shared by the domain tables.
+"""Column types and request-field rules shared by the domain models.
+
+Request bodies: ``NotNull[T]`` for change fields that may be left out but not cleared,
+``visible()`` for names that must hold more than whitespace, ``STRICT`` for numbers and
+booleans that must arrive as JSON numbers and booleans, ``known_time_zone`` for zones.
 
 Timestamps are stored and compared in UTC. SQLite has no time-zone type, so
 ``UTCDateTime`` refuses naive values on the way in and marks values read back as UTC.
@@ -7,8 +11,10 @@ Timestamps are stored and compared in UTC. SQLite has no time-zone type, so
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import BeforeValidator
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 from sqlmodel._compat import SQLModelConfig
@@ -42,3 +48,46 @@ class UTCDateTime(TypeDecorator[datetime]):
 def forbid_extra() -> SQLModelConfig:
     """Config for request bodies: an unknown field is a validation error naming it."""
     return SQLModelConfig(extra="forbid")
+
+
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise ValueError("must not be null; leave the field out to keep its value")
+    return value
+
+
+T = TypeVar("T")
+
+#: A field of a change (PATCH) body that may be left out but never set to ``null``: the
+#: column behind it cannot be empty, and a ``null`` must be a 422 naming the field, not a
+#: database conflict. Give it the default ``None`` (meaning "left out"): defaults are not
+#: validated, so at run time the field validates as ``T`` alone and the schema documents
+#: it as not nullable; type checkers see ``T | None``, which is what the code receives.
+if TYPE_CHECKING:
+    NotNull = Annotated[T | None, "left out: None"]
+else:
+    NotNull = Annotated[T, BeforeValidator(_refuse_null)]
+
+#: Names and reasons must carry something visible: whitespace alone is refused.
+VISIBLE_TEXT = r"\S"
+
+#: Field options that refuse ``true`` where a number belongs (and ``1`` where a boolean does).
+STRICT: dict[str, Any] = {"strict": True}
+
+
+def visible(**extra: Any) -> dict[str, Any]:
+    """``schema_extra`` for a text field that must hold more than whitespace."""
+    return {"pattern": VISIBLE_TEXT, **extra}
+
+
+def known_time_zone(value: str | None) -> str | None:
+    """An IANA time zone name the server can use (e-mails show local times in it)."""
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name like Europe/Berlin"
+        ) from exc
+    return value

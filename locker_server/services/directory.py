@@ -1,13 +1,17 @@
 """The recipient directory, carriers and couriers (courier codes kept only as keyed hashes).
 
 Recipients' personal data stays in this table; audit entries name them by id only.
+The ``*_query`` functions build the filtered, ordered queries that the API pages
+(``locker_server.services.listing.paged``) and the CLI lists whole.
 """
 
 from __future__ import annotations
 
 import hmac
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from locker_server.errors import NotFound
 from locker_server.models import (
@@ -32,11 +36,25 @@ def get_recipient(session: Session, recipient_id: int) -> Recipient:
     return recipient
 
 
-def list_recipients(session: Session, *, active_only: bool = False) -> list[Recipient]:
+def recipients_query(
+    *, active_only: bool = False, search: str | None = None
+) -> SelectOfScalar[Recipient]:
+    """Recipients by id; ``search`` finds a part of the name or e-mail, in any case."""
     query = select(Recipient).order_by(col(Recipient.id))
     if active_only:
         query = query.where(col(Recipient.active).is_(True))
-    return list(session.exec(query).all())
+    if search:
+        query = query.where(
+            or_(
+                col(Recipient.name).icontains(search, autoescape=True),
+                col(Recipient.email).icontains(search, autoescape=True),
+            )
+        )
+    return query
+
+
+def list_recipients(session: Session, *, active_only: bool = False) -> list[Recipient]:
+    return list(session.exec(recipients_query(active_only=active_only)).all())
 
 
 def create_recipient(
@@ -85,11 +103,15 @@ def get_carrier(session: Session, carrier_id: int) -> Carrier:
     return carrier
 
 
-def list_carriers(session: Session, *, carrier_id: int | None = None) -> list[Carrier]:
+def carriers_query(*, carrier_id: int | None = None) -> SelectOfScalar[Carrier]:
     query = select(Carrier).order_by(col(Carrier.id))
     if carrier_id is not None:
         query = query.where(Carrier.id == carrier_id)
-    return list(session.exec(query).all())
+    return query
+
+
+def list_carriers(session: Session, *, carrier_id: int | None = None) -> list[Carrier]:
+    return list(session.exec(carriers_query(carrier_id=carrier_id)).all())
 
 
 def create_carrier(
@@ -128,11 +150,15 @@ def update_carrier(
     return carrier
 
 
-def list_couriers(session: Session, *, carrier_id: int | None = None) -> list[Courier]:
+def couriers_query(*, carrier_id: int | None = None) -> SelectOfScalar[Courier]:
     query = select(Courier).order_by(col(Courier.id))
     if carrier_id is not None:
         query = query.where(Courier.carrier_id == carrier_id)
-    return list(session.exec(query).all())
+    return query
+
+
+def list_couriers(session: Session, *, carrier_id: int | None = None) -> list[Courier]:
+    return list(session.exec(couriers_query(carrier_id=carrier_id)).all())
 
 
 def create_courier(

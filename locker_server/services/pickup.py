@@ -43,6 +43,9 @@ class PickupDecision:
     cabinet_id: int
     door_numbers: tuple[int, ...] = ()
     parcel_ids: tuple[int, ...] = ()
+    #: When locked out: seconds after which the lock has surely ended (one lockout window;
+    #: attempts refused while locked are not counted, so waiting that long always helps).
+    retry_after: int | None = None
 
     @property
     def granted(self) -> bool:
@@ -50,7 +53,7 @@ class PickupDecision:
 
     def raise_if_refused(self) -> None:
         if self.outcome == "locked_out":
-            raise LockedOut(LOCKED_MESSAGE)
+            raise LockedOut(LOCKED_MESSAGE, retry_after=self.retry_after)
         if self.outcome == "expired":
             raise PickupRefused(EXPIRED_MESSAGE)
         if not self.granted:
@@ -162,7 +165,8 @@ def attempt_pickup(
     if credentials.is_locked_out(
         session, deps.lockout, cabinet_id=cabinet_id, door_number=door_number, now=now
     ):
-        decision = PickupDecision("locked_out", cabinet_id)
+        retry_after = int(deps.lockout.window.total_seconds())
+        decision = PickupDecision("locked_out", cabinet_id, retry_after=retry_after)
         _audit_attempt(session, deps, decision, caller, cabinet, door_number=door_number)
         return decision
     found = credentials.match_credential(

@@ -28,7 +28,7 @@ from locker_server.audit.models import AuditEntry
 from locker_server.auth.api_key_admin import create_api_key
 from locker_server.auth.origin import Origin
 from locker_server.auth.roles import Role
-from locker_server.auth.tokens import issue_access_token
+from locker_server.auth.tokens import issue_access_token, password_stamp
 from locker_server.auth.users import NewUser, create_user
 from locker_server.config import Settings
 from locker_server.db import session_scope
@@ -103,8 +103,13 @@ def make_user(app: FastAPI) -> MakeUser:
             user = create_user(session, audit, TEST_ORIGIN, new)
             assert user.id is not None
             user_id = user.id
+            stamp = password_stamp(keys.token_signing_key, user.password_hash)
         token = issue_access_token(
-            keys.token_signing_key, user_id=user_id, role=role.value, lifetime=timedelta(hours=1)
+            keys.token_signing_key,
+            user_id=user_id,
+            role=role.value,
+            stamp=stamp,
+            lifetime=timedelta(hours=1),
         )
         return AuthHeaders(token.access_token, principal_id=user_id, carrier_id=carrier_id)
 

@@ -92,6 +92,7 @@ def test_expired_token_is_refused_and_the_refusal_is_audited(
         app.state.keys.token_signing_key,
         user_id=user.user_id,
         role="operator",
+        stamp="expiry is checked first",
         lifetime=timedelta(minutes=5),
         now=datetime.now(UTC) - timedelta(hours=1),
     )
@@ -151,6 +152,30 @@ def test_token_issued_before_a_role_change_stops_working(
     )
 
     assert client.get("/api/v1/users/me", headers=operator).status_code == 401
+
+
+def test_a_new_password_ends_every_token_issued_before_it(
+    client: TestClient, make_user: MakeUser, admin_headers: dict[str, str], audit_entries: Entries
+) -> None:
+    make_user(Role.operator, username="oskar")
+    _, body = login(client, "oskar", TEST_PASSWORD)
+    stolen = {"Authorization": f"Bearer {body['access_token']}"}
+    me = client.get("/api/v1/users/me", headers=stolen).json()
+
+    new_password = "a much better passphrase"
+    changed = client.patch(
+        f"/api/v1/users/{me['id']}", json={"password": new_password}, headers=admin_headers
+    )
+
+    assert changed.status_code == 200
+    assert client.get("/api/v1/users/me", headers=stolen).status_code == 401
+    assert [e.reason for e in audit_entries("auth.token_rejected")] == [
+        "password changed since the token was issued"
+    ]
+    status, fresh = login(client, "oskar", new_password)
+    assert status == 200
+    renewed = {"Authorization": f"Bearer {fresh['access_token']}"}
+    assert client.get("/api/v1/users/me", headers=renewed).status_code == 200
 
 
 def test_repeated_failed_logins_are_throttled_even_with_the_right_password(

@@ -28,8 +28,9 @@ def test_site_limited_operator_sees_only_its_sites_and_gets_404_elsewhere(
 ) -> None:
     annex = ok(client.post("/api/v1/sites", json={"name": "Annex"}, headers=admin_headers), 201)
     operator = make_user(Role.operator, sites=[annex["id"]])
-    assert [s["id"] for s in ok(client.get("/api/v1/sites", headers=operator))] == [annex["id"]]
-    assert ok(client.get("/api/v1/cabinets", headers=operator)) == []
+    sites = ok(client.get("/api/v1/sites", headers=operator))
+    assert [s["id"] for s in sites["items"]] == [annex["id"]]
+    assert ok(client.get("/api/v1/cabinets", headers=operator))["items"] == []
     hq_cabinet = f"/api/v1/cabinets/{setup.cabinet_id}"
     assert client.get(hq_cabinet, headers=operator).status_code == 404
     assert client.get(f"{hq_cabinet}/doors", headers=operator).status_code == 404
@@ -45,7 +46,7 @@ def test_security_staff_read_but_change_nothing(
     client: TestClient, setup: Setup, make_user: MakeUser
 ) -> None:
     security = make_user(Role.security)
-    doors = ok(client.get(f"/api/v1/cabinets/{setup.cabinet_id}/doors", headers=security))
+    doors = ok(client.get(f"/api/v1/cabinets/{setup.cabinet_id}/doors", headers=security))["items"]
     assert [d["number"] for d in doors] == [1, 2, 3]
     patch = client.patch(
         f"/api/v1/cabinets/{setup.cabinet_id}", headers=security, json={"maintenance": True}

@@ -108,6 +108,7 @@ def test_wrong_codes_are_refused_alike_then_locked_out_and_every_attempt_is_audi
     )
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "locked_out"
+    assert locked.headers["Retry-After"] == str(15 * 60)  # one lockout window
     outcomes = [e.outcome for e in audit_entries("pickup.attempt")]  # type: ignore[operator]
     assert outcomes == ["wrong_code"] * 5 + ["locked_out"]
 
@@ -120,8 +121,8 @@ def test_a_courier_sees_and_touches_only_its_own_carriers_parcels(
     assert client.get(f"/api/v1/parcels/{parcel['id']}", headers=rival).status_code == 404
     cancel = client.post(f"/api/v1/parcels/{parcel['id']}/cancel", headers=rival, json={})
     assert cancel.status_code == 404
-    assert ok(client.get("/api/v1/parcels", headers=rival)) == []
-    mine = ok(client.get("/api/v1/parcels", headers=setup.courier))
+    assert ok(client.get("/api/v1/parcels", headers=rival))["items"] == []
+    mine = ok(client.get("/api/v1/parcels", headers=setup.courier))["items"]
     assert [p["id"] for p in mine] == [parcel["id"]]
     foreign = client.post(
         "/api/v1/parcels",
@@ -168,3 +169,18 @@ def test_announcement_for_a_recipient_without_consent_names_the_field(
     error = refused.json()["error"]
     assert error["code"] == "validation_failed"
     assert [f["field"] for f in error["fields"]] == ["recipient_id"]
+
+
+def test_operator_finds_parcels_by_part_of_the_tracking_number(
+    client: TestClient, setup: Setup, admin_headers: AuthHeaders
+) -> None:
+    for tracking in ("DHL-0001-AB", "DHL-0002-CD", "UPS-7777"):
+        body = {"tracking_number": tracking, "recipient_id": setup.recipient_id}
+        ok(client.post("/api/v1/parcels", headers=setup.courier, json=body), 201)
+
+    found = ok(client.get("/api/v1/parcels?search=dhl-&limit=1", headers=admin_headers))
+    exact = ok(client.get("/api/v1/parcels?tracking_number=UPS-7777", headers=admin_headers))
+
+    assert found["total"] == 2
+    assert [p["tracking_number"] for p in found["items"]] == ["DHL-0001-AB"]
+    assert [p["tracking_number"] for p in exact["items"]] == ["UPS-7777"]

@@ -207,3 +207,26 @@ def test_serve_migrates_the_default_database_answers_and_stops_cleanly(
     assert made.returncode == 0, made.stderr
     assert token.status_code == 200
     assert token.json()["token_type"] == "bearer"
+
+
+def test_serve_ignores_x_forwarded_for_from_a_local_client(
+    served: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Without LOCKER_TRUSTED_PROXIES no one may choose the address the audit log records
+    (or dodge the login limit by claiming a new address for every guess)."""
+    base_url, _env = served
+    _wait_healthy(base_url)
+
+    forged = httpx.post(
+        f"{base_url}/api/v1/auth/token",
+        data={"username": "root", "password": "a guess at the password"},
+        headers={"X-Forwarded-For": "203.0.113.7"},
+    )
+
+    assert forged.status_code == 401
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'locker.sqlite3'}")
+    with Session(engine) as session:
+        query = select(AuditEntry.source).where(AuditEntry.action == "auth.login_failed")
+        sources = session.exec(query).all()
+    engine.dispose()
+    assert sources == ["127.0.0.1"]

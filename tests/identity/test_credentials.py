@@ -61,8 +61,12 @@ def test_weak_or_absurd_passwords_are_refused(password: str) -> None:
 
 
 def test_token_round_trip_keeps_user_role_and_a_unique_id() -> None:
-    first = issue_access_token(KEY, user_id=7, role="operator", lifetime=timedelta(minutes=5))
-    second = issue_access_token(KEY, user_id=7, role="operator", lifetime=timedelta(minutes=5))
+    first = issue_access_token(
+        KEY, user_id=7, role="operator", stamp="s", lifetime=timedelta(minutes=5)
+    )
+    second = issue_access_token(
+        KEY, user_id=7, role="operator", stamp="s", lifetime=timedelta(minutes=5)
+    )
 
     claims = decode_access_token(KEY, first.access_token)
 
@@ -73,7 +77,14 @@ def test_token_round_trip_keeps_user_role_and_a_unique_id() -> None:
 
 def test_token_without_a_required_claim_or_with_a_foreign_issuer_is_refused() -> None:
     now = datetime.now(UTC)
-    base = {"sub": "7", "role": "admin", "iat": now, "exp": now + timedelta(minutes=5), "jti": "j"}
+    base = {
+        "sub": "7",
+        "role": "admin",
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+        "jti": "j",
+        "stp": "s",
+    }
 
     no_issuer = jwt.encode(base, KEY, algorithm="HS256")
     foreign = jwt.encode(base | {"iss": "someone-else"}, KEY, algorithm="HS256")

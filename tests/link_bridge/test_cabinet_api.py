@@ -32,5 +32,5 @@ def test_a_cabinet_shows_offline_until_its_agent_connects_then_online_with_its_v
     assert after["connection"] == 3
     assert after["agent_version"] == "1.2.3"
     assert after["last_seen"] is not None
-    [listed] = client.get("/api/v1/cabinets", headers=admin_headers).json()
+    [listed] = client.get("/api/v1/cabinets", headers=admin_headers).json()["items"]
     assert listed == after

@@ -36,8 +36,8 @@ AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    carrier_id: int = Field(ge=1, le=MAX_ID)
-    name: str = Field(min_length=1, max_length=100, pattern=r"\S")
+    carrier_id: int = Field(ge=1, le=MAX_ID, strict=True, description="The carrier it acts for")
+    name: str = Field(min_length=1, max_length=100, pattern=r"\S", description="Who uses the key")
 
 
 class ApiKeyPublic(BaseModel):

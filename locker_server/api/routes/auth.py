@@ -3,8 +3,10 @@
 Unknown user, wrong password and deactivated user get the same 401 (and take as
 long: a dummy hash is verified for unknown users). Every failure is audited as
 ``auth.login_failed`` in its own transaction: with the user id when the name belongs
-to a user, else only a keyed fingerprint of the name. Too many failures per name or
-per address within the window → 429 ``too_many_attempts``.
+to a user, else only a keyed fingerprint of the name. Too many failures → 429
+``too_many_attempts`` with ``Retry-After`` (the rule is in ``locker_server.auth.login``).
+The address is the client's as ``get_client_info`` sees it (forwarded only via a
+trusted proxy).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from locker_server.audit import Actor
 from locker_server.auth.errors import LoginRefused, TooManyAttempts
 from locker_server.auth.login import LoginThrottle, authenticate_user, username_fingerprint
 from locker_server.auth.origin import Origin
-from locker_server.auth.tokens import issue_access_token
+from locker_server.auth.tokens import issue_access_token, password_stamp
 from locker_server.keys import ServerKeys
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -60,12 +62,17 @@ def issue_token(
     try:
         user = authenticate_user(session, form.username, form.password)
     except LoginRefused as exc:
-        _login_failed(request, keys, form.username, exc)
+        _login_failed(request, keys, form.username, client.source, exc)
         raise
     assert user.id is not None
+    _throttle(request).record_success(form.username, client.source)
     lifetime = timedelta(minutes=settings.access_token_minutes)
     token = issue_access_token(
-        keys.token_signing_key, user_id=user.id, role=user.role, lifetime=lifetime
+        keys.token_signing_key,
+        user_id=user.id,
+        role=user.role,
+        stamp=password_stamp(keys.token_signing_key, user.password_hash),
+        lifetime=lifetime,
     )
     origin = Origin(Actor(type="user", id=str(user.id)), client.channel, client.source)
     audit.record(session, origin.event("auth.login", details={"role": user.role}))
@@ -93,8 +100,10 @@ def _check_throttle(request: Request, keys: ServerKeys, username: str, source: s
         raise
 
 
-def _login_failed(request: Request, keys: ServerKeys, username: str, exc: LoginRefused) -> None:
-    _throttle(request).record_failure(username, request.client.host if request.client else None)
+def _login_failed(
+    request: Request, keys: ServerKeys, username: str, source: str | None, exc: LoginRefused
+) -> None:
+    _throttle(request).record_failure(username, source)
     if exc.user_id is not None:
         actor, details = Actor(type="user", id=str(exc.user_id)), {}
     else:

@@ -18,6 +18,8 @@ from locker_server.api.deps import (
     IdPath,
     KeysDep,
     LinkPublisherDep,
+    Page,
+    PageDep,
     SessionDep,
     require_roles,
 )
@@ -79,10 +81,13 @@ def _doors_public(session: SessionDep, doors: list[Door]) -> list[DoorPublic]:
 def list_cabinets(
     session: SessionDep,
     principal: Reader,
+    page: PageDep,
     site_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-) -> list[CabinetWithLinkPublic]:
-    cabinets = layout.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id)
-    return _cabinets_public(session, list(cabinets))
+) -> Page[CabinetWithLinkPublic]:
+    """Cabinets the caller may see, with their link state (online, last seen, agent version)."""
+    cabinets = list(layout.list_cabinets(session, site_ids=site_scope(principal), site_id=site_id))
+    items = _cabinets_public(session, cabinets[page.offset : page.offset + page.limit])
+    return Page(items=items, total=len(cabinets), limit=page.limit, offset=page.offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -93,6 +98,7 @@ def create_cabinet(
     caller: CallerDep,
     principal: Staff,
 ) -> CabinetWithLinkPublic:
+    """Add a cabinet to a site (operators, admins); its `code` is its machine id."""
     cabinet = layout.create_cabinet(
         session, deps, body, caller=caller, site_ids=site_scope(principal)
     )
@@ -103,6 +109,7 @@ def create_cabinet(
 def get_cabinet(
     cabinet_id: IdPath, session: SessionDep, principal: Reader
 ) -> CabinetWithLinkPublic:
+    """One cabinet with its link state; outside the caller's scope it answers 404."""
     cabinet = cabinet_service.get_cabinet(session, cabinet_id, site_ids=site_scope(principal))
     return _cabinets_public(session, [cabinet])[0]
 
@@ -116,6 +123,7 @@ def update_cabinet(
     caller: CallerDep,
     principal: Staff,
 ) -> CabinetWithLinkPublic:
+    """Rename a cabinet, take it out of service or into maintenance (with a reason)."""
     cabinet = layout.update_cabinet(
         session, deps, cabinet_id, body, caller=caller, site_ids=site_scope(principal)
     )
@@ -123,9 +131,13 @@ def update_cabinet(
 
 
 @router.get("/{cabinet_id}/doors")
-def list_doors(cabinet_id: IdPath, session: SessionDep, principal: Reader) -> list[DoorPublic]:
+def list_doors(
+    cabinet_id: IdPath, session: SessionDep, principal: Reader, page: PageDep
+) -> Page[DoorPublic]:
+    """The cabinet's doors: size, lock address, service state, reported state, occupancy."""
     doors = layout.list_doors(session, cabinet_id, site_ids=site_scope(principal))
-    return _doors_public(session, doors)
+    items = _doors_public(session, doors[page.offset : page.offset + page.limit])
+    return Page(items=items, total=len(doors), limit=page.limit, offset=page.offset)
 
 
 @router.post("/{cabinet_id}/doors", status_code=status.HTTP_201_CREATED)
@@ -137,6 +149,7 @@ def add_door(
     caller: CallerDep,
     principal: Staff,
 ) -> DoorPublic:
+    """Add one door to a cabinet (operators, admins): number, size class, lock board and channel."""
     doors = layout.add_doors(
         session, deps, cabinet_id, [body], caller=caller, site_ids=site_scope(principal)
     )

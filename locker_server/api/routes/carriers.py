@@ -6,13 +6,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from locker_server.api.deps import CurrentPrincipal, IdPath, SessionDep, require_roles
+from locker_server.api.deps import (
+    CurrentPrincipal,
+    IdPath,
+    Page,
+    PageDep,
+    SessionDep,
+    require_roles,
+)
+from locker_server.api.paging import page_of
 from locker_server.api.routes._domain import CARRIER_BOUND, CallerDep, DomainDepsDep
 from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
 from locker_server.errors import NotFound, PermissionDenied
 from locker_server.models import CarrierCreate, CarrierPublic, CarrierUpdate
 from locker_server.services import directory
+from locker_server.services.listing import paged
 
 router = APIRouter(prefix="/api/v1/carriers", tags=["carriers"])
 
@@ -29,9 +38,13 @@ def _visible_carrier(principal: Principal) -> int | None:
 
 
 @router.get("")
-def list_carriers(session: SessionDep, principal: CurrentPrincipal) -> list[CarrierPublic]:
-    carriers = directory.list_carriers(session, carrier_id=_visible_carrier(principal))
-    return [CarrierPublic.model_validate(carrier) for carrier in carriers]
+def list_carriers(
+    session: SessionDep, principal: CurrentPrincipal, page: PageDep
+) -> Page[CarrierPublic]:
+    """Carriers (a courier or carrier key sees only its own)."""
+    query = directory.carriers_query(carrier_id=_visible_carrier(principal))
+    rows, total = paged(session, query, limit=page.limit, offset=page.offset)
+    return page_of(rows, total, page, CarrierPublic.model_validate)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -42,6 +55,7 @@ def create_carrier(
     caller: CallerDep,
     _principal: Admin,
 ) -> CarrierPublic:
+    """Add a carrier (admins, operators)."""
     return CarrierPublic.model_validate(
         directory.create_carrier(session, deps, body, caller=caller)
     )
@@ -51,6 +65,7 @@ def create_carrier(
 def get_carrier(
     carrier_id: IdPath, session: SessionDep, principal: CurrentPrincipal
 ) -> CarrierPublic:
+    """One carrier; another carrier's answers 404 to couriers and carrier keys."""
     visible = _visible_carrier(principal)
     if visible is not None and visible != carrier_id:
         raise NotFound(f"carrier {carrier_id} not found")
@@ -66,5 +81,6 @@ def update_carrier(
     caller: CallerDep,
     _principal: Admin,
 ) -> CarrierPublic:
+    """Rename a carrier or change its webhook URL (null clears it)."""
     carrier = directory.update_carrier(session, deps, carrier_id, body, caller=caller)
     return CarrierPublic.model_validate(carrier)

@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from locker_server.api.deps import CurrentPrincipal, SessionDep, require_roles
+from locker_server.api.deps import CurrentPrincipal, Page, PageDep, SessionDep, require_roles
+from locker_server.api.paging import page_of
 from locker_server.api.routes._domain import CARRIER_BOUND, CallerDep, DomainDepsDep
 from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
 from locker_server.errors import PermissionDenied
 from locker_server.models import CourierCreate, CourierPublic
 from locker_server.services import directory
+from locker_server.services.listing import paged
 
 router = APIRouter(prefix="/api/v1/couriers", tags=["couriers"])
 
@@ -23,14 +25,17 @@ Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 def list_couriers(
     session: SessionDep,
     principal: CurrentPrincipal,
+    page: PageDep,
     carrier_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-) -> list[CourierPublic]:
+) -> Page[CourierPublic]:
+    """Couriers (admins, operators); couriers and carrier keys see only their own carrier's."""
     if principal.role in CARRIER_BOUND:
         carrier_id = principal.carrier_id if principal.carrier_id is not None else -1
     elif principal.role not in (Role.admin, Role.operator):
         raise PermissionDenied(f"role {principal.role.value} may not read couriers")
-    couriers = directory.list_couriers(session, carrier_id=carrier_id)
-    return [CourierPublic.model_validate(courier) for courier in couriers]
+    query = directory.couriers_query(carrier_id=carrier_id)
+    rows, total = paged(session, query, limit=page.limit, offset=page.offset)
+    return page_of(rows, total, page, CourierPublic.model_validate)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

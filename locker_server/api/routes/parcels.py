@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from locker_server.api.deps import MAX_ID, IdPath, SessionDep, require_roles
+from locker_server.api.deps import MAX_ID, IdPath, Page, PageDep, SessionDep, require_roles
+from locker_server.api.paging import page_of
 from locker_server.api.routes._domain import (
     CARRIER_BOUND,
     STAFF,
@@ -42,6 +43,7 @@ from locker_server.models import (
 from locker_server.services import parcels
 from locker_server.services.cabinets import get_cabinet
 from locker_server.services.errors import InvalidField
+from locker_server.services.listing import paged
 
 router = APIRouter(prefix="/api/v1/parcels", tags=["parcels"])
 
@@ -101,15 +103,26 @@ def announce_parcel(
 def list_parcels(
     session: SessionDep,
     principal: Reader,
+    page: PageDep,
     state: ParcelState | None = None,
     site_id: OptionalId = None,
     cabinet_id: OptionalId = None,
     recipient_id: OptionalId = None,
-    tracking_number: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-) -> list[ParcelPublic]:
-    query = select(Parcel).order_by(col(Parcel.id)).offset(offset).limit(limit)
+    tracking_number: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Exactly this number")
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="A part of the tracking number (any case)"),
+    ] = None,
+) -> Page[ParcelPublic]:
+    """Parcels the caller may see, filtered and searched.
+
+    Staff see their sites' parcels; couriers and carrier keys their carrier's.
+    """
+    query = select(Parcel).order_by(col(Parcel.id))
+    if search:
+        query = query.where(col(Parcel.tracking_number).icontains(search, autoescape=True))
     filters = {
         "state": state,
         "site_id": site_id,
@@ -120,8 +133,8 @@ def list_parcels(
     for name, value in filters.items():
         if value is not None:
             query = query.where(getattr(Parcel, name) == value)
-    query = _scoped(query, principal)
-    return [parcel_public(session, parcel) for parcel in session.exec(query).all()]
+    rows, total = paged(session, _scoped(query, principal), limit=page.limit, offset=page.offset)
+    return page_of(rows, total, page, lambda parcel: parcel_public(session, parcel))
 
 
 def _scoped(query: SelectOfScalar[Parcel], principal: Principal) -> SelectOfScalar[Parcel]:
@@ -135,6 +148,7 @@ def _scoped(query: SelectOfScalar[Parcel], principal: Principal) -> SelectOfScal
 
 @router.get("/{parcel_id}")
 def get_parcel(parcel_id: IdPath, session: SessionDep, principal: Reader) -> ParcelPublic:
+    """One parcel; one the caller may not see answers 404 like an unknown one."""
     return parcel_public(session, _visible(session, principal, parcel_id))
 
 
@@ -254,6 +268,7 @@ def collect_parcel_for_return(
     caller: CallerDep,
     principal: Handler,
 ) -> ParcelPublic:
+    """A courier takes an uncollected (expired) parcel out of its door to return it."""
     _visible(session, principal, parcel_id)
     parcel = parcels.collect_for_return(session, deps, parcel_id=parcel_id, caller=caller)
     return parcel_public(session, parcel)
@@ -267,6 +282,7 @@ def return_parcel(
     caller: CallerDep,
     principal: Handler,
 ) -> ParcelPublic:
+    """Record that the parcel went back to the carrier: the end of its life at the locker."""
     _visible(session, principal, parcel_id)
     parcel = parcels.mark_returned(session, deps, parcel_id=parcel_id, caller=caller)
     return parcel_public(session, parcel)

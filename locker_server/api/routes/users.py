@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from sqlmodel import Session
 
 from locker_server.api.deps import (
@@ -36,34 +36,40 @@ from locker_server.auth.users import (
     site_ids_of,
     update_user,
 )
+from locker_server.models.types import NotNull
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
-SiteId = Annotated[int, Field(ge=1, le=MAX_ID)]
+SiteId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(pattern=USERNAME_PATTERN)
+    username: str = Field(pattern=USERNAME_PATTERN, description="Login name")
     password: Password
     role: Role
-    site_ids: list[SiteId] = Field(default_factory=list, max_length=1000)
-    courier_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    site_ids: list[SiteId] = Field(
+        default_factory=list, max_length=1000, description="Sites it is limited to; [] = all"
+    )
+    courier_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, strict=True, description="For a courier: its courier"
+    )
 
 
 class UserUpdate(BaseModel):
-    """Only the fields sent change. ``site_ids: []`` gives access to all sites."""
+    """Only the fields sent change (none may be null). ``site_ids: []`` gives access to all
+    sites. A new password ends every access token issued before it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role | None = None
-    active: bool | None = None
-    site_ids: list[SiteId] | None = Field(default=None, max_length=1000)
-    courier_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    password: Password | None = None
+    role: NotNull[Role] = None
+    active: NotNull[StrictBool] = None
+    site_ids: NotNull[list[SiteId]] = Field(default=None, max_length=1000)
+    courier_id: NotNull[StrictInt] = Field(default=None, ge=1, le=MAX_ID)
+    password: NotNull[Password] = None
 
 
 class UserPublic(BaseModel):
