@@ -1,4 +1,4 @@
-"""A code held up to the kiosk camera is reported once; a lost camera raises the alarm and comes back."""
+"""A code held up to the kiosk camera is reported once; a lost camera alarms and comes back."""
 
 from __future__ import annotations
 
