@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 import cv2
@@ -25,6 +24,7 @@ import numpy as np
 from locker_agent.errors import CameraLost, CameraUnavailable
 from locker_agent.scan.decoders import Decoded, DecoderChain, Frame
 from locker_agent.scan.events import CameraDown, CameraUp, CodeRead, ScanEvent
+from locker_agent.scan.settings import CameraSettings
 
 __all__ = [
     "CAMERA_LOST",
@@ -49,22 +49,6 @@ class FrameSource(Protocol):
         """The next frame; :class:`CameraLost` if the device stopped giving frames."""
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """The ``[camera]`` settings the reader needs (see ``locker_agent.config``)."""
-
-    device: str = "0"
-    width: int | None = None
-    height: int | None = None
-    #: a code is forgotten (and reported again if shown again) once it has been out of
-    #: view for this many consecutive frames AND this many seconds
-    forget_frames: int = 10
-    forget_seconds: float = 1.5
-    #: reopening a lost camera: first wait, then doubled up to the maximum
-    reconnect_initial: float = 0.5
-    reconnect_max: float = 30.0
 
 
 def device_argument(device: str) -> int | str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Final
 
 import serial
@@ -20,6 +19,7 @@ import serial
 from locker_agent.errors import ScannerError
 from locker_agent.scan.decoders import Decoded, Symbology
 from locker_agent.scan.events import CodeRead
+from locker_agent.scan.settings import ScannerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +57,6 @@ class LineSplitter:
             return []
         text = raw.decode("utf-8", errors="replace").strip()
         return [text] if text else []
-
-
-@dataclass(frozen=True)
-class ScannerSettings:
-    """The ``[scanner]`` settings (see ``locker_agent.config``)."""
-
-    port: str
-    baudrate: int = 9600
-    #: how long one read waits for bytes; bounds how late :meth:`SerialScanner.stop` is seen
-    read_timeout: float = 0.2
 
 
 class SerialScanner:
