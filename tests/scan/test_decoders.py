@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+
+import cv2
 import numpy as np
 import pytest
 
@@ -17,7 +20,9 @@ from locker_agent.scan.decoders import (
     make_decoder,
     to_gray,
 )
-from simulators.camera import CONDITIONS
+from locker_contract.pickup_qr import encode_pickup_qr, parse_pickup_qr
+from locker_server.notifications.qr import qr_png
+from simulators.camera import CONDITIONS, qr_modules
 from tests.scan.scenes import LABEL, PICKUP_QR, empty_frame, frame_of
 
 HD = (1280, 720)
@@ -99,3 +104,17 @@ def test_decoders_are_configured_by_name() -> None:
     assert make_decoder("zxing").name == "zxing"
     with pytest.raises(ValueError, match="unknown decoder"):
         make_decoder("opencv")
+
+
+def test_the_email_qr_png_reads_back_to_the_token_with_the_kiosk_chain() -> None:
+    token = secrets.token_urlsafe(24)
+    png = np.frombuffer(qr_png(token), dtype=np.uint8)
+    image = cv2.imdecode(png, cv2.IMREAD_GRAYSCALE)
+
+    (found,) = default_chain().decode(image)
+    assert parse_pickup_qr(found.text) == token
+
+
+def test_the_checked_payload_keeps_the_qr_as_small_as_the_bare_token() -> None:
+    token = secrets.token_urlsafe(24)
+    assert len(qr_modules(encode_pickup_qr(token))) == len(qr_modules(token)) == 29 + 2 * 4
