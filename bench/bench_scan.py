@@ -17,7 +17,7 @@ Goal: ≥ 90 % of code frames decoded at ≤ 3 ms median per 720p frame, no fals
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_scan.py [--per-condition 20] [--seed 1]
-        [--json out.json]
+        [--default-only] [--json out.json]
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-condition", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--default-only", action="store_true", help="only the default chain")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     samples = frame_set(args.per_condition, args.seed)
@@ -189,16 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "conditions": list(CONDITIONS),
         "per_condition": args.per_condition,
         "seed": args.seed,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "sizes": {},
     }
     for size in SIZES:
         rows: dict[str, object] = {"baseline": baselines(samples, size)}
-        chains = candidates()
+        chains = [default_chain()] if args.default_only else candidates()
         for decoder in chains:
             label = ("default: " if decoder is chains[-1] else "") + decoder.name
             tally = measure(decoder, samples, size)
             rows[label] = tally.row() | {"missed_by_condition": _count(tally.missed)}
         report["sizes"][f"{size[0]}x{size[1]}"] = rows  # type: ignore[index]
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.json:
