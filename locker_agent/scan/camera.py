@@ -21,7 +21,7 @@ from typing import Final, Protocol
 import cv2
 import numpy as np
 
-from locker_agent.errors import CameraLost, CameraUnavailable
+from locker_agent.errors import CameraLost, CameraUnavailable, ImageUnreadable
 from locker_agent.scan.decoders import Decoded, DecoderChain, Frame
 from locker_agent.scan.events import CameraDown, CameraUp, CodeRead, ScanEvent
 from locker_agent.scan.settings import CameraSettings
@@ -109,6 +109,17 @@ class FakeCamera:
         self._unavailable = unavailable_opens
         self.is_open = False
         self.opens = 0
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str], *, repeat: int = 1) -> FakeCamera:
+        """A camera showing each image file for ``repeat`` frames, then lost."""
+        frames = []
+        for path in paths:
+            frame = cv2.imread(path, cv2.IMREAD_COLOR)
+            if frame is None:
+                raise ImageUnreadable(f"{path}: not an image OpenCV can decode")
+            frames.extend([np.asarray(frame, dtype=np.uint8)] * repeat)
+        return cls(frames)
 
     def open(self) -> None:
         self.opens += 1

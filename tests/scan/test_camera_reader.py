@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
+import cv2
+import pytest
+
+from locker_agent.errors import CameraLost, ImageUnreadable
 from locker_agent.scan.camera import (
     CAMERA_LOST,
     CameraReader,
@@ -137,3 +142,23 @@ def test_debouncer_needs_both_the_missed_frames_and_the_seconds_to_forget() -> N
     for now in (8.0, 9.0, 10.0):
         debouncer.new_codes([], now=now)
     assert debouncer.new_codes([code], now=11.0) == [code]
+
+
+def test_fake_camera_plays_saved_photos_then_reports_the_camera_lost(tmp_path: Path) -> None:
+    photo = tmp_path / "phone.png"
+    assert cv2.imwrite(str(photo), frame_of("glare"))
+    camera = FakeCamera.from_files([str(photo)], repeat=3)
+
+    events = list(
+        CameraReader(camera, default_chain(), SETTINGS, clock=frame_clock()).events(max_frames=3)
+    )
+    assert codes(events) == [PICKUP_QR]
+    with pytest.raises(CameraLost):
+        camera.read()
+
+
+def test_fake_camera_refuses_a_file_that_is_not_an_image(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    with pytest.raises(ImageUnreadable):
+        FakeCamera.from_files([str(notes)])
