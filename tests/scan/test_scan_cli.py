@@ -107,3 +107,14 @@ def test_camera_that_stops_giving_frames_exits_1(tmp_path: Path) -> None:
 
     assert (result.returncode, result.stdout.splitlines()) == (1, [PICKUP_QR])
     assert "gave no frame" in result.stderr
+
+
+def test_door_commands_do_not_load_opencv_or_the_decoders() -> None:
+    probe = (
+        "import sys, locker_agent.cli, locker_agent.config; locker_agent.cli.build_parser();"
+        "print(sorted({'cv2', 'zxingcpp', 'pyzbar', 'numpy'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]"
