@@ -2,7 +2,7 @@
 
 The server puts it in the notification e-mail; a cabinet's camera or barcode scanner
 reads it back. ``LKR1`` names the format and its version, ``<token>`` is the parcel's QR
-token exactly as issued (base64url, no padding), and ``<check>`` is the CRC-16/CCITT
+token exactly as issued (base64url, no padding), and ``<check>`` is the CRC-16/IBM-3740
 (initial value 0xFFFF) of everything before the last colon, as four upper-case hex digits.
 
 The check is not a secret and proves nothing about who made the code: the token itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import secrets
 import string
 
@@ -25,6 +26,17 @@ def test_server_payload_is_prefixed_token_and_four_hex_check_digits() -> None:
     assert (prefix, token) == ("LKR1", TOKEN)
     assert len(check) == 4
     assert check == check.upper()
+
+
+def test_check_is_crc16_ibm3740_over_the_prefix_and_token() -> None:
+    # check value of CRC-16/IBM-3740 (alias CCITT-FALSE) for "123456789": 0x29B1, from the
+    # catalogue of parametrised CRC algorithms (reveng.sourceforge.io/crc-catalogue)
+    assert encode_pickup_qr("123456789").endswith(":" + _crc("LKR1:123456789"))
+    assert _crc("123456789") == "29B1"
+
+
+def _crc(text: str) -> str:
+    return f"{binascii.crc_hqx(text.encode(), 0xFFFF):04X}"
 
 
 @given(st.text(alphabet=BASE64URL, min_size=1, max_size=128))
