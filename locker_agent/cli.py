@@ -7,12 +7,14 @@ Other tools rely on this interface (keep it; additions are fine)::
     locker-agent door status --port PORT --board B [--protocol 8a80|kerong] [--baud N]
                              [--polarity normal|inverted] [--echo] [--locks N] [--json]
     locker-agent run         --config agent.toml [--serial-port URL] [-v]
+    locker-agent scan        [--camera DEVICE [--frames N]] [--json] [IMAGE ...]
 
 Exit codes: 0 door seen open (open) / board answered (status); 2 usage error;
 3 the board answered the unlock but the door was not seen open (jammed?);
 4 no valid answer from the board (or the port cannot be opened).
 ``run`` serves until SIGTERM/SIGINT and exits 0; 2 for a bad configuration, 4 when the
 serial port or the journal cannot be opened.
+``scan``: 0 read (even when no code was found), 1 unreadable image or camera, 2 usage.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.doors import ControllerSettings, OpenOutcome, OpenResult
 from locker_agent.errors import AgentError, BoardError, ConfigError, TransportError
 from locker_agent.layout import BoardConfig, CabinetLayout, DoorAddress, Polarity
+from locker_agent.scan import usage as scan_usage
 from locker_agent.serial_link import LinkSettings, SerialLink
 
 EXIT_OK: Final = 0
@@ -89,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_argument("--config", required=True, type=Path, help="the provisioned agent.toml")
     runner.add_argument("--serial-port", help="overrides [serial] port (device, pty, socket://)")
     runner.add_argument("-v", "--verbose", action="count", default=0)
+    scan_usage.add_parser(commands)
     return parser
 
 
@@ -180,6 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=levels.get(args.verbose, logging.DEBUG), stream=sys.stderr)
     if args.command == "run":
         return _run_command(args)
+    if args.command == "scan":
+        scan_usage.check_usage(parser, args)
+        # imported here: OpenCV and the decoders load only for this command
+        from locker_agent.scan.command import run_scan
+
+        return run_scan(args)
     try:
         protocol = _checked_protocol(parser, args)
         if args.action == "open":

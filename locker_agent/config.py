@@ -20,7 +20,7 @@ import binascii
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,10 @@ from firmware_protocol.base import BoardProtocol
 from locker_agent.doors import ControllerSettings
 from locker_agent.errors import ConfigError
 from locker_agent.layout import BoardConfig, CabinetLayout, DoorAddress
+from locker_agent.scan.settings import CameraSettings, ScannerSettings
+
+if TYPE_CHECKING:
+    from locker_agent.scan.decoders import DecoderChain
 from locker_agent.serial_link import LinkSettings
 
 CABINET_ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -191,6 +195,77 @@ class JournalSettings(_Section):
     max_telemetry_events: int = Field(default=10_000, ge=1)
 
 
+_CAMERA_DEFAULTS: Final = CameraSettings()
+DecoderName = Literal["zxing", "zbar"]
+
+
+class CameraSection(_Section):
+    """``[camera]``: the kiosk camera; absent, the cabinet has none."""
+
+    #: a camera index ("0"), a /dev/video* path, or a stream URL
+    device: str = Field(min_length=1, strict=True)
+    width: int | None = Field(default=None, gt=0, strict=True)
+    height: int | None = Field(default=None, gt=0, strict=True)
+    #: full-resolution decoders, tried in order after the quick pass
+    decoders: Annotated[list[DecoderName], Field(min_length=1)] = ["zxing"]
+    #: width of the quick first pass (a 720p frame is halved); 0 turns the pass off
+    fast_pass_width: int = Field(default=640, ge=0, strict=True)
+    forget_frames: PositiveCount = _CAMERA_DEFAULTS.forget_frames
+    forget_seconds: Seconds = _CAMERA_DEFAULTS.forget_seconds
+    reconnect_initial: Seconds = _CAMERA_DEFAULTS.reconnect_initial
+    reconnect_max: Seconds = _CAMERA_DEFAULTS.reconnect_max
+
+    @field_validator("device")
+    @classmethod
+    def _device_given(cls, value: str) -> str:
+        if value in PLACEHOLDERS:
+            raise ValueError("the camera device is missing")
+        return value
+
+    @model_validator(mode="after")
+    def _size_in_pairs(self) -> CameraSection:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give both width and height, or neither")
+        if self.reconnect_max < self.reconnect_initial:
+            raise ValueError("reconnect_max is shorter than reconnect_initial")
+        return self
+
+    def chain(self) -> DecoderChain:
+        """The decoder chain these settings describe."""
+        # imported here: loading agent.toml must not load OpenCV and the decoders
+        from locker_agent.scan.decoders import chain_for
+
+        return chain_for(self.decoders, fast_width=self.fast_pass_width or None)
+
+    def camera_settings(self) -> CameraSettings:
+        return CameraSettings(
+            device=self.device,
+            width=self.width,
+            height=self.height,
+            forget_frames=self.forget_frames,
+            forget_seconds=self.forget_seconds,
+            reconnect_initial=self.reconnect_initial,
+            reconnect_max=self.reconnect_max,
+        )
+
+
+class ScannerSection(_Section):
+    """``[scanner]``: a serial barcode scanner module; absent, the cabinet has none."""
+
+    port: str = Field(min_length=1, strict=True)
+    baud: int = Field(default=9600, gt=0, strict=True)
+
+    @field_validator("port")
+    @classmethod
+    def _port_given(cls, value: str) -> str:
+        if value in PLACEHOLDERS:
+            raise ValueError("the scanner port is missing")
+        return value
+
+    def scanner_settings(self) -> ScannerSettings:
+        return ScannerSettings(port=self.port, baudrate=self.baud)
+
+
 class AgentSettings(_Section):
     cabinet_id: Annotated[str, Field(pattern=CABINET_ID_PATTERN)]
     broker: BrokerSettings
@@ -199,6 +274,8 @@ class AgentSettings(_Section):
     doors: Annotated[list[DoorSettings], Field(min_length=1)]
     journal: JournalSettings = JournalSettings()
     control: ControlSettings = ControlSettings()
+    camera: CameraSection | None = None
+    scanner: ScannerSection | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentSettings:

@@ -14,7 +14,13 @@ enter our code::
     │   ├── BoardTimeout       no valid answer before the request's timeout
     │   └── BoardReplyError    the board answered, but with something invalid
     │                          (bad check byte, truncated frame, missing locks)
-    └── RateLimited            a door was asked to open too often; nothing was sent
+    ├── RateLimited            a door was asked to open too often; nothing was sent
+    └── ScanError              the code-reading side of the kiosk (locker_agent.scan)
+        ├── ImageUnreadable    an image file that cannot be read or decoded as an image
+        ├── CameraError        the camera cannot be used
+        │   ├── CameraUnavailable  the device cannot be opened (absent, busy, bad URL)
+        │   └── CameraLost         an open camera stopped giving frames (unplugged)
+        └── ScannerError       the serial barcode scanner cannot be opened or read
 
 "We sent something bad" is a ConfigError (or firmware_protocol's EncodeError, caught
 at configuration time); "the board sent something bad" is a BoardReplyError.
@@ -71,3 +77,27 @@ class RateLimited(AgentError):
         super().__init__(message)
         self.door = door
         self.retry_after = retry_after
+
+
+class ScanError(AgentError):
+    """The camera, the barcode scanner or an image to decode could not be used."""
+
+
+class ImageUnreadable(ScanError):
+    """An image file that does not exist or is not an image OpenCV can decode."""
+
+
+class CameraError(ScanError):
+    """The camera cannot be used."""
+
+
+class CameraUnavailable(CameraError):
+    """The camera device cannot be opened (absent, busy, or a stream that does not answer)."""
+
+
+class CameraLost(CameraError):
+    """A camera that was open stopped delivering frames."""
+
+
+class ScannerError(ScanError):
+    """The serial barcode scanner's port cannot be opened or read."""

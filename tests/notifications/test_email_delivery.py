@@ -12,6 +12,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from locker_contract.pickup_qr import parse_pickup_qr
 from locker_server.notifications import (
     NotificationMessage,
     NotificationWorker,
@@ -49,7 +50,8 @@ def _qr_payloads(message: EmailMessage) -> list[str]:
     png = images[0].get_payload(decode=True)
     assert isinstance(png, bytes)
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    return [barcode.text for barcode in found]
+    # the symbol carries the contract's checked payload; the cabinet reads the token from it
+    return [parse_pickup_qr(barcode.text) or f"not ours: {barcode.text}" for barcode in found]
 
 
 def test_recipient_gets_an_email_with_the_code_and_a_qr_png_that_scans_to_the_token(

@@ -19,6 +19,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from locker_contract.pickup_qr import parse_pickup_qr
 from locker_server.audit import Actor, AuditLog
 from locker_server.config import Settings
 from locker_server.db import session_scope
@@ -132,7 +133,9 @@ def _qr_token(message: EmailMessage) -> str:
     data = png.get_payload(decode=True)
     assert isinstance(data, bytes)
     (barcode,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))
-    return barcode.text
+    token = parse_pickup_qr(barcode.text)
+    assert token is not None, f"the e-mail's QR is not a pickup QR: {barcode.text!r}"
+    return token
 
 
 def test_recipient_opens_the_door_with_the_qr_code_from_the_email(
