@@ -1,4 +1,4 @@
-"""Benchmark of the audit log: appends per second and verification rate (issue 3).
+"""Benchmark of the audit log: appends per second and verification rate.
 
 Not a test. Each figure comes with a baseline measured in the same run on the same database:
 

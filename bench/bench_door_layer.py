@@ -1,4 +1,4 @@
-"""Benchmark of the door layer (issue 2). A script, not a test.
+"""Benchmark of the door layer. A script, not a test.
 
 Setting: a simulated 8A/80 bus of 4 boards x 24 doors served on a real pty at 9600 baud
 with UART byte pacing on; the agent's door controller polls it (query-all every 100 ms)

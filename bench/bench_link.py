@@ -1,4 +1,4 @@
-"""Benchmark of the cabinet ↔ server link (issue 4). Not a test.
+"""Benchmark of the cabinet ↔ server link. Not a test.
 
 Every part runs against a private Mosquitto started from the project's generated
 configuration (``PrivateMosquitto``: passwords, ACLs; the loopback plain listener) and
@@ -308,10 +308,10 @@ def _expect(answer: str, prefix: str) -> None:
 
 # ------------------------------------------------------------------ (b) commands
 #: the door-layer bench's line: 9600 baud with byte pacing, unlock answered 50 ms after
-#: the pulse (docs/performance.md, issue 2)
+#: the pulse (docs/performance.md, door layer)
 #: The simulated 8A/80 board of part (b), always on a 9600-baud line with byte pacing
 #: (a 5-byte frame takes 5.2 ms each way). Real boards answer an unlock only after the
-#: relay pulse (0.5-1 s, reference §1.4), which no round-trip goal can include, so:
+#: relay pulse (0.5-1 s, docs/hardware.md), which no round-trip goal can include, so:
 #: * ``instant``: the board itself takes no time (it answers as soon as a request is in,
 #:   the door springs at once): what remains is our software path plus the serial line;
 #: * ``50ms-unlock``: it answers an unlock 50 ms after it (40 ms pulse, door open after

@@ -1,5 +1,5 @@
 """Benchmark of the domain services: parcel registrations per second and pickup-code checks
-per second with p50/p99 latency (issue 3). Not a test.
+per second with p50/p99 latency. Not a test.
 
 Everything goes through the service layer exactly as the API drives it, one committed
 transaction per step, audit entries and outbox rows included:

@@ -1,13 +1,13 @@
 """Door controller of one cabinet: polls the boards, opens doors, emits door events.
 
-Rules it keeps (protocol reference §1.3, §1.6, §7; field notes 1, 3, 4):
+Rules it keeps (docs/hardware.md explains each):
 
 * "relay pulsed" is not "door opened": after ONE unlock it queries THAT lock (the first
   query queued right behind the unlock, then one ``confirm_poll_interval`` after each
   read ends, so waiting polls of the other boards still get the line) until a query sent
   after the unlock sees the door open → ``open_confirmed``, or ``confirm_window`` ends →
   ``jammed``. The unlock reply's own status byte is never taken as the door state: some
-  boards send a fixed success code there (reference §1.3, CSDN spec), so it proves only
+  boards send a fixed success code there (the CSDN board specification, docs/protocols.md), so it proves only
   that the board heard us;
 * an unanswered unlock is ``open_outcome_unknown`` until the polls tell; it may become
   ``open_confirmed`` by the sensor, never by a resend. It never resends an unlock;

@@ -1,4 +1,4 @@
-"""The cabinet ↔ server MQTT contract (issue #4): topics, envelopes, bodies, signatures.
+"""The cabinet ↔ server MQTT contract: topics, envelopes, bodies, signatures.
 
 Sans-IO: no paho, sockets, threads or database. ``locker_server`` may import this
 package and nothing else of ``locker_agent``. Human-readable description and JSON

@@ -37,7 +37,7 @@ class ServerKeys:
     #: AES-256-GCM key sealing a pickup code in the notification outbox until it is sent.
     outbox_sealing_key: bytes
     audit_signing_key: Ed25519PrivateKey
-    #: Signs door commands to cabinets; cabinets hold only its public key (issue #4).
+    #: Signs door commands to cabinets; cabinets hold only its public key.
     command_signing_key: Ed25519PrivateKey
 
 

@@ -55,7 +55,7 @@ class Dialect(ABC):
 
 @dataclass(frozen=True, slots=True)
 class ActiveFeedbackFrame:
-    """8A/80 ``82 BB LL SS BCC`` push (reference §1.2): BCC = XOR of the bytes before."""
+    """8A/80 ``82 BB LL SS BCC`` push (docs/protocols.md): BCC = XOR of the bytes before."""
 
     board: int
     lock: int

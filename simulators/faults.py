@@ -1,4 +1,4 @@
-"""The fault menu (protocol reference §8), switchable at runtime.
+"""The fault menu (what real lines and boards do wrong; docs/hardware.md), switchable at runtime.
 
 Fault holders are deliberately mutable: a test flips ``board.faults.silent = True``
 in the middle of a conversation and the very next reply obeys. Reads happen on the

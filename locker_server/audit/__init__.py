@@ -1,4 +1,4 @@
-"""The tamper-evident audit log (issue 3): hash-chained entries with signed checkpoints.
+"""The tamper-evident audit log: hash-chained entries with signed checkpoints.
 
 ::
 

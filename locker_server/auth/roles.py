@@ -1,4 +1,4 @@
-"""The roles a principal can hold (issue #3, "Roles and API").
+"""The roles a principal can hold (docs/server.md, "Roles").
 
 =========  ==============================================================
 admin      everything, including users, roles and API keys

@@ -1,7 +1,8 @@
 """Recipients (from the directory), carriers and their couriers.
 
 A courier's code is never stored: only its keyed hash (HMAC with the pickup key,
-domain-separated from pickup codes), so couriers can authenticate at a cabinet later.
+domain-separated from pickup codes), so a courier can sign in at a cabinet without
+the cabinet or the database ever holding the code.
 """
 
 from datetime import datetime

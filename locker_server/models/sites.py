@@ -25,7 +25,7 @@ from locker_server.models.types import (
     visible,
 )
 
-#: A cabinet code is its machine id (later its MQTT user name): never ``+``, ``#`` or ``/``.
+#: A cabinet code is its machine id and its MQTT user name: never ``+``, ``#`` or ``/``.
 CABINET_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -231,7 +231,7 @@ class RemoteOpenRequest(SQLModel):
 
 
 class DoorCommand(SQLModel, table=True):
-    """A door command waiting for the cabinet link (a later issue) to execute it."""
+    """An operator's queued remote open; nothing sends it (signed commands use ``link_commands``)."""
 
     __tablename__ = "door_commands"
 

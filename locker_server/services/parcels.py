@@ -249,7 +249,7 @@ def record_deposit(
 ) -> Parcel:
     """The door closed with the parcel inside: issue credentials, notify, tell the carrier.
 
-    Used by the courier API now and by the cabinet link later (``device_time`` is the
+    Used by the courier API and by the cabinet link (``device_time`` is the
     cabinet's clock when it saw the door close; the server's time is recorded too).
     """
     parcel = get_parcel(session, parcel_id, lock=True)

@@ -1,4 +1,4 @@
-"""Every §9 test vector of protocols A (8A/80) and B (Kerong KR-CU16), decoded and re-encoded.
+"""Every published and derived test vector of protocols A (8A/80) and B (Kerong KR-CU16), decoded and re-encoded.
 
 Vectors and their public sources are listed in docs/protocols.md ("Test vectors"): P =
 published by a public source, D = derived from the documented layout.
@@ -29,8 +29,8 @@ XOR_REQUEST_VECTORS: list[tuple[str, X.XorRequest, str]] = [
     ("8A 01 02 11 98", X.UnlockRequest(1, 2), "P: QwmLockDemo"),
     ("80 01 00 99 18", X.ReadAddressRequest(), "P: QwmLockDemo README"),
     ("8A 03 0C 11 94", X.UnlockRequest(3, 12), "D: Open-Locker driver test, BCC recomputed"),
-    ("8A 01 0C 11 96", X.UnlockRequest(1, 12), "D: layout §1.2"),
-    ("80 01 0C 33 BE", X.QueryLockRequest(1, 12), "D: layout §1.2"),
+    ("8A 01 0C 11 96", X.UnlockRequest(1, 12), "D: layout"),
+    ("80 01 0C 33 BE", X.QueryLockRequest(1, 12), "D: layout"),
 ]
 
 XOR_REPLY_VECTORS: list[tuple[str, X.XorReply, str]] = [
@@ -55,17 +55,17 @@ KERONG_REQUEST_VECTORS: list[tuple[str, K.KerongRequest, str]] = [
     ("02 0F 31 03 45", K.UnlockRequest(0, 16), "P: xaleel; KU16"),
     ("02 10 31 03 46", K.UnlockRequest(1, 1), "P: xaleel; Spanish server"),
     ("02 F0 32 03 27", K.BusStatusRequest(), "P: Spanish server; Qt SerialMCU; BLE app"),
-    ("02 10 30 03 45", K.StatusRequest(1), "D: layout §2.2 (corrects xaleel's 3E)"),
-    ("02 2F 31 03 65", K.UnlockRequest(2, 16), "D: layout §2.2"),
-    ("02 00 33 03 38", K.UnlockAllRequest(0), "D: layout §2.2"),
-    ("02 10 33 03 48", K.UnlockAllRequest(1), "D: layout §2.2"),
+    ("02 10 30 03 45", K.StatusRequest(1), "D: layout (corrects xaleel's 3E)"),
+    ("02 2F 31 03 65", K.UnlockRequest(2, 16), "D: layout"),
+    ("02 00 33 03 38", K.UnlockAllRequest(0), "D: layout"),
+    ("02 10 33 03 48", K.UnlockAllRequest(1), "D: layout"),
 ]
 
 KERONG_REPLY_VECTORS: list[tuple[str, K.StatusReply, str]] = [
     ("02 00 36 00 00 00 00 03 3B", K.StatusReply(0, 0, 0, bus=True), "P: Spanish server capture"),
     ("02 10 36 00 00 00 00 03 4B", K.StatusReply(1, 0, 0, bus=True), "P: Spanish server capture"),
-    ("02 00 35 01 00 00 00 03 3B", K.StatusReply(0, 0x0001, 0), "D: reply layout §2.2"),
-    ("02 00 35 FE FF 01 00 03 38", K.StatusReply(0, 0xFFFE, 0x0001), "D: reply layout §2.2"),
+    ("02 00 35 01 00 00 00 03 3B", K.StatusReply(0, 0x0001, 0), "D: reply layout"),
+    ("02 00 35 FE FF 01 00 03 38", K.StatusReply(0, 0xFFFE, 0x0001), "D: reply layout"),
 ]
 
 
@@ -161,7 +161,7 @@ def test_cu12_frames_are_not_mistaken_for_cu16_frames(wire: str) -> None:
 
 
 def test_xor_weakness_vector_decodes_as_the_structurally_valid_four_lock_bitmap() -> None:
-    # §1.6: 80 01 00 01 01 33 B2 has the BCC of the all-zero frame; it is a valid 3-status
+    # A known XOR weakness: 80 01 00 01 01 33 B2 has the BCC of the all-zero frame; it is a valid 3-status
     # reply with locks 1 and 9 signalling, and only a board cross-check can flag it.
     reply = X.AllLocksReply.from_bytes(bytes.fromhex("80 01 00 01 01 33 B2"))
     assert reply.status_bytes == b"\x00\x01\x01"

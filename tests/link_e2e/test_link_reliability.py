@@ -1,4 +1,4 @@
-"""No event lost and none applied twice, whatever happens to the link (issue 4).
+"""No event lost and none applied twice, whatever happens to the link.
 
 Each test runs on SQLite and on PostgreSQL (the ``engine`` fixture), with the real agent,
 a private Mosquitto with TLS and ACLs, and the server's bridge.

@@ -1,4 +1,4 @@
-"""An attacker who can publish on the broker never opens a door (issue #4, field notes 10).
+"""An attacker who can publish on the broker never opens a door.
 
 The whole path is real: cabinets provisioned with ``locker-server cabinet provision``, the
 private Mosquitto started from ``locker-server broker-config`` (TLS + ACLs), the agent

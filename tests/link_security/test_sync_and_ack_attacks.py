@@ -1,5 +1,5 @@
 """An attacker who can publish on the broker can neither make a cabinet forget its door
-events nor slip it a pickup code or an old clock (issue #4, field notes 10).
+events nor slip it a pickup code or an old clock.
 
 Same real path as ``test_command_attacks``: cabinet CAB-A provisioned with
 ``locker-server cabinet provision``, the private Mosquitto from ``locker-server

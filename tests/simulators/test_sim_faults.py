@@ -1,4 +1,4 @@
-"""Every fault of the menu (reference §8) does on the wire what it says, on both protocols."""
+"""Every fault of the menu  does on the wire what it says, on both protocols."""
 
 from __future__ import annotations
 
