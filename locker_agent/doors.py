@@ -7,8 +7,8 @@ Rules it keeps (docs/hardware.md explains each):
   read ends, so waiting polls of the other boards still get the line) until a query sent
   after the unlock sees the door open → ``open_confirmed``, or ``confirm_window`` ends →
   ``jammed``. The unlock reply's own status byte is never taken as the door state: some
-  boards send a fixed success code there (the CSDN board specification, docs/protocols.md), so it proves only
-  that the board heard us;
+  boards send a fixed success code there (the CSDN board specification in
+  docs/protocols.md), so it proves only that the board heard us;
 * an unanswered unlock is ``open_outcome_unknown`` until the polls tell; it may become
   ``open_confirmed`` by the sensor, never by a resend. It never resends an unlock;
 * the relay fires even when the sensor already says open (a broken input may say so);

@@ -231,7 +231,7 @@ class RemoteOpenRequest(SQLModel):
 
 
 class DoorCommand(SQLModel, table=True):
-    """An operator's queued remote open; nothing sends it (signed commands use ``link_commands``)."""
+    """An operator's queued remote open; nothing sends it (signed commands: ``link_commands``)."""
 
     __tablename__ = "door_commands"
 

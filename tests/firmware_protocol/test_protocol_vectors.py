@@ -1,4 +1,4 @@
-"""Every published and derived test vector of protocols A (8A/80) and B (Kerong KR-CU16), decoded and re-encoded.
+"""Every published and derived vector of the 8A/80 and Kerong KR-CU16 protocols, round-tripped.
 
 Vectors and their public sources are listed in docs/protocols.md ("Test vectors"): P =
 published by a public source, D = derived from the documented layout.
@@ -161,8 +161,8 @@ def test_cu12_frames_are_not_mistaken_for_cu16_frames(wire: str) -> None:
 
 
 def test_xor_weakness_vector_decodes_as_the_structurally_valid_four_lock_bitmap() -> None:
-    # A known XOR weakness: 80 01 00 01 01 33 B2 has the BCC of the all-zero frame; it is a valid 3-status
-    # reply with locks 1 and 9 signalling, and only a board cross-check can flag it.
+    # A known XOR weakness: 80 01 00 01 01 33 B2 has the BCC of the all-zero frame; it is a
+    # valid 3-status reply with locks 1 and 9 signalling, and only a board cross-check can flag it.
     reply = X.AllLocksReply.from_bytes(bytes.fromhex("80 01 00 01 01 33 B2"))
     assert reply.status_bytes == b"\x00\x01\x01"
     assert {lock for lock, signal in reply.feedback().items() if signal} == {1, 9}
