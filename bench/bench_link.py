@@ -311,7 +311,7 @@ def _expect(answer: str, prefix: str) -> None:
 #: the pulse (docs/performance.md, door layer)
 #: The simulated 8A/80 board of part (b), always on a 9600-baud line with byte pacing
 #: (a 5-byte frame takes 5.2 ms each way). Real boards answer an unlock only after the
-#: relay pulse (0.5-1 s, docs/hardware.md), which no round-trip goal can include, so:
+#: relay pulse (0.5-1 s, docs/protocols.md), which no round-trip goal can include, so:
 #: * ``instant``: the board itself takes no time (it answers as soon as a request is in,
 #:   the door springs at once): what remains is our software path plus the serial line;
 #: * ``50ms-unlock``: it answers an unlock 50 ms after it (40 ms pulse, door open after

@@ -1,6 +1,6 @@
 """Door controller of one cabinet: polls the boards, opens doors, emits door events.
 
-Rules it keeps (docs/hardware.md explains each):
+Rules it keeps (background in docs/protocols.md and docs/hardware.md):
 
 * "relay pulsed" is not "door opened": after ONE unlock it queries THAT lock (the first
   query queued right behind the unlock, then one ``confirm_poll_interval`` after each
