@@ -75,7 +75,7 @@ class Priority(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
-    """Timing and line options of one bus; defaults follow the boards' timing (docs/protocols.md)."""
+    """Timing and line options of one bus; defaults: the boards' timing (docs/protocols.md)."""
 
     baudrate: int
     unlock_timeout: float = 1.5
