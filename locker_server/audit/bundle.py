@@ -185,38 +185,35 @@ def _check_manifest_signature(walk: _Walk) -> None:
 
 def _check_checkpoints(read: Callable[[str], IO[bytes]], walk: _Walk) -> None:
     for line in _read(read, CHECKPOINTS_FILE).splitlines():
-        checkpoint = _json_line(line)
-        seq = checkpoint.get("seq")
-        if not isinstance(seq, int):
-            raise _Problem("malformed", None, "a checkpoint without a sequence number")
-        if checkpoint.get("key_id") != walk.key_id or not canonical.checkpoint_signature_ok(
-            walk.public_key,
-            seq,
-            checkpoint.get("entry_hash", ""),
-            checkpoint.get("signed_at", ""),
-            checkpoint.get("signature", ""),
-        ):
-            raise _Problem("bad_checkpoint_signature", seq, f"checkpoint {seq} signature invalid")
+        seq, checkpoint = _signed_checkpoint(line, walk, "checkpoint", "bad_checkpoint_signature")
         walk.signed[seq] = checkpoint["entry_hash"]
     walk.stored = dict(walk.signed)
+
+
+def _signed_checkpoint(
+    line: bytes, walk: _Walk, what: str, bad_signature: str
+) -> tuple[int, dict[str, Any]]:
+    """One signed checkpoint line (of the database's list or of the witness), checked."""
+    checkpoint = _json_line(line)
+    seq = checkpoint.get("seq")
+    if not isinstance(seq, int):
+        raise _Problem("malformed", None, f"a {what} without a sequence number")
+    if checkpoint.get("key_id") != walk.key_id or not canonical.checkpoint_signature_ok(
+        walk.public_key,
+        seq,
+        checkpoint.get("entry_hash", ""),
+        checkpoint.get("signed_at", ""),
+        checkpoint.get("signature", ""),
+    ):
+        raise _Problem(bad_signature, seq, f"{what} {seq} signature invalid")
+    return seq, checkpoint
 
 
 def _check_witness(read: Callable[[str], IO[bytes]], walk: _Walk) -> None:
     if WITNESS_FILE not in walk.manifest.get("files", {}):
         return  # a bundle from before the witness
     for line in _read(read, WITNESS_FILE).splitlines():
-        checkpoint = _json_line(line)
-        seq = checkpoint.get("seq")
-        if not isinstance(seq, int):
-            raise _Problem("malformed", None, "a witness line without a sequence number")
-        if checkpoint.get("key_id") != walk.key_id or not canonical.checkpoint_signature_ok(
-            walk.public_key,
-            seq,
-            checkpoint.get("entry_hash", ""),
-            checkpoint.get("signed_at", ""),
-            checkpoint.get("signature", ""),
-        ):
-            raise _Problem("bad_witness_signature", seq, f"witness line {seq} signature invalid")
+        seq, checkpoint = _signed_checkpoint(line, walk, "witness line", "bad_witness_signature")
         walk.witness_lines += 1
         walk.witnessed[seq] = checkpoint["entry_hash"]
     # Entries are held to the witnessed hashes first: a rewrite shows where it starts.
