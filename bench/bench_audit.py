@@ -180,14 +180,21 @@ def bulk_load(engine: sa.Engine, signing_key: Ed25519PrivateKey, count: int) -> 
                 prev = row["entry_hash"]
                 rows.append(row)
                 if seq % 1000 == 1 or seq == count:
-                    checkpoints.append(signed_checkpoint(signing_key, seq, prev, start))
+                    # signed when its entry was written, as the log's own cadence expects
+                    signed_at = row["recorded_at"]
+                    checkpoints.append(signed_checkpoint(signing_key, seq, prev, signed_at))
             conn.execute(sa.insert(entries_table), rows)
             if checkpoints:
                 conn.execute(sa.insert(checkpoints_table), checkpoints)
         conn.execute(
             sa.update(head_table)
             .where(head_table.c.id == HEAD_ID)
-            .values(seq=count, entry_hash=prev, last_checkpoint_seq=count, last_checkpoint_at=start)
+            .values(
+                seq=count,
+                entry_hash=prev,
+                last_checkpoint_seq=count,
+                last_checkpoint_at=start + timedelta(milliseconds=count),
+            )
         )
 
 
