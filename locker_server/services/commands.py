@@ -30,7 +30,7 @@ from locker_contract import topics
 from locker_contract.bodies import CommandMessage, CommandResult, UnsignedCommand
 from locker_contract.envelope import Envelope, encode
 from locker_contract.types import new_message_id
-from locker_server.audit import Actor, AuditEvent
+from locker_server.audit import Actor
 from locker_server.errors import NotFound
 from locker_server.keys import ServerKeys
 from locker_server.models import Cabinet, Door
@@ -45,7 +45,7 @@ from locker_server.models.commands import (
 from locker_server.models.types import utcnow
 from locker_server.services import outbound
 from locker_server.services.cabinets import cabinet_caller, get_cabinet
-from locker_server.services.context import AuditRecorder, Caller
+from locker_server.services.context import AuditRecorder, Caller, Target, record_audit
 from locker_server.services.errors import LinkUnavailable, RemoteOpenDisabled
 from locker_server.services.outbound import Publisher
 
@@ -78,19 +78,16 @@ def _audit(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    event = AuditEvent(
+    record_audit(
+        session,
+        recorder,
         action=action,
-        actor=caller.actor,
+        caller=caller,
+        target=Target.at_cabinet(cabinet, door_id=command.door_id if command else None),
         outcome=outcome,
-        channel=caller.channel,
-        source=caller.source,
-        site_id=cabinet.site_id,
-        cabinet_id=cabinet.id,
-        door_id=command.door_id if command else None,
         reason=reason,
         details=(_command_details(command) if command else {}) | (details or {}),
     )
-    recorder.record(session, event)
 
 
 def _command_details(command: LinkCommand) -> dict[str, Any]:
@@ -201,16 +198,14 @@ def set_site_remote_open(
     session.add(control)
     session.flush()
     action = "site.remote_open_enabled" if enabled else "site.remote_open_disabled"
-    event = AuditEvent(
+    record_audit(
+        session,
+        recorder,
         action=action,
-        actor=caller.actor,
-        outcome="success",
-        channel=caller.channel,
-        source=caller.source,
-        site_id=site_id,
+        caller=caller,
+        target=Target(site_id=site_id),
         reason=reason,
     )
-    recorder.record(session, event)
     return control
 
 
@@ -255,19 +250,16 @@ def _refuse_disabled(
     reason: str | None,
     caller: Caller,
 ) -> None:
-    event = AuditEvent(
+    record_audit(
+        session,
+        recorder,
         action="door.remote_open",
-        actor=caller.actor,
+        caller=caller,
+        target=Target.at_cabinet(cabinet, door_id=door_id),
         outcome="refused",
-        channel=caller.channel,
-        source=caller.source,
-        site_id=cabinet.site_id,
-        cabinet_id=cabinet.id,
-        door_id=door_id,
         reason=reason,
         details={"refused": "remote_open_disabled", "action": action},
     )
-    recorder.record(session, event)
     session.commit()  # the refusal is audited even though the request fails
     raise RemoteOpenDisabled(f"remote opening is switched off for cabinet {cabinet.id}")
 

@@ -185,6 +185,32 @@ def audit(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit entry in the caller's transaction (it commits or rolls back with it)."""
+    record_audit(
+        session,
+        deps.audit,
+        action=action,
+        caller=caller,
+        target=target,
+        outcome=outcome,
+        reason=reason,
+        device_time=device_time,
+        details=details,
+    )
+
+
+def record_audit(
+    session: Session,
+    recorder: AuditRecorder,
+    *,
+    action: str,
+    caller: Caller,
+    target: Target,
+    outcome: str = "success",
+    reason: str | None = None,
+    device_time: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """:func:`audit` through a given recorder (services that hold no :class:`DomainDeps`)."""
     event = AuditEvent(
         action=action,
         actor=caller.actor,
@@ -200,4 +226,4 @@ def audit(
         device_time=device_time,
         details=details or {},
     )
-    deps.audit.record(session, event)
+    recorder.record(session, event)
