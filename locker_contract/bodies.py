@@ -117,10 +117,29 @@ class PickupRefusedData(BaseModel):
     credential: Literal["code", "qr"] | None = None
 
 
+class AlarmKind(enum.StrEnum):
+    """Alarm kinds a cabinet raises; ``kind`` is open (a newer agent may send others),
+    these are the ones both sides name."""
+
+    BOARD_NOT_ANSWERING = "board_not_answering"
+    DOOR_UNOBSERVED = "door_unobserved"
+    DOOR_MOVED_UNOBSERVED = "door_moved_unobserved"
+    DOOR_OPEN_RATE_LIMITED = "door_open_rate_limited"
+    PICKUP_DOOR_NOT_OPENED = "pickup_door_not_opened"
+    WRONG_CODE_BURST = "wrong_code_burst"
+    CAMERA_LOST = "camera_lost"
+    SCANNER_LOST = "scanner_lost"
+    COMMAND_REJECTED = "command_rejected"
+
+
 class AlarmData(BaseModel):
+    """``alarm`` data. An alarm with ``cleared`` true ends the open alarm of the same
+    kind (and door) instead of raising one: e.g. the board answers again."""
+
     model_config = MODEL_CONFIG
     kind: ShortText
     detail: ShortText | None = None
+    cleared: bool = False
 
 
 TYPED_EVENT_DATA: dict[str, type[BaseModel]] = {
