@@ -95,8 +95,8 @@ def _register_apikey(subparsers: Any) -> None:
 def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn  # imported here: only `serve` needs the ASGI server
 
-    from locker_server.api.app import create_app
     from locker_server.background import BackgroundJobs
+    from locker_server.web.app import create_console_app
 
     if is_sqlite(ctx.engine):
         migrate(ctx.engine)
@@ -104,7 +104,7 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     jobs.start(link_only=args.no_background)
     try:
         # Remote opens publish signed commands through this process's bridge.
-        app = create_app(ctx.settings, link_publisher=jobs.link_publisher)
+        app = create_console_app(ctx.settings, link_publisher=jobs.link_publisher)
         # The app reads X-Forwarded-For itself, only from LOCKER_TRUSTED_PROXIES; uvicorn's
         # own handling would believe it from any local client.
         uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False)

@@ -130,7 +130,9 @@ def get_client_info(request: Request) -> ClientInfo:
     peer = request.client.host if request.client else None
     proxies = request.app.state.settings.trusted_proxies
     source = client_address(peer, request.headers.get("x-forwarded-for"), proxies)
-    return ClientInfo(channel="api", source=source, method=request.method, path=request.url.path)
+    path = request.url.path
+    channel = "api" if path.startswith("/api/") else "web"
+    return ClientInfo(channel=channel, source=source, method=request.method, path=path)
 
 
 ClientContext = Annotated[ClientInfo, Depends(get_client_info)]

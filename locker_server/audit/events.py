@@ -18,7 +18,7 @@ from locker_server.audit.errors import InvalidAuditEvent
 ACTOR_TYPES: Final = frozenset(
     {"user", "courier", "api_key", "cabinet", "system", "recipient", "anonymous"}
 )
-CHANNELS: Final = frozenset({"api", "cli", "cabinet", "worker", "kiosk"})
+CHANNELS: Final = frozenset({"api", "web", "cli", "cabinet", "worker", "kiosk"})
 TARGET_FIELDS: Final = ("site_id", "cabinet_id", "door_id", "parcel_id", "recipient_id")
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")

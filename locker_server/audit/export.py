@@ -71,6 +71,12 @@ class EntryFilter:
     parcel_id: int | None = None
     #: Sites a site-limited principal may see (``None``: all sites, entries without a site too).
     allowed_sites: frozenset[int] | None = field(default=None)
+    door_id: int | None = None
+    outcome: str | None = None
+    #: ``type`` or ``type:id`` of the actor, e.g. ``user:3`` or ``cabinet``.
+    actor: str | None = None
+    #: Case-insensitive text looked for in the action, the reason and the details.
+    text: str | None = None
 
     def clauses(self) -> list[sa.ColumnElement[bool]]:
         """The filter as SQL conditions on ``audit_entries``."""
@@ -82,9 +88,24 @@ class EntryFilter:
             clauses.append(c.recorded_at < _utc(self.until))
         if self.action_prefix:
             clauses.append(c.action.startswith(self.action_prefix, autoescape=True))
-        for name in ("site_id", "cabinet_id", "parcel_id"):
+        for name in ("site_id", "cabinet_id", "parcel_id", "door_id", "outcome"):
             if getattr(self, name) is not None:
                 clauses.append(c[name] == getattr(self, name))
+        if self.actor is not None:
+            actor_type, _, actor_id = self.actor.partition(":")
+            clauses.append(c.actor_type == actor_type)
+            if actor_id:
+                clauses.append(c.actor_id == actor_id)
+        if self.text:
+            pattern = f"%{_escape_like(self.text.lower())}%"
+            clauses.append(
+                sa.or_(
+                    *(
+                        sa.func.lower(c[name]).like(pattern, escape="\\")
+                        for name in ("action", "reason", "details")
+                    )
+                )
+            )
         if self.allowed_sites is not None:
             clauses.append(c.site_id.in_(sorted(self.allowed_sites)))
         return clauses
@@ -98,10 +119,14 @@ class EntryFilter:
             return False
         if self.action_prefix and not entry["action"].startswith(self.action_prefix):
             return False
-        for name in ("site_id", "cabinet_id", "parcel_id"):
+        for name in ("site_id", "cabinet_id", "parcel_id", "door_id", "outcome"):
             wanted = getattr(self, name)
             if wanted is not None and entry[name] != wanted:
                 return False
+        if self.actor is not None and not _actor_matches(self.actor, entry):
+            return False
+        if self.text and not _text_matches(self.text, entry):
+            return False
         return self.allowed_sites is None or entry["site_id"] in self.allowed_sites
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +138,12 @@ class EntryFilter:
             "cabinet_id": self.cabinet_id,
             "parcel_id": self.parcel_id,
             "allowed_sites": sorted(self.allowed_sites) if self.allowed_sites is not None else None,
+            # Only when set: bundles exported before these filters existed still verify.
+            **{
+                name: getattr(self, name)
+                for name in _NEWER_FILTERS
+                if getattr(self, name) is not None
+            },
         }
 
     @classmethod
@@ -126,7 +157,28 @@ class EntryFilter:
             cabinet_id=data.get("cabinet_id"),
             parcel_id=data.get("parcel_id"),
             allowed_sites=frozenset(allowed) if allowed is not None else None,
+            **{name: data.get(name) for name in _NEWER_FILTERS},
         )
+
+
+_NEWER_FILTERS: Final = ("door_id", "outcome", "actor", "text")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _actor_matches(actor: str, entry: Mapping[str, Any]) -> bool:
+    actor_type, _, actor_id = actor.partition(":")
+    return entry["actor_type"] == actor_type and (not actor_id or entry["actor_id"] == actor_id)
+
+
+def _text_matches(text: str, entry: Mapping[str, Any]) -> bool:
+    wanted = text.lower()
+    details = entry["details"]
+    details_text = details if isinstance(details, str) else canonical.canonical_details(details)
+    haystacks = (entry["action"], entry["reason"] or "", details_text)
+    return any(wanted in haystack.lower() for haystack in haystacks)
 
 
 def entry_dict(row: Row) -> dict[str, Any]:

@@ -170,3 +170,45 @@ def export_bundle(
     with session_scope(engine) as session:
         record_export(audit, session, reader, entry_filter, export_format="bundle", extra=extra)
     return summary
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsePage:
+    """Newest entries first; ``older_than`` is the ``before`` of the next page (None: last)."""
+
+    entries: list[dict[str, Any]]
+    total: int
+    older_than: int | None
+
+
+def browse_entries(
+    audit: AuditLog,
+    session: Session,
+    reader: Reader,
+    entry_filter: EntryFilter,
+    *,
+    before: int | None,
+    limit: int,
+) -> BrowsePage:
+    """A page of matching entries, newest first, keyset-paged on ``seq`` (``before``: only
+    entries below it), so the thousandth page costs what the first does. Recorded as
+    ``audit.viewed``."""
+    clauses = entry_filter.clauses()
+    seq = entries_table.c.seq
+    total = session.execute(
+        sa.select(sa.func.count()).select_from(entries_table).where(*clauses)
+    ).scalar_one()
+    page_clauses = [*clauses] if before is None else [*clauses, seq < before]
+    dialect = session.get_bind().dialect.name
+    statement = (
+        sa.select(*store.entry_columns(dialect))
+        .where(*page_clauses)
+        .order_by(seq.desc())
+        .limit(limit + 1)
+    )
+    rows = [tuple(row) for row in session.execute(statement)]
+    entries = [export.entry_dict(row) for row in rows[:limit]]
+    older_than = entries[-1]["seq"] if len(rows) > limit else None
+    details = {"filter": entry_filter.to_dict(), "returned": len(entries), "before": before}
+    audit.record(session, reader.event("audit.viewed", "success", details))
+    return BrowsePage(entries=entries, total=int(total), older_than=older_than)

@@ -187,3 +187,17 @@ def _account_details(user: User, change: UserChange) -> dict[str, Any]:
         "active": user.active,
         "password_changed": change.password is not None,
     }
+
+
+def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    """User names by id (for showing who an audit entry's ``user`` actor is)."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return {}
+    rows = session.exec(select(User).where(col(User.id).in_(wanted)))
+    return {user.id: user.username for user in rows if user.id is not None}
+
+
+def user_id_by_name(session: Session, username: str) -> int | None:
+    user = session.exec(select(User).where(User.username == username)).first()
+    return user.id if user else None
