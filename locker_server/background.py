@@ -9,9 +9,10 @@ Four jobs, each on its own daemon thread(s), each surviving its own failures:
   just before a quiet period are still covered by a signed checkpoint in time;
 * the cabinet link: the MQTT bridge (``locker_server.link.bridge``) to
   ``LOCKER_MQTT_URL`` or, when none is set, to an embedded development broker (amqtt)
-  started here on 127.0.0.1:``LOCKER_EMBEDDED_BROKER_PORT``. If the link cannot start
-  (e.g. that port is taken) the error is logged and the API serves without it.
-  Unlike the other jobs, the bridge is safe to run in every server process: its
+  started here on 127.0.0.1:``LOCKER_EMBEDDED_BROKER_PORT``. The link starts first: if
+  it cannot (that port is taken, the broker settings are unusable) :meth:`start` raises
+  ``BrokerError`` or ``LinkError`` before any other job runs, and ``serve`` stops with
+  the reason. Unlike the other jobs, the bridge is safe to run in every server process: its
   shared subscriptions split the cabinets' messages between them.
 
 * link housekeeping every ``housekeeping_seconds`` (2 s): commands without a final result
@@ -79,18 +80,26 @@ class BackgroundJobs:
     embedded_broker: EmbeddedBroker | None = None
 
     def start(self, *, link_only: bool = False) -> None:
+        """Start the link, then (unless ``link_only``) the other jobs.
+
+        Raises ``BrokerError`` or ``LinkError`` if the link cannot start; what was
+        started by then is stopped again.
+        """
         audit = AuditLog.for_server(self.settings, self.keys)
         notifier = Notifier(settings=self.settings, keys=self.keys)
         deps = DomainDeps(settings=self.settings, keys=self.keys, audit=audit, notifier=notifier)
+        try:
+            self._start_link(deps, housekeeping=not link_only)
+        except (LinkError, BrokerError):
+            self.stop()
+            raise
         if link_only:
-            self._start_link(deps, housekeeping=False)
             return
         worker = NotificationWorker(self.engine, self.settings, self.keys, audit=audit)
         self._spawn("notification-worker", lambda: worker.run_forever(self._stop))
         self._spawn("parcel-sweeps", self._every(self.sweep_seconds, lambda: self._sweep(deps)))
         checkpoint_seconds = float(self.settings.audit_checkpoint_seconds)
         self._spawn("audit-checkpoints", self._every(checkpoint_seconds, lambda: self._seal(audit)))
-        self._start_link(deps)
 
     @property
     def link_publisher(self) -> LinkPublisher | None:
@@ -106,31 +115,26 @@ class BackgroundJobs:
         for thread in self._threads:
             thread.join(timeout)
 
-    def _start_link(self, deps: DomainDeps, *, housekeeping: bool = True) -> None:
-        try:
-            if self.settings.mqtt_url is None:
-                broker = EmbeddedBroker(self.settings.embedded_broker_port)
-                broker.start()
-                self.embedded_broker = broker
-            bridge = MqttBridge(
-                BridgeConfig.from_settings(self.settings), Ingest(self.engine, deps)
-            )
-            bridge.start()
-            self.bridge = bridge
-            publisher = bridge.publisher
-            if not housekeeping:
-                return
-            self._spawn(
-                "link-housekeeping",
-                self._every(
-                    self.housekeeping_seconds,
-                    lambda: cabinet_sync.housekeeping(
-                        self.engine, publisher, keys=deps.keys, audit=deps.audit
-                    ),
+    def _start_link(self, deps: DomainDeps, *, housekeeping: bool) -> None:
+        if self.settings.mqtt_url is None:
+            broker = EmbeddedBroker(self.settings.embedded_broker_port)
+            broker.start()
+            self.embedded_broker = broker
+        bridge = MqttBridge(BridgeConfig.from_settings(self.settings), Ingest(self.engine, deps))
+        bridge.start()
+        self.bridge = bridge
+        publisher = bridge.publisher
+        if not housekeeping:
+            return
+        self._spawn(
+            "link-housekeeping",
+            self._every(
+                self.housekeeping_seconds,
+                lambda: cabinet_sync.housekeeping(
+                    self.engine, publisher, keys=deps.keys, audit=deps.audit
                 ),
-            )
-        except (LinkError, BrokerError):
-            logger.exception("cabinet link not started; the API serves without it")
+            ),
+        )
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

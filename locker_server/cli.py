@@ -3,13 +3,16 @@
 The parser is assembled from the ``register(subparsers)`` functions listed in
 ``COMMAND_REGISTRATIONS``; each module owns its own top-level words (see the server
 contract). Building the parser touches neither the database nor the keys, so
-``--help`` works anywhere. Exit codes: 0 ok, 1 failure, 2 usage error.
+``--help`` works anywhere. Exit codes: 0 ok, 1 failure, 2 usage error. A reader that
+closes stdout early (``locker-server audit export | head``) ends the command quietly
+with exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -52,6 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again.
+
+    The recipe of the Python docs for SIGPIPE (``signal`` module, "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     try:

@@ -8,6 +8,7 @@ audited with channel ``cli``. Examples::
     locker-server cabinet add 1 LOBBY-01 --name "Lobby"
     locker-server door add-range 1 --from 1 --to 24 --size M --board 1 --first-lock 1
     locker-server door out-of-service 7 --reason "lock coil burnt"
+    locker-server carrier webhook-secret 2   # hex, to hand to the carrier (audited)
     printf '73915546' | locker-server courier add 1 "Li Wei" --code-stdin
     locker-server parcel sweep        # release reservations, send reminders, expire (cron)
 """
@@ -294,6 +295,13 @@ def _carriers(subparsers: Any) -> None:
     add.add_argument("name")
     add.add_argument("--webhook-url")
     _command(words, "list", carrier_list, "list carriers")
+    secret = _command(
+        words,
+        "webhook-secret",
+        carrier_webhook_secret,
+        "print the secret that signs a carrier's webhooks (hex; the look is audited)",
+    )
+    secret.add_argument("carrier_id", type=int)
 
 
 def carrier_add(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -306,6 +314,20 @@ def carrier_add(args: argparse.Namespace, ctx: CliContext) -> int:
 def carrier_list(_args: argparse.Namespace, ctx: CliContext) -> int:
     with session_scope(ctx.engine) as session:
         return _print(ctx, (f"{c.id}\t{c.name}" for c in directory.list_carriers(session)))
+
+
+def carrier_webhook_secret(args: argparse.Namespace, ctx: CliContext) -> int:
+    with session_scope(ctx.engine) as session:
+        secret = directory.reveal_webhook_secret(
+            session, _deps(ctx), args.carrier_id, caller=CLI_CALLER
+        )
+    print(secret.hex(), file=ctx.out)
+    print(
+        f"webhook signing secret of carrier {args.carrier_id} (hex); hand it to the carrier"
+        " over a confidential channel (verification: docs/notifications.md)",
+        file=ctx.err,
+    )
+    return 0
 
 
 def _couriers(subparsers: Any) -> None:

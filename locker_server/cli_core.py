@@ -18,9 +18,10 @@ from locker_server.auth.api_key_admin import create_api_key, revoke_api_key
 from locker_server.auth.origin import Origin
 from locker_server.auth.roles import USER_ROLES, Role
 from locker_server.auth.users import NewUser, create_user, list_users, site_ids_of
+from locker_server.broker.errors import BrokerError, BrokerPortTaken
 from locker_server.cli_context import CliContext
 from locker_server.db import is_sqlite, migrate, session_scope
-from locker_server.errors import ValidationFailed
+from locker_server.errors import ConfigurationError, ValidationFailed
 
 CLI_ORIGIN = Origin(Actor(type="system", id="cli"), channel="cli")
 _LIST_LIMIT = 10_000
@@ -96,12 +97,17 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn  # imported here: only `serve` needs the ASGI server
 
     from locker_server.background import BackgroundJobs
+    from locker_server.link.bridge import LinkError
     from locker_server.web.app import create_console_app
 
     if is_sqlite(ctx.engine):
         migrate(ctx.engine)
     jobs = BackgroundJobs(ctx.engine, ctx.settings, ctx.keys)
-    jobs.start(link_only=args.no_background)
+    try:
+        jobs.start(link_only=args.no_background)
+    except (BrokerError, LinkError) as exc:
+        # A server without its cabinet link would look healthy while no door could open.
+        raise ConfigurationError(_link_not_started(exc)) from exc
     try:
         # Remote opens publish signed commands through this process's bridge.
         app = create_console_app(ctx.settings, link_publisher=jobs.link_publisher)
@@ -111,6 +117,16 @@ def serve_command(args: argparse.Namespace, ctx: CliContext) -> int:
     finally:
         jobs.stop()
     return 0
+
+
+def _link_not_started(error: Exception) -> str:
+    if isinstance(error, BrokerPortTaken):
+        return (
+            f"the embedded development MQTT broker cannot listen on {error.host}:{error.port}:"
+            " the port is already in use. Set LOCKER_EMBEDDED_BROKER_PORT to a free port, or"
+            " LOCKER_MQTT_URL to a running broker (then none is embedded)."
+        )
+    return f"the cabinet link cannot start: {error}"
 
 
 def migrate_command(_args: argparse.Namespace, ctx: CliContext) -> int:

@@ -13,7 +13,7 @@ import functools
 import getpass
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -222,16 +222,26 @@ def export_command(args: argparse.Namespace, ctx: CliContext) -> int:
             file=ctx.err,
         )
         return EXIT_OK
+    closed_early: BrokenPipeError | None = None
     with session_scope(ctx.engine) as session:
         lines = _lines(args.format, session, entry_filter, progress)
-        _write_lines(lines, args.out, ctx.out)
-        service.record_export(audit, session, _reader(), entry_filter, export_format=args.format)
+        try:
+            _write_lines(lines, args.out, ctx.out)
+        except BrokenPipeError as exc:  # `| head`: the entries read so far were still seen
+            lines.close()
+            closed_early = exc
+        extra = {"complete": False} if closed_early else None
+        service.record_export(
+            audit, session, _reader(), entry_filter, export_format=args.format, extra=extra
+        )
+    if closed_early is not None:
+        raise closed_early  # the CLI entry point ends quietly on a closed stdout
     return EXIT_OK
 
 
 def _lines(
     export_format: str, session: Any, entry_filter: EntryFilter, progress: Callable[[int], None]
-) -> Iterator[str]:
+) -> Generator[str]:
     if export_format == "csv":
         return export.csv_lines(session, entry_filter, progress)
     return export.jsonl_lines(session, entry_filter, progress)

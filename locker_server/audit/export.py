@@ -36,7 +36,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,7 +209,7 @@ def _counted(rows: Iterator[Row], progress: Callable[[int], None] | None) -> Ite
 
 def jsonl_lines(
     session: Session, entry_filter: EntryFilter, progress: Callable[[int], None] | None = None
-) -> Iterator[str]:
+) -> Generator[str]:
     """Matching entries as JSON Lines, one string per line (newline included)."""
     for row in _counted(_rows(session, entry_filter), progress):
         yield json.dumps(entry_dict(row), ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -217,7 +217,7 @@ def jsonl_lines(
 
 def csv_lines(
     session: Session, entry_filter: EntryFilter, progress: Callable[[int], None] | None = None
-) -> Iterator[str]:
+) -> Generator[str]:
     """Matching entries as CSV (header first), one string per line."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

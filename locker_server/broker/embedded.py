@@ -9,13 +9,15 @@ the server stays synchronous.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import threading
 from typing import Any
 
 from amqtt.broker import Broker  # type: ignore[import-untyped]  # amqtt ships no py.typed
 
-from locker_server.broker.errors import BrokerStartFailed
+from locker_server.broker.errors import BrokerPortTaken, BrokerStartFailed
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,31 @@ def _broker_config(port: int) -> dict[str, Any]:
     }
 
 
+def _ensure_port_free(port: int) -> None:
+    """Bind the port the way asyncio's server will (``SO_REUSEADDR``) and let it go again.
+
+    Checked up front so a taken port is one clear error, not amqtt's logged traceback.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BrokerPortTaken(HOST, port) from exc
+            raise BrokerStartFailed(f"cannot listen on {HOST}:{port}: {exc.strerror}") from exc
+
+
+def _caused_by_address_in_use(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 class EmbeddedBroker:
     """Start with :meth:`start` (blocks until it listens), end with :meth:`stop`."""
 
@@ -42,6 +69,12 @@ class EmbeddedBroker:
         self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
 
     def start(self) -> None:
+        """Raises :class:`BrokerPortTaken` if the port is in use, before anything runs."""
+        try:
+            _ensure_port_free(self.port)
+        except BrokerStartFailed:
+            self._loop.close()
+            raise
         logger.warning(
             "no LOCKER_MQTT_URL: starting the embedded DEVELOPMENT broker (amqtt) on %s:%s"
             " - anonymous, no TLS, MQTT 3.1.1; use Mosquitto in production",
@@ -52,6 +85,8 @@ class EmbeddedBroker:
         if not self._started.wait(_START_TIMEOUT_S):
             raise BrokerStartFailed(f"embedded broker did not start on port {self.port}")
         if self._error is not None:
+            if _caused_by_address_in_use(self._error):  # taken between the check and amqtt
+                raise BrokerPortTaken(HOST, self.port) from self._error
             raise BrokerStartFailed(f"embedded broker failed: {self._error}") from self._error
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -3,6 +3,7 @@
 
     BrokerError
     └── BrokerStartFailed     the embedded development broker could not start
+        └── BrokerPortTaken   ... because something else already listens on its port
 """
 
 from __future__ import annotations
@@ -14,3 +15,12 @@ class BrokerError(Exception):
 
 class BrokerStartFailed(BrokerError):
     """The embedded development broker did not come up."""
+
+
+class BrokerPortTaken(BrokerStartFailed):
+    """Another process already listens on the embedded broker's address."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port} is already in use")
+        self.host = host
+        self.port = port

@@ -24,6 +24,7 @@ from locker_server.models import (
     RecipientCreate,
     RecipientUpdate,
 )
+from locker_server.notifications import carrier_webhook_secret
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.credentials import courier_code_hash
 from locker_server.services.layout import _flush_unique
@@ -148,6 +149,25 @@ def update_carrier(
         details={"carrier_id": carrier_id, "fields": sorted(changes)},
     )
     return carrier
+
+
+def reveal_webhook_secret(
+    session: Session, deps: DomainDeps, carrier_id: int, *, caller: Caller
+) -> bytes:
+    """The secret that signs ``carrier_id``'s webhooks, for an admin to hand to the carrier.
+
+    Every look is audited (the entry names the carrier, never the secret).
+    """
+    get_carrier(session, carrier_id)  # NotFound for an unknown id: no secret for nobody
+    audit(
+        session,
+        deps,
+        action="carrier.webhook_secret_viewed",
+        caller=caller,
+        target=Target(),
+        details={"carrier_id": carrier_id},
+    )
+    return carrier_webhook_secret(deps.keys, carrier_id)
 
 
 def couriers_query(*, carrier_id: int | None = None) -> SelectOfScalar[Courier]:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import subprocess
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import load_keys
 from tests.audit.conftest import entry_hash_at, forged_entry, insert_entry, sample_event
+from tests.cli.test_cli_core import CLI
 
 Tamper = Callable[..., None]
 
@@ -241,6 +243,43 @@ def test_jsonl_export_holds_only_matching_entries_each_rehashable(
     for entry in entries:
         assert canonical.entry_hash(entry["prev_hash"], entry_values(entry)) == entry["entry_hash"]
     assert _actions(engine)[-1] == ("audit.exported", "success", "cli")
+
+
+#: Several times a pipe's buffer (64 KiB on Linux) of JSON Lines, so the export is still
+#: writing when its reader goes away.
+_MORE_THAN_A_PIPE_HOLDS = 600
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_export_into_a_reader_that_stops_after_one_line_ends_quietly_and_is_recorded(
+    engine: Engine, audit_log: AuditLog
+) -> None:
+    with session_scope(engine) as session:
+        events = [sample_event(n) for n in range(1, _MORE_THAN_A_PIPE_HOLDS + 1)]
+        audit_log.record_many(session, events)
+
+    with subprocess.Popen(
+        [*CLI, "audit", "export", "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as export:  # what `locker-server audit export | head -1` does
+        assert export.stdout is not None
+        assert export.stderr is not None
+        first = export.stdout.readline()
+        export.stdout.close()
+        errors = export.stderr.read()
+        export.wait(timeout=60)
+
+    assert json.loads(first)["seq"] == 1
+    assert export.returncode == 1
+    assert "Traceback" not in errors
+    assert "BrokenPipe" not in errors
+    with session_scope(engine) as session:
+        last = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc())).first()
+    assert last is not None
+    assert (last.action, last.channel) == ("audit.exported", "cli")
+    assert json.loads(last.details)["complete"] is False
 
 
 @pytest.mark.usefixtures("cli_env")

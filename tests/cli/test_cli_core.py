@@ -160,8 +160,10 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``locker-server serve`` on a free port with the default SQLite database."""
-    port, env = _free_port(), cli_env(tmp_path)
+    """``locker-server serve`` on a free port with the default SQLite database (and its
+    embedded broker on another free port: the machine's Mosquitto holds 1883)."""
+    port = _free_port()
+    env = cli_env(tmp_path) | {"LOCKER_EMBEDDED_BROKER_PORT": str(_free_port())}
     with subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         env=env,

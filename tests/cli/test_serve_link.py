@@ -1,10 +1,12 @@
 """`locker-server serve` with no broker configured: an embedded development broker, the
-bridge on it, and an operator's remote open arriving at the cabinet as a signed command."""
+bridge on it, and an operator's remote open arriving at the cabinet as a signed command;
+and a clear refusal to start when that broker's port is taken."""
 
 from __future__ import annotations
 
 import queue
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -134,3 +136,28 @@ def test_serve_without_a_broker_url_runs_an_embedded_broker_and_remote_opens_rea
     )
     assert not message.retain
     assert (cabinet["online"], cabinet["connection"]) == (True, 1)
+
+
+def test_serve_refuses_to_start_when_the_dev_broker_port_is_taken_and_names_the_setting(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        env = cli_env(tmp_path) | {"LOCKER_EMBEDDED_BROKER_PORT": str(taken)}
+        done = subprocess.run(
+            [*CLI, "serve", "--port", str(_free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert done.returncode == 1
+    assert f"127.0.0.1:{taken}" in done.stderr
+    assert "already in use" in done.stderr
+    assert "LOCKER_EMBEDDED_BROKER_PORT" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "Uvicorn running" not in done.stderr  # it never served without its link

@@ -57,7 +57,13 @@ def test_background_jobs_mail_codes_sweep_overdue_parcels_and_sign_the_log_tail(
     stale_id = announce_parcel(world.bob)
     with session_scope(engine) as session:
         reserve(session, deps, parcel_id=stale_id, cabinet_id=world.cabinet_id, caller=COURIER)
-    live = settings.model_copy(update={"smtp_port": mail_sink.port, "audit_checkpoint_seconds": 1})
+    live = settings.model_copy(
+        update={
+            "smtp_port": mail_sink.port,
+            "audit_checkpoint_seconds": 1,
+            "embedded_broker_port": free_port(),  # the machine's Mosquitto holds 1883
+        }
+    )
     jobs = BackgroundJobs(engine, live, server_keys, sweep_seconds=0.1)
     jobs.start()
     try:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from locker_server.background import BackgroundJobs
 from locker_server.broker.embedded import EmbeddedBroker
+from locker_server.broker.errors import BrokerPortTaken
 from locker_server.config import Settings
 from locker_server.keys import ServerKeys
 from locker_server.models.links import CabinetLink
@@ -75,17 +76,18 @@ def test_serve_without_a_broker_url_runs_the_dev_broker_and_ingests_a_cabinets_m
         assert link.online
 
 
-def test_serve_keeps_serving_when_the_dev_broker_port_is_taken(
+def test_background_jobs_refuse_to_start_when_the_dev_broker_port_is_taken(
     engine: Engine, settings: Settings, server_keys: ServerKeys, embedded_broker: EmbeddedBroker
 ) -> None:
     taken = settings.model_copy(
         update={"mqtt_url": None, "embedded_broker_port": embedded_broker.port}
     )
     jobs = BackgroundJobs(engine, taken, server_keys)
-    jobs.start()
-    try:
-        assert jobs.bridge is None
-        assert jobs.link_publisher is None
-        assert all(thread.is_alive() for thread in jobs._threads)
-    finally:
-        jobs.stop()
+
+    with pytest.raises(BrokerPortTaken) as refused:
+        jobs.start()
+
+    assert (refused.value.host, refused.value.port) == ("127.0.0.1", embedded_broker.port)
+    assert jobs.bridge is None
+    assert jobs.link_publisher is None
+    assert jobs._threads == []  # nothing else started without the link
