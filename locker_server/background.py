@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from locker_server.audit import AuditLog
-from locker_server.broker.embedded import EmbeddedBroker
-from locker_server.broker.errors import BrokerError
+from locker_server.broker.embedded import EmbeddedBroker, free_local_port
+from locker_server.broker.errors import BrokerError, BrokerPortTaken
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
@@ -117,9 +117,7 @@ class BackgroundJobs:
 
     def _start_link(self, deps: DomainDeps, *, housekeeping: bool) -> None:
         if self.settings.mqtt_url is None:
-            broker = EmbeddedBroker(self.settings.embedded_broker_port)
-            broker.start()
-            self.embedded_broker = broker
+            self.embedded_broker = self._start_embedded_broker()
         bridge = MqttBridge(BridgeConfig.from_settings(self.settings), Ingest(self.engine, deps))
         bridge.start()
         self.bridge = bridge
@@ -135,6 +133,28 @@ class BackgroundJobs:
                 ),
             ),
         )
+
+    def _start_embedded_broker(self) -> EmbeddedBroker:
+        """The development broker on its port; when that port was not chosen (the default)
+        and is taken, e.g. by a local Mosquitto, on a free one, said in the log. A port
+        set with ``LOCKER_EMBEDDED_BROKER_PORT`` is used or the start fails."""
+        port = self.settings.embedded_broker_port
+        broker = EmbeddedBroker(port)
+        try:
+            broker.start()
+        except BrokerPortTaken:
+            if "embedded_broker_port" in self.settings.model_fields_set:
+                raise
+            broker = EmbeddedBroker(free_local_port())
+            broker.start()
+            logger.warning(
+                "port %s is taken (another MQTT broker?): the embedded development broker"
+                " listens on 127.0.0.1:%s instead; set LOCKER_EMBEDDED_BROKER_PORT to choose",
+                port,
+                broker.port,
+            )
+            self.settings = self.settings.model_copy(update={"embedded_broker_port": broker.port})
+        return broker
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -47,6 +47,14 @@ def _ensure_port_free(port: int) -> None:
             raise BrokerStartFailed(f"cannot listen on {HOST}:{port}: {exc.strerror}") from exc
 
 
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _caused_by_address_in_use(error: BaseException | None) -> bool:
     seen: set[int] = set()
     while error is not None and id(error) not in seen:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -80,3 +83,32 @@ def test_background_jobs_mail_codes_sweep_overdue_parcels_and_sign_the_log_tail(
     finally:
         jobs.stop()
     assert all(not thread.is_alive() for thread in jobs._threads)
+
+
+def test_the_default_dev_broker_port_taken_means_a_free_port_named_in_the_log(
+    engine: Engine,
+    settings: Settings,
+    server_keys: ServerKeys,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert "embedded_broker_port" not in settings.model_fields_set
+    default_port = settings.embedded_broker_port
+    with socket.socket() as holder:
+        try:  # usually the machine's Mosquitto holds it already
+            holder.bind(("127.0.0.1", default_port))
+            holder.listen()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+        jobs = BackgroundJobs(engine, settings, server_keys)
+        with caplog.at_level(logging.WARNING, logger="locker_server.background"):
+            jobs.start(link_only=True)
+        try:
+            assert jobs.embedded_broker is not None
+            chosen = jobs.embedded_broker.port
+            assert chosen != default_port
+            assert f"listens on 127.0.0.1:{chosen} instead" in caplog.text
+            assert jobs.bridge is not None
+            assert jobs.bridge.wait_until_subscribed(20)  # the link runs, on that port
+        finally:
+            jobs.stop()
