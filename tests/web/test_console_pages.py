@@ -310,3 +310,9 @@ def test_the_board_shows_each_cabinet_of_the_operators_sites_with_its_doors(
     fragment = jar.get("/cabinets?fragment=board")
     assert "<html" not in fragment.text
     assert 'data-cabinet="CAB-MINE"' in fragment.text
+
+
+def test_both_languages_have_every_text() -> None:
+    from locker_server.web.i18n import CATALOG
+
+    assert set(CATALOG["en"]) == set(CATALOG["zh-CN"])
