@@ -91,6 +91,10 @@ def _register_export(actions: Any) -> None:
     parser.add_argument("--site", type=int, metavar="ID")
     parser.add_argument("--cabinet", type=int, metavar="ID")
     parser.add_argument("--parcel", type=int, metavar="ID")
+    parser.add_argument("--door", type=int, metavar="ID")
+    parser.add_argument("--outcome", help="e.g. denied, failure, alarm")
+    parser.add_argument("--actor", help="actor type, or type:id (user:3, cabinet:CAB-1)")
+    parser.add_argument("--text", help="text in the action, reason or details (any case)")
     parser.add_argument(
         "--out", type=Path, metavar="PATH", help="file to write (default stdout; bundle needs it)"
     )
@@ -201,6 +205,10 @@ def _entry_filter(args: argparse.Namespace) -> EntryFilter:
         site_id=args.site,
         cabinet_id=args.cabinet,
         parcel_id=args.parcel,
+        door_id=args.door,
+        outcome=args.outcome,
+        actor=args.actor,
+        text=args.text,
     )
 
 

@@ -212,3 +212,30 @@ def browse_entries(
     details = {"filter": entry_filter.to_dict(), "returned": len(entries), "before": before}
     audit.record(session, reader.event("audit.viewed", "success", details))
     return BrowsePage(entries=entries, total=int(total), older_than=older_than)
+
+
+@dataclass(frozen=True, slots=True)
+class LastVerification:
+    recorded_at: str
+    ok: bool
+    details: dict[str, Any]
+
+
+def last_verification(session: Session) -> LastVerification | None:
+    """The newest ``audit.verified`` entry: when the log was last checked, and the verdict.
+
+    Only as trustworthy as the log it is read from; the Verify button re-checks."""
+    seq = entries_table.c.seq
+    dialect = session.get_bind().dialect.name
+    row = session.execute(
+        sa.select(*store.entry_columns(dialect))
+        .where(entries_table.c.action == "audit.verified")
+        .order_by(seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    entry = export.entry_dict(tuple(row))
+    return LastVerification(
+        recorded_at=entry["recorded_at"], ok=entry["outcome"] == "success", details=entry["details"]
+    )

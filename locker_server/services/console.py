@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
-from locker_server.models import Cabinet, Door, Parcel, Site
+from locker_server.models import Cabinet, Door, Parcel, Recipient, Site
 from locker_server.models.links import CabinetLink
 from locker_server.services.cabinets import Scope
 
@@ -143,3 +143,88 @@ def parcel_id_of(session: Session, reference: str) -> int | None:
         return parcel.id
     digits = reference.removeprefix("#")
     return int(digits) if digits.isdigit() and len(digits) < 10 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ParcelRow:
+    id: int
+    tracking_number: str
+    state: str
+    site_name: str | None
+    place: str | None
+    pickup_deadline: datetime | None
+
+
+def find_parcels(
+    session: Session,
+    site_ids: Scope,
+    *,
+    text: str | None,
+    state: str | None,
+    limit: int,
+) -> list[ParcelRow]:
+    """Newest parcels first: a part of the tracking number, or of the recipient's name or
+    e-mail address, and a state; only the caller's sites."""
+    query = select(Parcel).order_by(col(Parcel.id).desc()).limit(limit)
+    if site_ids is not None:
+        query = query.where(col(Parcel.site_id).in_(sorted(site_ids)))
+    if state:
+        query = query.where(Parcel.state == state)
+    if text:
+        recipients = select(Recipient.id).where(
+            or_(
+                col(Recipient.name).icontains(text, autoescape=True),
+                col(Recipient.email).icontains(text, autoescape=True),
+            )
+        )
+        query = query.where(
+            or_(
+                col(Parcel.tracking_number).icontains(text, autoescape=True),
+                col(Parcel.recipient_id).in_(recipients),
+            )
+        )
+    parcels = list(session.exec(query))
+    names = entry_names(
+        session,
+        [{"site_id": p.site_id, "cabinet_id": p.cabinet_id, "door_id": p.door_id} for p in parcels],
+    )
+    return [
+        ParcelRow(
+            id=parcel.id or 0,
+            tracking_number=parcel.tracking_number,
+            state=parcel.state,
+            site_name=names.sites.get(parcel.site_id or 0),
+            place=names.doors.get(parcel.door_id or 0)
+            or names.cabinets.get(parcel.cabinet_id or 0),
+            pickup_deadline=parcel.pickup_deadline,
+        )
+        for parcel in parcels
+    ]
+
+
+def _place(names: EntryNames, parcel: Parcel) -> str | None:
+    return names.doors.get(parcel.door_id or 0) or names.cabinets.get(parcel.cabinet_id or 0)
+
+
+def visible_parcel(session: Session, site_ids: Scope, parcel_id: int) -> Parcel | None:
+    """The parcel if the caller's sites include it (else ``None``, like an unknown id)."""
+    parcel = session.get(Parcel, parcel_id)
+    if parcel is None:
+        return None
+    if site_ids is not None and (parcel.site_id is None or parcel.site_id not in site_ids):
+        return None
+    return parcel
+
+
+def visible_door(session: Session, site_ids: Scope, door_id: int) -> tuple[Door, Cabinet] | None:
+    row = session.exec(
+        select(Door, Cabinet)
+        .join(Cabinet, col(Cabinet.id) == col(Door.cabinet_id))
+        .where(Door.id == door_id)
+    ).first()
+    if row is None:
+        return None
+    door, cabinet = row
+    if site_ids is not None and cabinet.site_id not in site_ids:
+        return None
+    return door, cabinet

@@ -17,14 +17,14 @@ page not for their role gets a 403 page, audited as ``access.denied`` like any r
 from __future__ import annotations
 
 import dataclasses
+import shlex
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from locker_server.api.deps import (
@@ -36,145 +36,46 @@ from locker_server.api.deps import (
     record_refusal,
 )
 from locker_server.api.signin import sign_in
+from locker_server.audit import export
 from locker_server.audit.export import EntryFilter
-from locker_server.audit.service import Reader, browse_entries
-from locker_server.auth.errors import CredentialsRejected, LoginRefused, TooManyAttempts
+from locker_server.audit.service import (
+    Reader,
+    browse_entries,
+    last_verification,
+    record_export,
+    verify_log,
+)
+from locker_server.auth.errors import LoginRefused, TooManyAttempts
 from locker_server.auth.principal import Principal
-from locker_server.auth.principals import authenticate_credential
 from locker_server.auth.roles import Role
 from locker_server.auth.users import user_id_by_name, usernames
-from locker_server.keys import ServerKeys
 from locker_server.services import console
-from locker_server.web.i18n import (
-    LANGUAGE_COOKIE,
-    LANGUAGE_NAMES,
-    LANGUAGES,
-    Translator,
-    pick_language,
+from locker_server.web.common import (
+    gate,
+    landing_of,
+    language_of,
+    render,
+    to_sign_in,
+    viewer_of,
+    with_query,
 )
+from locker_server.web.i18n import Translator
 from locker_server.web.session import (
     SESSION_COOKIE,
     SIGN_IN_CSRF_COOKIE,
     new_sign_in_csrf_token,
     safe_next,
-    session_csrf_token,
     set_cookie,
     tokens_match,
 )
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 #: Entries per audit page.
 AUDIT_PAGE_SIZE = 50
 #: Outcomes the audit filter offers (the log may hold others; the text filter finds them).
 OUTCOMES = ("success", "failure", "denied", "refused", "alarm", "locked_out", "unmatched")
-_LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 _SIGN_IN_FORM_AGE = 3600
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Viewer:
-    """The signed-in user of a page request, and the CSRF token of their forms."""
-
-    principal: Principal
-    csrf: str
-
-
-# --- rendering ---------------------------------------------------------------------------
-
-
-def _language(request: Request) -> str:
-    return pick_language(
-        request.query_params.get("lang"),
-        request.cookies.get(LANGUAGE_COOKIE),
-        request.headers.get("accept-language"),
-    )
-
-
-def _render(
-    request: Request,
-    template: str,
-    *,
-    viewer: Viewer | None = None,
-    status_code: int = 200,
-    **context: Any,
-) -> HTMLResponse:
-    language = _language(request)
-    response = templates.TemplateResponse(
-        request,
-        template,
-        {
-            "t": Translator(language),
-            "lang": language,
-            "languages": LANGUAGE_NAMES,
-            "viewer": viewer,
-            "lang_links": {code: _with_query(request, lang=code) for code in LANGUAGES},
-            **context,
-        },
-        status_code=status_code,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    if request.query_params.get("lang") in LANGUAGES:
-        response.set_cookie(
-            LANGUAGE_COOKIE, language, max_age=_LANGUAGE_COOKIE_AGE, samesite="lax", path="/"
-        )
-    return response
-
-
-def _with_query(request: Request, **changes: str | int | None) -> str:
-    """This page's path with its query changed (``None`` removes a parameter)."""
-    params = dict(request.query_params)
-    for name, value in changes.items():
-        if value is None:
-            params.pop(name, None)
-        else:
-            params[name] = str(value)
-    query = urlencode(params)
-    return f"{request.url.path}?{query}" if query else request.url.path
-
-
-# --- who is looking ------------------------------------------------------------------------
-
-
-def _viewer(request: Request, session: Session, keys: ServerKeys) -> Viewer | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        principal = authenticate_credential(session, keys, token)
-    except CredentialsRejected as exc:
-        record_refusal(request, action="auth.token_rejected", reason=exc.reason)
-        return None
-    if principal.kind != "user":
-        return None  # a session cookie holds a user's token, never an API key
-    request.state.principal = principal
-    return Viewer(principal, session_csrf_token(keys.token_signing_key, token))
-
-
-def _landing(principal: Principal) -> str:
-    return "/audit" if principal.role is Role.security else "/cabinets"
-
-
-def _to_sign_in(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/sign-in?{urlencode({'next': target})}", status_code=303)
-
-
-def _gate(request: Request, session: Session, keys: ServerKeys, role: Role) -> Viewer | Response:
-    """The viewer if they may open this page; else where they go instead."""
-    viewer = _viewer(request, session, keys)
-    if viewer is None:
-        return _to_sign_in(request)
-    principal = viewer.principal
-    if principal.role not in (role, Role.admin):
-        record_refusal(
-            request,
-            action="access.denied",
-            reason=f"role {principal.role.value} may not open {request.url.path}",
-        )
-        return _render(request, "denied.html", viewer=viewer, status_code=403)
-    return viewer
 
 
 # --- sign-in -------------------------------------------------------------------------------
@@ -182,17 +83,17 @@ def _gate(request: Request, session: Session, keys: ServerKeys, role: Role) -> V
 
 @router.get("/")
 def home(request: Request, session: SessionDep, keys: KeysDep) -> Response:
-    viewer = _viewer(request, session, keys)
+    viewer = viewer_of(request, session, keys)
     if viewer is None:
-        return _to_sign_in(request)
-    return RedirectResponse(_landing(viewer.principal), status_code=303)
+        return to_sign_in(request)
+    return RedirectResponse(landing_of(viewer.principal), status_code=303)
 
 
 @router.get("/sign-in")
 def sign_in_form(request: Request, session: SessionDep, keys: KeysDep) -> Response:
-    viewer = _viewer(request, session, keys)
+    viewer = viewer_of(request, session, keys)
     if viewer is not None:
-        return RedirectResponse(_landing(viewer.principal), status_code=303)
+        return RedirectResponse(landing_of(viewer.principal), status_code=303)
     return _sign_in_page(request, next_page=request.query_params.get("next"))
 
 
@@ -205,7 +106,7 @@ def _sign_in_page(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     csrf = new_sign_in_csrf_token()
-    response = _render(
+    response = render(
         request,
         "sign_in.html",
         csrf=csrf,
@@ -231,7 +132,7 @@ def sign_in_submit(
     csrf_token: Annotated[str, Form(max_length=256)] = "",
     next_page: Annotated[str, Form(alias="next", max_length=2048)] = "",
 ) -> Response:
-    t = Translator(_language(request))
+    t = Translator(language_of(request))
     if not tokens_match(request.cookies.get(SIGN_IN_CSRF_COOKIE), csrf_token):
         record_refusal(
             request, action="access.denied", reason="sign-in form without a valid CSRF token"
@@ -273,13 +174,13 @@ def sign_out(
     client: ClientContext,
     csrf_token: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
-    viewer = _viewer(request, session, keys)
+    viewer = viewer_of(request, session, keys)
     if viewer is not None:
         if not tokens_match(viewer.csrf, csrf_token):
             record_refusal(
                 request, action="access.denied", reason="sign-out without a valid CSRF token"
             )
-            return _render(request, "denied.html", viewer=viewer, status_code=403)
+            return render(request, "denied.html", viewer=viewer, status_code=403)
         reader = Reader(actor=viewer.principal.actor, channel=client.channel, source=client.source)
         audit.record(session, reader.event("auth.logout", "success", {}))
     response = RedirectResponse("/sign-in", status_code=303)
@@ -318,10 +219,10 @@ _AUDIT_FIELDS = (
 def audit_page(
     request: Request, session: SessionDep, keys: KeysDep, audit: AuditDep, client: ClientContext
 ) -> Response:
-    gate = _gate(request, session, keys, Role.security)
-    if isinstance(gate, Response):
-        return gate
-    principal = gate.principal
+    viewer = gate(request, session, keys, Role.security)
+    if isinstance(viewer, Response):
+        return viewer
+    principal = viewer.principal
     query = _audit_query(request, session, principal)
     for problem in query.problems:
         record_refusal(request, action="access.denied", outcome="refused", reason=problem[:200])
@@ -330,10 +231,10 @@ def audit_page(
         audit, session, reader, query.entry_filter, before=query.before, limit=AUDIT_PAGE_SIZE
     )
     users = usernames(session, _user_ids(page.entries))
-    return _render(
+    return render(
         request,
         "audit.html",
-        viewer=gate,
+        viewer=viewer,
         query=query,
         page=page,
         names=console.entry_names(session, page.entries),
@@ -341,8 +242,13 @@ def audit_page(
         sites=console.sites_in_scope(session, principal.site_ids),
         cabinets=console.cabinets_in_scope(session, principal.site_ids),
         outcomes=OUTCOMES,
-        older_link=_with_query(request, before=page.older_than) if page.older_than else None,
-        newest_link=_with_query(request, before=None) if query.before else None,
+        last_verified=last_verification(session),
+        export_links={
+            kind: with_query(request, format=kind, before=None) for kind in ("csv", "jsonl")
+        },
+        bundle_command=bundle_command(query.entry_filter),
+        older_link=with_query(request, before=page.older_than) if page.older_than else None,
+        newest_link=with_query(request, before=None) if query.before else None,
     )
 
 
@@ -423,9 +329,88 @@ def _actor(session: Session, typed: str) -> str:
 
 @router.get("/cabinets")
 def cabinets_page(request: Request, session: SessionDep, keys: KeysDep) -> Response:
-    gate = _gate(request, session, keys, Role.operator)
-    if isinstance(gate, Response):
-        return gate
-    board = console.cabinet_board(session, gate.principal.site_ids)
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    board = console.cabinet_board(session, viewer.principal.site_ids)
     template = "_board.html" if request.query_params.get("fragment") == "board" else "cabinets.html"
-    return _render(request, template, viewer=gate, board=board)
+    return render(request, template, viewer=viewer, board=board)
+
+
+def bundle_command(entry_filter: EntryFilter) -> str:
+    """The CLI command that exports exactly this filtered set as a verification bundle."""
+    flags = {
+        "--from": entry_filter.since.isoformat() if entry_filter.since else None,
+        "--to": entry_filter.until.isoformat() if entry_filter.until else None,
+        "--action": entry_filter.action_prefix,
+        "--site": entry_filter.site_id,
+        "--cabinet": entry_filter.cabinet_id,
+        "--door": entry_filter.door_id,
+        "--parcel": entry_filter.parcel_id,
+        "--outcome": entry_filter.outcome,
+        "--actor": entry_filter.actor,
+        "--text": entry_filter.text,
+    }
+    words = ["locker-server", "audit", "export", "--format", "bundle", "--out", "audit-bundle.zip"]
+    for flag, value in flags.items():
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+@router.get("/audit/export")
+def audit_export(
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    client: ClientContext,
+) -> Response:
+    """Exactly the entries the audit page's filters select, as CSV or JSON Lines."""
+    viewer = gate(request, session, keys, Role.security)
+    if isinstance(viewer, Response):
+        return viewer
+    export_format = request.query_params.get("format", "jsonl")
+    if export_format not in ("csv", "jsonl"):
+        export_format = "jsonl"
+    query = _audit_query(request, session, viewer.principal)
+    reader = Reader(actor=viewer.principal.actor, channel=client.channel, source=client.source)
+    record_export(audit, session, reader, query.entry_filter, export_format=export_format)
+    session.commit()  # recorded before the first byte leaves
+    media_type = "text/csv" if export_format == "csv" else "application/x-ndjson"
+    headers = {
+        "Content-Disposition": f'attachment; filename="audit-export.{export_format}"',
+        "Cache-Control": "no-store",
+    }
+    lines = _export_lines(request.app.state.engine, export_format, query.entry_filter)
+    return StreamingResponse(lines, media_type=media_type, headers=headers)
+
+
+def _export_lines(engine: Engine, export_format: str, entry_filter: EntryFilter) -> Iterator[str]:
+    # Its own session: the request's session is closed before the body streams.
+    with Session(engine) as session:
+        if export_format == "csv":
+            yield from export.csv_lines(session, entry_filter)
+        else:
+            yield from export.jsonl_lines(session, entry_filter)
+
+
+@router.post("/audit/verify")
+def audit_verify(
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    client: ClientContext,
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Verify the whole log now (chain, checkpoints, cadence, witness) and say the verdict."""
+    viewer = gate(request, session, keys, Role.security)
+    if isinstance(viewer, Response):
+        return viewer
+    if not tokens_match(viewer.csrf, csrf_token):
+        record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
+        return render(request, "denied.html", viewer=viewer, status_code=403)
+    reader = Reader(actor=viewer.principal.actor, channel=client.channel, source=client.source)
+    report = verify_log(audit, session, reader)
+    return render(request, "verified.html", viewer=viewer, report=report)

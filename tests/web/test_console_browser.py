@@ -151,12 +151,20 @@ def test_the_operators_board_shows_a_door_opening_without_a_reload(
     _sign_in(chromium, served, username)
     assert wait_until(lambda: chromium.current_url.endswith("/cabinets"), 10)
     door = "[data-cabinet='CAB-LOBBY'] [data-door='1']"
-    assert chromium.find_element(By.CSS_SELECTOR, door).get_attribute("data-state") == "closed"
+
+    def shown_state() -> str | None:
+        # Read in one script: the board is replaced every few seconds, so an element found
+        # by one call may be gone by the next.
+        state: str | None = chromium.execute_script(
+            "const door = document.querySelector(arguments[0]);"
+            " return door ? door.dataset.state : null;",
+            door,
+        )
+        return state
+
+    assert shown_state() == "closed"
     chromium.execute_script("window.notReloaded = true;")
     _set_door(app, cabinet_id, "open")  # as the cabinet link records a door event
-    assert wait_until(
-        lambda: chromium.find_element(By.CSS_SELECTOR, door).get_attribute("data-state") == "open",
-        15,
-    )
+    assert wait_until(lambda: shown_state() == "open", 15)
     assert chromium.execute_script("return window.notReloaded === true;")
     chromium.save_screenshot(str(SCREENSHOTS / "console-cabinets.png"))

@@ -1,0 +1,294 @@
+"""The console's parcel and door pages: search, a parcel's chain of custody, a door's
+timeline, the operators' actions on a parcel and the remote open of a door.
+
+Security staff and operators read these pages; only operators (and admins) act. Every
+action is a POST form with the session's CSRF token and goes through the same services as
+the API, so it is checked and audited the same way (channel ``web``). A parcel or door
+outside the viewer's sites answers 404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
+
+from locker_server.api.deps import (
+    AuditDep,
+    ClientContext,
+    ClientInfo,
+    IdPath,
+    KeysDep,
+    LinkPublisherDep,
+    SessionDep,
+    record_refusal,
+)
+from locker_server.api.routes._domain import DomainDepsDep
+from locker_server.audit import AuditLog
+from locker_server.audit.export import EntryFilter
+from locker_server.audit.service import Reader, browse_entries
+from locker_server.auth.roles import Role
+from locker_server.auth.users import usernames
+from locker_server.errors import DomainError, PermissionDenied
+from locker_server.models import ParcelState
+from locker_server.services import Caller, DomainDeps, console, parcels
+from locker_server.services.commands import issue_command
+from locker_server.web.common import Viewer, gate, render
+from locker_server.web.session import tokens_match
+
+router = APIRouter(include_in_schema=False)
+
+READERS = (Role.operator, Role.security)
+#: How much of a parcel's or a door's history one page shows.
+TIMELINE_LIMIT = 500
+PARCEL_ACTIONS = ("extend", "reissue", "cancel", "collect")
+CsrfField = Annotated[str, Form(max_length=256)]
+ReasonField = Annotated[str, Form(max_length=255)]
+
+
+def _caller(viewer: Viewer, client: ClientInfo) -> Caller:
+    return Caller(actor=viewer.principal.actor, channel=client.channel, source=client.source)
+
+
+def _not_found(request: Request, viewer: Viewer) -> Response:
+    return render(request, "not_found.html", viewer=viewer, status_code=404)
+
+
+def _csrf_refused(request: Request, viewer: Viewer, csrf_token: str) -> Response | None:
+    if tokens_match(viewer.csrf, csrf_token):
+        return None
+    record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
+    return render(request, "denied.html", viewer=viewer, status_code=403)
+
+
+def _timeline(
+    session: Session,
+    audit: AuditLog,
+    viewer: Viewer,
+    client: ClientInfo,
+    *,
+    parcel_id: int | None = None,
+    door_id: int | None = None,
+) -> dict[str, Any]:
+    """Every audit entry about one parcel or door, oldest first, with names resolved; the
+    look itself is recorded as ``audit.viewed``."""
+    principal = viewer.principal
+    reader = Reader(actor=principal.actor, channel=client.channel, source=client.source)
+    entry_filter = EntryFilter(
+        allowed_sites=principal.site_ids, parcel_id=parcel_id, door_id=door_id
+    )
+    page = browse_entries(audit, session, reader, entry_filter, before=None, limit=TIMELINE_LIMIT)
+    entries = list(reversed(page.entries))
+    user_ids = [int(e["actor_id"]) for e in entries if e["actor_type"] == "user"]
+    return {
+        "entries": entries,
+        "truncated": page.older_than is not None,
+        "names": console.entry_names(session, entries),
+        "users": usernames(session, user_ids),
+    }
+
+
+# --- parcels -------------------------------------------------------------------------------
+
+
+@router.get("/parcels")
+def parcels_page(request: Request, session: SessionDep, keys: KeysDep) -> Response:
+    viewer = gate(request, session, keys, *READERS)
+    if isinstance(viewer, Response):
+        return viewer
+    text = request.query_params.get("q", "").strip()[:64]
+    state = request.query_params.get("state", "")
+    state = state if state in ParcelState.__members__ else ""
+    rows = console.find_parcels(
+        session, viewer.principal.site_ids, text=text or None, state=state or None, limit=100
+    )
+    return render(
+        request, "parcels.html", viewer=viewer, rows=rows, text=text, state=state,
+        states=list(ParcelState),
+    )  # fmt: skip
+
+
+@router.get("/parcels/{parcel_id}")
+def parcel_page(
+    parcel_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    client: ClientContext,
+) -> Response:
+    viewer = gate(request, session, keys, *READERS)
+    if isinstance(viewer, Response):
+        return viewer
+    return _parcel_view(request, session, audit, viewer, client, parcel_id)
+
+
+def _parcel_view(
+    request: Request,
+    session: Session,
+    audit: AuditLog,
+    viewer: Viewer,
+    client: ClientInfo,
+    parcel_id: int,
+    *,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    parcel = console.visible_parcel(session, viewer.principal.site_ids, parcel_id)
+    if parcel is None:
+        return _not_found(request, viewer)
+    names = console.entry_names(
+        session,
+        [{"site_id": parcel.site_id, "cabinet_id": parcel.cabinet_id, "door_id": parcel.door_id}],
+    )
+    return render(
+        request,
+        "parcel.html",
+        viewer=viewer,
+        parcel=parcel,
+        place=names,
+        can_act=viewer.principal.role in (Role.operator, Role.admin),
+        done=request.query_params.get("done") if problem is None else None,
+        problem=problem,
+        status_code=status_code,
+        **_timeline(session, audit, viewer, client, parcel_id=parcel_id),
+    )
+
+
+@router.post("/parcels/{parcel_id}/{action}")
+def parcel_action(
+    parcel_id: IdPath,
+    action: str,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    deps: DomainDepsDep,
+    client: ClientContext,
+    csrf_token: CsrfField = "",
+    reason: ReasonField = "",
+    hours: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    refused = _csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
+    if action not in PARCEL_ACTIONS:
+        return _not_found(request, viewer)
+    if console.visible_parcel(session, viewer.principal.site_ids, parcel_id) is None:
+        return _not_found(request, viewer)
+    try:
+        _act(session, deps, action, parcel_id, _caller(viewer, client), reason=reason, hours=hours)
+    except DomainError as exc:
+        session.rollback()
+        if isinstance(exc, PermissionDenied):
+            record_refusal(request, action="access.denied", reason=str(exc)[:200])
+        return _parcel_view(
+            request, session, audit, viewer, client, parcel_id,
+            problem=str(exc), status_code=exc.http_status,
+        )  # fmt: skip
+    return RedirectResponse(f"/parcels/{parcel_id}?done={action}", status_code=303)
+
+
+def _act(
+    session: Session,
+    deps: DomainDeps,
+    action: str,
+    parcel_id: int,
+    caller: Caller,
+    *,
+    reason: str,
+    hours: str,
+) -> None:
+    if action == "extend":
+        hours_value = int(hours) if hours.isdigit() and len(hours) < 5 else 0
+        parcels.extend_for_recipient(
+            session, deps, parcel_id=parcel_id, hours=hours_value, caller=caller
+        )
+    elif action == "reissue":
+        parcels.reissue_credentials(session, deps, parcel_id=parcel_id, caller=caller)
+    elif action == "cancel":
+        parcels.cancel(
+            session, deps, parcel_id=parcel_id, caller=caller,
+            reason=reason.strip() or None, as_operator=True,
+        )  # fmt: skip
+    else:
+        parcels.collect_for_return(session, deps, parcel_id=parcel_id, caller=caller)
+
+
+# --- doors ---------------------------------------------------------------------------------
+
+
+@router.get("/doors/{door_id}")
+def door_page(
+    door_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    client: ClientContext,
+) -> Response:
+    viewer = gate(request, session, keys, *READERS)
+    if isinstance(viewer, Response):
+        return viewer
+    found = console.visible_door(session, viewer.principal.site_ids, door_id)
+    if found is None:
+        return _not_found(request, viewer)
+    door, cabinet = found
+    return render(
+        request, "door.html", viewer=viewer, door=door, cabinet=cabinet,
+        can_act=viewer.principal.role in (Role.operator, Role.admin),
+        **_timeline(session, audit, viewer, client, door_id=door_id),
+    )  # fmt: skip
+
+
+@router.post("/doors/{door_id}/open")
+def remote_open(
+    door_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    publisher: LinkPublisherDep,
+    client: ClientContext,
+    csrf_token: CsrfField = "",
+    reason: ReasonField = "",
+) -> Response:
+    """A signed open command, with the operator's reason; the board shows the door open
+    only when the cabinet's sensor reports it."""
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    refused = _csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
+    found = console.visible_door(session, viewer.principal.site_ids, door_id)
+    if found is None:
+        return _not_found(request, viewer)
+    door, cabinet = found
+    problem: str | None = None
+    if len(reason.strip()) < 3:
+        problem = "reason: say why the door is opened (at least 3 characters)"
+    else:
+        try:
+            command = issue_command(
+                session, publisher, keys, cabinet_id=cabinet.id or 0, action="open_door",
+                door=door.number, reason=reason.strip(), caller=_caller(viewer, client),
+                audit=audit,
+            )  # fmt: skip
+        except DomainError as exc:
+            session.rollback()
+            problem = str(exc)
+        else:
+            return RedirectResponse(
+                f"/doors/{door_id}?command={command.command_id}", status_code=303
+            )
+    return render(
+        request, "door.html", viewer=viewer, door=door, cabinet=cabinet, can_act=True,
+        problem=problem, status_code=422,
+        **_timeline(session, audit, viewer, client, door_id=door_id),
+    )  # fmt: skip

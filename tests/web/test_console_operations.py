@@ -1,0 +1,177 @@
+"""Parcels, doors and integrity in the console: search, chain of custody, operators'
+actions through the parcel services, a door's timeline, remote open without a link, the
+Verify button and exports of exactly the filtered set. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from locker_server.auth.roles import Role
+from tests.api.conftest import AuthHeaders, MakeUser
+from tests.web.conftest import SignIn, csrf_of
+
+
+def _ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+@pytest.fixture
+def delivered(
+    client: TestClient, admin_headers: AuthHeaders, make_user: MakeUser
+) -> dict[str, Any]:
+    """A site with a cabinet of two doors and one parcel deposited in it (through the API)."""
+    h = admin_headers
+    site = _ok(client.post("/api/v1/sites", json={"name": "Town hall"}, headers=h), 201)
+    cabinet = _ok(
+        client.post("/api/v1/cabinets", headers=h,
+                    json={"site_id": site["id"], "code": "CAB-WEB", "name": "Lobby"}),
+        201,
+    )  # fmt: skip
+    doors = [
+        _ok(client.post(f"/api/v1/cabinets/{cabinet['id']}/doors", headers=h,
+                        json={"number": n, "size": "M", "board": 1, "lock": n}), 201)
+        for n in (1, 2)
+    ]  # fmt: skip
+    recipient = _ok(
+        client.post("/api/v1/recipients", headers=h,
+                    json={"name": "Wang Fang", "email": "wang@example.org",
+                          "consent_locker_delivery": True}),
+        201,
+    )  # fmt: skip
+    courier = make_user(Role.courier)
+    parcel = _ok(
+        client.post("/api/v1/parcels", headers=courier,
+                    json={"tracking_number": "SF1234567890", "recipient_id": recipient["id"],
+                          "size": "M"}),
+        201,
+    )  # fmt: skip
+    _ok(client.post(f"/api/v1/parcels/{parcel['id']}/reserve", headers=courier,
+                    json={"cabinet_id": cabinet["id"]}))  # fmt: skip
+    parcel = _ok(client.post(f"/api/v1/parcels/{parcel['id']}/deposit", headers=courier, json={}))
+    door_id = next(d["id"] for d in doors if d["number"] == parcel["door_number"])
+    return {"site": site["id"], "parcel": parcel, "door_id": door_id, "cabinet": cabinet["id"]}
+
+
+def test_search_finds_a_parcel_by_tracking_number_and_by_recipient(
+    signed_in: SignIn, delivered: dict[str, Any]
+) -> None:
+    jar = signed_in("operator")
+    for text in ("1234567", "wang@example", "Fang"):
+        page = jar.get(f"/parcels?q={text}")
+        assert f'data-parcel="{delivered["parcel"]["id"]}"' in page.text, text
+    assert "SF1234567890" not in jar.get("/parcels?q=nothing-like-it").text
+    assert "SF1234567890" not in jar.get("/parcels?state=picked_up").text
+
+
+def test_a_parcels_page_shows_its_chain_of_custody_in_order(
+    signed_in: SignIn, delivered: dict[str, Any]
+) -> None:
+    jar = signed_in("security")
+    page = jar.get(f"/parcels/{delivered['parcel']['id']}")
+    assert page.status_code == 200
+    actions = re.findall(r'data-action="([^"]+)"', page.text)
+    assert actions.index("parcel.announced") < actions.index("parcel.reserved")
+    assert actions.index("parcel.reserved") < actions.index("parcel.deposited")
+    seqs = [int(s) for s in re.findall(r'<li data-seq="(\d+)"', page.text)]
+    assert seqs == sorted(seqs)
+    assert "parcel.extend" not in page.text or "/extend" not in page.text  # security: no actions
+    assert f'action="/parcels/{delivered["parcel"]["id"]}/extend"' not in page.text
+
+
+def test_an_operator_acts_on_a_parcel_through_the_parcel_rules(
+    signed_in: SignIn, delivered: dict[str, Any], audit_entries: Any
+) -> None:
+    parcel_id = delivered["parcel"]["id"]
+    jar = signed_in("operator")
+    page = jar.get(f"/parcels/{parcel_id}")
+    csrf = csrf_of(page.text)
+    early = jar.post(f"/parcels/{parcel_id}/extend", data={"csrf_token": csrf, "hours": "24"})
+    assert early.status_code == 422  # the recipient-extension rule, said on the page
+    assert "extensions are possible only in the last" in early.text
+    reissued = jar.post(f"/parcels/{parcel_id}/reissue", data={"csrf_token": csrf})
+    assert reissued.status_code == 303
+    assert jar.get(reissued.headers["location"]).status_code == 200
+    forged = jar.post(f"/parcels/{parcel_id}/cancel", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
+    cancelled = jar.post(
+        f"/parcels/{parcel_id}/cancel", data={"csrf_token": csrf, "reason": "damaged box"}
+    )
+    assert cancelled.status_code == 303
+    assert 'data-state="cancelled"' in jar.get(f"/parcels/{parcel_id}").text
+    assert [e for e in audit_entries() if e.action.startswith("parcel.") and e.channel == "web"]
+
+
+def test_security_staff_cannot_act_on_a_parcel(
+    signed_in: SignIn, delivered: dict[str, Any]
+) -> None:
+    jar = signed_in("security")
+    csrf = csrf_of(jar.get(f"/parcels/{delivered['parcel']['id']}").text)
+    answer = jar.post(f"/parcels/{delivered['parcel']['id']}/cancel", data={"csrf_token": csrf})
+    assert answer.status_code == 403
+
+
+def test_a_parcel_or_door_of_another_site_is_not_found(
+    signed_in: SignIn, delivered: dict[str, Any], make_site: Any
+) -> None:
+    jar = signed_in("operator", sites=[make_site("Elsewhere")])
+    assert jar.get(f"/parcels/{delivered['parcel']['id']}").status_code == 404
+    assert jar.get(f"/doors/{delivered['door_id']}").status_code == 404
+    assert "SF1234567890" not in jar.get("/parcels?q=SF").text
+
+
+def test_a_doors_timeline_and_a_remote_open_needs_a_reason_and_a_link(
+    signed_in: SignIn, delivered: dict[str, Any]
+) -> None:
+    jar = signed_in("operator")
+    page = jar.get(f"/doors/{delivered['door_id']}")
+    assert page.status_code == 200
+    assert 'data-action="parcel.deposited"' in page.text
+    csrf = csrf_of(page.text)
+    no_reason = jar.post(f"/doors/{delivered['door_id']}/open", data={"csrf_token": csrf})
+    assert no_reason.status_code == 422
+    assert "reason" in no_reason.text
+    no_link = jar.post(
+        f"/doors/{delivered['door_id']}/open", data={"csrf_token": csrf, "reason": "stuck parcel"}
+    )
+    assert no_link.status_code == 422
+    assert 'role="alert"' in no_link.text  # this app runs without a cabinet link
+
+
+def test_the_verify_button_checks_the_log_and_the_page_shows_the_last_result(
+    signed_in: SignIn,
+) -> None:
+    jar = signed_in("security")
+    assert "Not verified yet." in jar.get("/audit").text
+    csrf = csrf_of(jar.get("/audit").text)
+    result = jar.post("/audit/verify", data={"csrf_token": csrf})
+    assert result.status_code == 200
+    assert 'data-verified="ok"' in result.text
+    assert 'data-last-verified="ok"' in jar.get("/audit").text
+    assert jar.post("/audit/verify", data={"csrf_token": "x"}).status_code == 403
+
+
+def test_export_carries_exactly_the_filtered_entries(
+    signed_in: SignIn, delivered: dict[str, Any], audit_entries: Any
+) -> None:
+    jar = signed_in("security")
+    parcel_id = delivered["parcel"]["id"]
+    query = f"parcel=%23{parcel_id}&action=parcel."
+    exported = jar.get(f"/audit/export?{query}&format=jsonl")
+    assert exported.status_code == 200
+    lines = [json.loads(line) for line in exported.text.splitlines()]
+    expected = [
+        e.seq
+        for e in audit_entries()
+        if e.parcel_id == parcel_id and e.action.startswith("parcel.")
+    ]
+    assert [line["seq"] for line in lines] == expected
+    assert audit_entries("audit.exported")
+    page = jar.get(f"/audit?{query}")
+    assert f"--parcel {parcel_id}" in page.text
+    assert "--action parcel." in page.text
