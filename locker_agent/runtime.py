@@ -38,6 +38,7 @@ from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind
 from locker_agent.errors import ConfigError
 from locker_agent.journal import Journal, to_contract_event
 from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
+from locker_agent.kiosk.web import KioskWebServer
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.guard import CommandGuard, GuardPolicy
 from locker_agent.link.guard_store import JournalGuardStore
@@ -171,6 +172,9 @@ class AgentRuntime:
         self._closed = False
         self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
         self.kiosk = self._build_kiosk()
+        self.kiosk_web: KioskWebServer | None = None
+        if self.kiosk is not None and settings.kiosk is not None:
+            self.kiosk_web = KioskWebServer(self.kiosk, settings.kiosk.host, settings.kiosk.port)
 
     def _build_kiosk(self) -> KioskService | None:
         """The pickup kiosk when ``[kiosk]`` is configured, reading ``[camera]``/``[scanner]``."""
@@ -205,6 +209,8 @@ class AgentRuntime:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> AgentRuntime:
+        if self.kiosk_web is not None:
+            self.kiosk_web.start()  # first: a taken kiosk port stops the agent before it runs
         self.cabinet.start()
         if not self.cabinet.doors.wait_first_poll(FIRST_POLL_TIMEOUT):
             logger.warning("not every board answered the first poll; their doors are unknown")
@@ -221,6 +227,8 @@ class AgentRuntime:
         if self._closed:
             return
         self._closed = True
+        if self.kiosk_web is not None:
+            self.kiosk_web.stop()
         if self.kiosk is not None:
             self.kiosk.stop()  # a door it is opening is finished first
         self._unsubscribe()

@@ -247,7 +247,9 @@ def test_every_entry_is_compared_even_after_a_match(
     assert len(compared) == 50
 
 
-def test_a_credential_for_several_doors_is_claimed_door_by_door(store: MemoryAllowListStore) -> None:
+def test_a_credential_for_several_doors_is_claimed_door_by_door(
+    store: MemoryAllowListStore,
+) -> None:
     allow = AllowList(CABINET_KEY, store)
     parcels = [entry(60, 4, code="24682468"), entry(61, 2, code="24682468")]
     allow.apply(sync(1, [*parcels, entry(62, 7, code="24682468")]))
