@@ -19,17 +19,37 @@
     return fetch("/screen?after=" + version, { cache: "no-store" }).then(function (answer) {
       if (answer.status === 200) {
         version = Number(answer.headers.get("X-Screen-Version"));
-        return answer.text().then(function (html) {
-          kiosk.innerHTML = html;
-          var screen = kiosk.firstElementChild;
-          if (screen && screen.dataset.language) {
-            document.documentElement.lang = screen.dataset.language;
-          }
-        });
+        return answer.text().then(show);
       }
     }).catch(function () {}).then(function () {
       timer = setTimeout(poll, 300);
     });
+  }
+
+  // Replace only the regions that changed, so the keypad under a finger stays in place
+  // while digits are typed; a screen with other regions is replaced as a whole.
+  function show(html) {
+    var next = document.createElement("template");
+    next.innerHTML = html.trim();
+    var fresh = next.content.firstElementChild;
+    var screen = kiosk.firstElementChild;
+    var names = function (root) {
+      return Array.prototype.map.call(root.querySelectorAll("[data-region]"), function (region) {
+        return region.dataset.region;
+      }).join(" ");
+    };
+    if (!screen || names(screen) !== names(fresh)) {
+      kiosk.replaceChildren(fresh);
+    } else {
+      Array.prototype.forEach.call(fresh.attributes, function (attribute) {
+        screen.setAttribute(attribute.name, attribute.value);
+      });
+      fresh.querySelectorAll("[data-region]").forEach(function (region) {
+        var old = screen.querySelector('[data-region="' + region.dataset.region + '"]');
+        if (old.outerHTML !== region.outerHTML) { old.replaceWith(region); }
+      });
+    }
+    document.documentElement.lang = fresh.dataset.language;
   }
 
   document.addEventListener("keydown", function (event) {
