@@ -453,7 +453,8 @@ class KioskMachine:
     def _door_closed(self, state: KioskState, event: DoorClosed) -> Step:
         if _status(state, event.door) not in (DoorStatus.OPEN, DoorStatus.OPENING):
             return Step(state)  # a door of someone else, or one we never saw open
-        return Step(_all_closed(_with_door(state, event.door, DoorStatus.CLOSED)))
+        closed = _with_door(state, event.door, DoorStatus.CLOSED)
+        return Step(_all_closed(replace(closed, last_activity=state.now)))
 
     def _next_door(self, state: KioskState) -> Step:
         """The previous door's turn is over: claim the next waiting door, if any."""
