@@ -71,15 +71,16 @@ KioskCabinetFactory = Callable[..., KioskCabinet]
 
 @pytest.fixture
 def make_kiosk_cabinet(tmp_path: Path) -> Iterator[KioskCabinetFactory]:
-    """``make_kiosk_cabinet(**kiosk_section)`` → a started cabinet with a kiosk and scanner."""
+    """``make_kiosk_cabinet(**kiosk_section)`` → a started cabinet with a kiosk and scanner
+    (``scanner_port=`` points ``[scanner]`` elsewhere than the virtual module)."""
     started: list[KioskCabinet] = []
 
-    def _make(**kiosk: Any) -> KioskCabinet:
+    def _make(*, scanner_port: str | None = None, **kiosk: Any) -> KioskCabinet:
         cabinet_id = f"K-{uuid.uuid4().hex[:12]}"
         scanner = VirtualScanner()
         document = agent_document(cabinet_id, tmp_path / "journal.sqlite3", Signer("x").public_key)
         document["kiosk"] = {"port": 0, **kiosk}
-        document["scanner"] = {"port": scanner.port}
+        document["scanner"] = {"port": scanner_port or scanner.port}
         tuning = CabinetTuning(
             timing=Timing.fast(),
             link=FAST_LINK,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from locker_agent.kiosk.machine import DoorProgress, DoorStatus, KeyPress, Phase, Refusal
 from locker_contract.pickup_qr import encode_pickup_qr
 from tests import waiting
@@ -109,3 +111,19 @@ def test_a_wrong_code_is_refused_with_the_attempts_left_and_opens_nothing(
     assert screen.help_contact == "400-800-1234"
     assert waiting.wait_until(lambda: rig.journaled("pickup.refused"), 2)
     assert sum(rig.cabinet.door(n).unlock_pulses for n in range(1, 9)) == 0
+
+
+def test_a_scanner_that_cannot_be_opened_raises_one_alarm_and_codes_still_work(
+    make_kiosk_cabinet: KioskCabinetFactory, tmp_path: Path
+) -> None:
+    rig = make_kiosk_cabinet(scanner_port=str(tmp_path / "no-such-scanner"))
+    rig.supply(entry(51, 2, CODE))
+
+    screen = rig.wait_screen(lambda s: "scanner" in s.readers_down)
+    type_code(rig, CODE)
+
+    assert screen.phase is Phase.HOME
+    rig.wait_screen(lambda s: s.doors == (DoorProgress(2, DoorStatus.OPEN),))
+    [alarm] = rig.journaled("alarm")
+    assert (alarm.data["kind"], alarm.door) == ("scanner_lost", None)
+    assert "no-such-scanner" in alarm.data["detail"]
