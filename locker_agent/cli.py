@@ -13,7 +13,7 @@ Exit codes: 0 door seen open (open) / board answered (status); 2 usage error;
 3 the board answered the unlock but the door was not seen open (jammed?);
 4 no valid answer from the board (or the port cannot be opened).
 ``run`` serves until SIGTERM/SIGINT and exits 0; 2 for a bad configuration, 4 when the
-serial port or the journal cannot be opened.
+serial port, the journal or the kiosk's port cannot be opened.
 ``scan``: 0 read (even when no code was found), 1 unreadable image or camera, 2 usage.
 """
 
@@ -212,7 +212,7 @@ def _run_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except AgentError as exc:  # serial port, journal or broker CA cannot be opened
+    except AgentError as exc:  # serial port, journal, broker CA or kiosk port cannot be opened
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_ANSWER
 

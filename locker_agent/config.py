@@ -266,6 +266,27 @@ class ScannerSection(_Section):
         return ScannerSettings(port=self.port, baudrate=self.baud)
 
 
+KioskLanguage = Literal["zh-CN", "en"]
+
+
+class KioskSection(_Section):
+    """``[kiosk]``: the pickup screen on the cabinet computer; absent, the cabinet has none.
+
+    The page is served on ``host``:``port`` for the cabinet's own browser: keep the
+    loopback default unless the screen is another machine on a closed network.
+    """
+
+    host: str = Field(default="127.0.0.1", min_length=1, strict=True)
+    #: 0 takes any free port (tests); the kiosk browser needs a fixed one
+    port: int = Field(default=8780, ge=0, le=65535, strict=True)
+    #: the language the screen starts in and returns to when left idle
+    language: KioskLanguage = "zh-CN"
+    #: whom to call, shown on refusals and door failures (e.g. a service number)
+    help_contact: str | None = Field(default=None, min_length=1, max_length=80, strict=True)
+    #: seconds without a key or a scan before a half-typed code or a refusal is cleared
+    idle_timeout: Seconds = 30.0
+
+
 class AgentSettings(_Section):
     cabinet_id: Annotated[str, Field(pattern=CABINET_ID_PATTERN)]
     broker: BrokerSettings
@@ -276,6 +297,7 @@ class AgentSettings(_Section):
     control: ControlSettings = ControlSettings()
     camera: CameraSection | None = None
     scanner: ScannerSection | None = None
+    kiosk: KioskSection | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentSettings:

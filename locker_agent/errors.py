@@ -15,6 +15,7 @@ enter our code::
     │   └── BoardReplyError    the board answered, but with something invalid
     │                          (bad check byte, truncated frame, missing locks)
     ├── RateLimited            a door was asked to open too often; nothing was sent
+    ├── KioskError             the kiosk screen cannot be served (its [kiosk] port is taken)
     └── ScanError              the code-reading side of the kiosk (locker_agent.scan)
         ├── ImageUnreadable    an image file that cannot be read or decoded as an image
         ├── CameraError        the camera cannot be used
@@ -77,6 +78,10 @@ class RateLimited(AgentError):
         super().__init__(message)
         self.door = door
         self.retry_after = retry_after
+
+
+class KioskError(AgentError):
+    """The kiosk page cannot be served: its address is taken or not this machine's."""
 
 
 class ScanError(AgentError):

@@ -10,6 +10,7 @@ Threads and who does what::
 
     door poller ──door events──▶ journal (event + door snapshot, one transaction) ─┐
     kiosk ──pickup desk──▶ allow-list + journal (one transaction) ─▶ door ─────────┤ wake
+      (locker_agent.kiosk: its own threads, started when agent.toml has [kiosk])   │
     mqtt network thread ──Connected / Received / Delivered──▶ inbox ───────────────┤
     door-command executor ──ResultReady──▶ inbox ───────────────────────────────────┤
                                                                                     ▼
@@ -36,6 +37,8 @@ from locker_agent.config import AgentSettings
 from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind
 from locker_agent.errors import ConfigError
 from locker_agent.journal import Journal, to_contract_event
+from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
+from locker_agent.kiosk.web import KioskWebServer
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.guard import CommandGuard, GuardPolicy
 from locker_agent.link.guard_store import JournalGuardStore
@@ -168,6 +171,27 @@ class AgentRuntime:
         self._worker: threading.Thread | None = None
         self._closed = False
         self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
+        self.kiosk = self._build_kiosk()
+        self.kiosk_web: KioskWebServer | None = None
+        if self.kiosk is not None and settings.kiosk is not None:
+            self.kiosk_web = KioskWebServer(self.kiosk, settings.kiosk.host, settings.kiosk.port)
+
+    def _build_kiosk(self) -> KioskService | None:
+        """The pickup kiosk when ``[kiosk]`` is configured, reading ``[camera]``/``[scanner]``."""
+        section = self.settings.kiosk
+        if section is None:
+            if self.settings.camera is not None or self.settings.scanner is not None:
+                logger.warning("[camera] and [scanner] are read only by the kiosk: add [kiosk]")
+            return None
+        return KioskService(
+            self.pickup_desk,
+            self.cabinet.doors,
+            self.journal,
+            rules=kiosk_rules(section),
+            link_up=lambda: self.link.connected,
+            journaled=self._wake,
+            sources=scan_sources(self.settings),
+        )
 
     def _guard_policy(self, max_opens: int | None) -> GuardPolicy:
         security = self.settings.security
@@ -185,6 +209,8 @@ class AgentRuntime:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> AgentRuntime:
+        if self.kiosk_web is not None:
+            self.kiosk_web.start()  # first: a taken kiosk port stops the agent before it runs
         self.cabinet.start()
         if not self.cabinet.doors.wait_first_poll(FIRST_POLL_TIMEOUT):
             logger.warning("not every board answered the first poll; their doors are unknown")
@@ -192,6 +218,8 @@ class AgentRuntime:
         self._worker = threading.Thread(target=self._work, name="agent-worker", daemon=True)
         self._worker.start()
         self.link.start()
+        if self.kiosk is not None:
+            self.kiosk.start()
         return self
 
     def stop(self) -> None:
@@ -199,6 +227,10 @@ class AgentRuntime:
         if self._closed:
             return
         self._closed = True
+        if self.kiosk_web is not None:
+            self.kiosk_web.stop()
+        if self.kiosk is not None:
+            self.kiosk.stop()  # a door it is opening is finished first
         self._unsubscribe()
         self.commands.close()
         self._stop.set()

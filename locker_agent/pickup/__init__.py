@@ -9,7 +9,7 @@ the MQTT link: the runtime feeds the allow-list from ``sync`` messages and tells
 desk whether the link is up.
 """
 
-from locker_agent.pickup.allowlist import AllowList, Match, NoMatch, NoMatchReason
+from locker_agent.pickup.allowlist import AllowList, LockoutStatus, Match, NoMatch, NoMatchReason
 from locker_agent.pickup.desk import (
     Credential,
     Decision,
@@ -32,6 +32,7 @@ __all__ = [
     "DoorOpener",
     "Granted",
     "JournalAllowListStore",
+    "LockoutStatus",
     "Match",
     "NoMatch",
     "NoMatchReason",

@@ -13,7 +13,11 @@ scanned QR token against them. Rules:
   a later full list that still carries it (the server has not yet stored our ``pickup``
   event) cannot bring it back; ids the server no longer lists are forgotten;
 * expired entries never match; repeated failures lock the door / the whole cabinet out
-  (5 failures in 15 minutes each by default, as on the server).
+  (5 failures in 15 minutes each by default, as on the server);
+* a credential whose parcels lie behind several doors matches one door at a time: the
+  match names the other doors (``more_doors``), and each is claimed by presenting the
+  same credential again with ``door=`` set, so every door has its own match, its own
+  consumed entries and its own journal record.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import hmac
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from locker_contract import AllowListEntry, AllowListSync, CredentialKind, credential_hash
@@ -132,6 +136,17 @@ class Match:
     door: int
     credential: CredentialKind
     allow_list_version: int
+    #: other doors holding live parcels for the same credential (not consumed by this match)
+    more_doors: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutStatus:
+    """How many wrong attempts are left before the lockout, and how long a lockout lasts."""
+
+    attempts_left: int
+    #: zero when not locked out
+    locked_for: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +221,27 @@ class AllowList:
             return NoMatch("expired" if hits else "no_match")
         chosen_door = live[0].door
         parcel_ids = tuple(sorted(entry.parcel_id for entry in live if entry.door == chosen_door))
+        more_doors = tuple(sorted({entry.door for entry in live} - {chosen_door}))
         self._store.consume(parcel_ids)
-        return Match(parcel_ids, chosen_door, kind, version)
+        return Match(parcel_ids, chosen_door, kind, version, more_doors)
+
+    def lockout(self, *, door: int | None = None, now: datetime) -> LockoutStatus:
+        """Attempts left before the lockout for an attempt at ``door``, and how long a
+        lockout already in force still lasts (what a kiosk tells the person)."""
+        failures = self._store.failures_since(now - self._lockout.window)
+        counted = [(sorted(f.at for f in failures), self._lockout.cabinet_threshold)]
+        if door is not None:
+            at_door = sorted(f.at for f in failures if f.door == door)
+            counted.append((at_door, self._lockout.door_threshold))
+        left = min(max(threshold - len(times), 0) for times, threshold in counted)
+        # locked until enough of the oldest failures have left the sliding window
+        locked_until = [
+            times[len(times) - threshold] + self._lockout.window
+            for times, threshold in counted
+            if len(times) >= threshold
+        ]
+        locked_for = max((until - now for until in locked_until), default=timedelta(0))
+        return LockoutStatus(left, max(locked_for, timedelta(0)))
 
     def _locked_out(self, door: int | None, now: datetime) -> bool:
         failures = self._store.failures_since(now - self._lockout.window)

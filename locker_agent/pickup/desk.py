@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from locker_agent.doors import OpenOutcome, OpenResult
 from locker_agent.journal import Journal, JournalTx, to_contract_event
-from locker_agent.pickup.allowlist import AllowList, Match, NoMatchReason
+from locker_agent.pickup.allowlist import AllowList, LockoutStatus, Match, NoMatchReason
 from locker_contract import CredentialKind, OfflinePickupData
 
 
@@ -56,10 +56,15 @@ class Unreadable:
 
 @dataclass(frozen=True, slots=True)
 class Granted:
-    """Open ``door``: the parcels it holds for the credential (consumed and journaled)."""
+    """Open ``door``: the parcels it holds for the credential (consumed and journaled).
+
+    ``more_doors``: other doors with parcels for the same credential, not yet claimed;
+    each is claimed by deciding the same credential again with ``door=`` that door.
+    """
 
     door: int
     parcel_ids: tuple[int, ...]
+    more_doors: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +147,12 @@ class PickupDesk:
                 _append(tx, "pickup.refused", door, {"reason": verdict.reason, "credential": kind})
         self._journaled()
         if isinstance(verdict, Match):
-            return Granted(verdict.door, verdict.parcel_ids)
+            return Granted(verdict.door, verdict.parcel_ids, verdict.more_doors)
         return Refused(verdict.reason, door)
+
+    def lockout_status(self, *, door: int | None = None) -> LockoutStatus:
+        """Attempts left before the lockout, and how long one in force still lasts."""
+        return self._allow_list.lockout(door=door, now=self._server_now())
 
     def open(self, granted: Granted) -> PickupOutcome:
         """Open the granted door once; a door not seen open is journaled as an alarm."""

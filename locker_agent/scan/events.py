@@ -9,7 +9,7 @@ and use the foreign texts (parcel labels, badges) they expect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from locker_agent.scan.decoders import Decoded, Symbology
@@ -20,12 +20,13 @@ Source = Literal["camera", "scanner"]
 
 @dataclass(frozen=True)
 class CodeRead:
-    text: str
+    #: may be someone's pickup QR: kept out of the repr, and so out of logs
+    text: str = field(repr=False)
     symbology: Symbology
     source: Source
     verdict: QrVerdict
     #: the pickup token when ``verdict`` is PICKUP, else None
-    token: str | None
+    token: str | None = field(repr=False)
 
     @classmethod
     def of(cls, decoded: Decoded, *, source: Source) -> CodeRead:

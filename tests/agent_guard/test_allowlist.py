@@ -11,6 +11,7 @@ import pytest
 
 from locker_agent.pickup.allowlist import (
     AllowList,
+    LockoutStatus,
     Match,
     MemoryAllowListStore,
     NoMatch,
@@ -244,3 +245,35 @@ def test_every_entry_is_compared_even_after_a_match(
     allow.apply(sync(6, [entry(n, 1, code=f"{n:08d}") for n in range(1, 51)]))
     assert allow.check(code="00000001", now=NOW) == Match((1,), 1, "code", 6)
     assert len(compared) == 50
+
+
+def test_a_credential_for_several_doors_is_claimed_door_by_door(
+    store: MemoryAllowListStore,
+) -> None:
+    allow = AllowList(CABINET_KEY, store)
+    parcels = [entry(60, 4, code="24682468"), entry(61, 2, code="24682468")]
+    allow.apply(sync(1, [*parcels, entry(62, 7, code="24682468")]))
+
+    first = allow.check(code="24682468", now=NOW)
+
+    assert first == Match((60,), 4, "code", 1, more_doors=(2, 7))
+    assert allow.check(code="24682468", door=2, now=NOW) == Match((61,), 2, "code", 1)
+    assert allow.check(code="24682468", door=7, now=NOW) == Match((62,), 7, "code", 1)
+    assert allow.check(code="24682468", door=4, now=NOW) == NoMatch("no_match")  # used up
+
+
+def test_lockout_status_counts_down_attempts_and_says_how_long_a_lockout_lasts(
+    allow: AllowList,
+) -> None:
+    policy = LockoutPolicy()
+    assert allow.lockout(now=NOW) == LockoutStatus(policy.cabinet_threshold, timedelta(0))
+    for minute in range(policy.cabinet_threshold - 1):
+        allow.check(code="00000000", now=NOW + timedelta(minutes=minute))
+    later = NOW + timedelta(minutes=policy.cabinet_threshold - 1)
+    assert allow.lockout(now=later) == LockoutStatus(1, timedelta(0))
+
+    allow.check(code="00000000", now=later)
+
+    # locked until the first failure leaves the 15-minute window
+    assert allow.lockout(now=later) == LockoutStatus(0, policy.window - (later - NOW))
+    assert allow.check(code="12345678", now=later) == NoMatch("locked_out")

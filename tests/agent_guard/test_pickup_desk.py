@@ -148,3 +148,30 @@ def test_both_credentials_at_once_or_none_is_refused_as_no_credential(
 def test_a_presented_credential_never_shows_in_a_repr() -> None:
     assert CODE not in repr(TypedCode(CODE))
     assert TOKEN not in repr(ScannedToken(TOKEN))
+
+
+def test_parcels_behind_several_doors_are_claimed_and_journaled_one_door_at_a_time(
+    journal: Journal,
+) -> None:
+    doors = FakeDoors(journal)
+    desk = _desk(journal, doors, entry(11, 5, CODE), entry(12, 2, CODE))
+
+    first = desk.decide(TypedCode(CODE))
+    assert first == Granted(5, (11,), more_doors=(2,))
+    assert desk.open(first).opened
+    second = desk.decide(TypedCode(CODE), door=2)
+    assert second == Granted(2, (12,))
+    assert desk.open(second).opened
+
+    assert doors.opened == [5, 2]
+    assert doors.journaled_before_opening == [["pickup"], ["pickup", "pickup"]]
+    assert [(e.door, e.data["parcel_ids"]) for e in journal.pending()] == [(5, [11]), (2, [12])]
+
+
+def test_a_kiosk_can_say_how_many_attempts_are_left(journal: Journal) -> None:
+    desk = _desk(journal, FakeDoors(journal), entry(11, 5, CODE))
+    before = desk.lockout_status().attempts_left
+
+    desk.decide(TypedCode("00000000"))
+
+    assert desk.lockout_status().attempts_left == before - 1

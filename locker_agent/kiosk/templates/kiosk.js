@@ -1,0 +1,71 @@
+// Keys go to the agent; the screen comes back as a fragment when its version moves.
+(function () {
+  "use strict";
+  var kiosk = document.getElementById("kiosk");
+  var version = Number(kiosk.dataset.version);
+  var keys = { Backspace: "backspace", Delete: "clear", Enter: "enter", Escape: "cancel" };
+  var timer = null;
+
+  function post(path, field, value) {
+    return fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Kiosk-Fetch": "1" },
+      body: field + "=" + encodeURIComponent(value)
+    }).then(poll, poll);
+  }
+
+  function poll() {
+    clearTimeout(timer);
+    return fetch("/screen?after=" + version, { cache: "no-store" }).then(function (answer) {
+      if (answer.status === 200) {
+        version = Number(answer.headers.get("X-Screen-Version"));
+        return answer.text().then(show);
+      }
+    }).catch(function () {}).then(function () {
+      timer = setTimeout(poll, 300);
+    });
+  }
+
+  // Replace only the regions that changed, so the keypad under a finger stays in place
+  // while digits are typed; a screen with other regions is replaced as a whole.
+  function show(html) {
+    var next = document.createElement("template");
+    next.innerHTML = html.trim();
+    var fresh = next.content.firstElementChild;
+    var screen = kiosk.firstElementChild;
+    var names = function (root) {
+      return Array.prototype.map.call(root.querySelectorAll("[data-region]"), function (region) {
+        return region.dataset.region;
+      }).join(" ");
+    };
+    if (!screen || names(screen) !== names(fresh)) {
+      kiosk.replaceChildren(fresh);
+    } else {
+      Array.prototype.forEach.call(fresh.attributes, function (attribute) {
+        screen.setAttribute(attribute.name, attribute.value);
+      });
+      fresh.querySelectorAll("[data-region]").forEach(function (region) {
+        var old = screen.querySelector('[data-region="' + region.dataset.region + '"]');
+        if (old.outerHTML !== region.outerHTML) { old.replaceWith(region); }
+      });
+    }
+    document.documentElement.lang = fresh.dataset.language;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var key = /^[0-9]$/.test(event.key) ? event.key : keys[event.key];
+    if (!key || event.altKey || event.ctrlKey || event.metaKey) { return; }
+    event.preventDefault();
+    post("/key", "key", key);
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button");
+    if (!button || button.disabled) { return; }
+    event.preventDefault();
+    if (button.dataset.key) { post("/key", "key", button.dataset.key); }
+    else if (button.dataset.language) { post("/language", "language", button.dataset.language); }
+  });
+
+  timer = setTimeout(poll, 300);
+}());

@@ -1,0 +1,161 @@
+"""The kiosk page in headless Chromium on a simulated cabinet running the real agent.
+
+A person types a code (keyboard and on-screen keypad), reads which door to go to, sees
+a wrong code refused with the attempts left, and switches the language. The screenshots
+of the main screens are saved to docs/images/kiosk-*.png for docs/kiosk.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.agent_link.rig import entry
+from tests.kiosk.conftest import KioskCabinet, KioskCabinetFactory
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+CODE = "36925814"
+WAIT = 10.0
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Chromium and its driver (apt packages chromium, chromium-driver)",
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,1200"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_page(browser: WebDriver, rig: KioskCabinet) -> None:
+    web = rig.cabinet.runtime.kiosk_web
+    assert web is not None
+    browser.get(web.url)
+
+
+def text_of(browser: WebDriver, selector: str) -> str:
+    """The element's text; read again if a screen update replaced it while reading."""
+    waiting = WebDriverWait(browser, WAIT, ignored_exceptions=[StaleElementReferenceException])
+    return str(waiting.until(lambda driver: driver.find_element(By.CSS_SELECTOR, selector).text))
+
+
+def wait_for(browser: WebDriver, selector: str, words: str = "") -> str:
+    """Wait until ``selector`` is on the page (and its text holds ``words``); its text."""
+
+    def shown(driver: WebDriver) -> str | bool:
+        found = driver.find_elements(By.CSS_SELECTOR, selector)
+        return bool(found) and words in found[0].text and (found[0].text or True)
+
+    waiting = WebDriverWait(browser, WAIT, ignored_exceptions=[StaleElementReferenceException])
+    waiting.until(shown, f"{selector} never showed {words!r}")
+    return text_of(browser, selector)
+
+
+def filled_slots(browser: WebDriver, count: int) -> None:
+    """Wait until the code field shows exactly ``count`` typed (masked) digits."""
+    WebDriverWait(browser, WAIT).until(
+        lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#code .slot.filled")) == count,
+        f"the code field never showed {count} digits",
+    )
+
+
+def screenshot(browser: WebDriver, name: str) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(IMAGES / f"kiosk-{name}.png"))
+
+
+def press(browser: WebDriver, keys: str) -> None:
+    browser.find_element(By.TAG_NAME, "body").send_keys(keys)
+
+
+def test_a_code_typed_on_keyboard_and_keypad_opens_its_door_and_the_page_names_it(
+    make_kiosk_cabinet: KioskCabinetFactory, browser: WebDriver
+) -> None:
+    rig = make_kiosk_cabinet(language="en", help_contact="400-800-1234")
+    rig.supply(entry(51, 2, CODE), entry(52, 5, "11223344"))
+    open_page(browser, rig)
+    wait_for(browser, "#title", "Collect a parcel")
+    screenshot(browser, "home")
+
+    press(browser, CODE[:4])
+    filled_slots(browser, 4)
+    screenshot(browser, "typing")
+    for digit in CODE[4:]:
+        browser.find_element(By.CSS_SELECTOR, f'#keypad button[data-key="{digit}"]').click()
+
+    wait_for(browser, '#doors li[data-door="2"][data-status="open"]')
+    assert text_of(browser, "#title") == "Go to door 2"
+    assert "take your parcel and close the door" in text_of(browser, "#doors")
+    assert rig.cabinet.door(2).unlock_pulses == 1
+    assert rig.cabinet.door(5).unlock_pulses == 0
+    screenshot(browser, "door-open")
+
+    rig.cabinet.door(2).close()
+
+    wait_for(browser, "#title", "Thank you")
+    screenshot(browser, "thanks")
+    assert rig.cabinet.door(2).unlock_pulses == 1
+
+
+def test_a_wrong_code_shows_the_attempts_left_and_keys_edit_the_code(
+    make_kiosk_cabinet: KioskCabinetFactory, browser: WebDriver
+) -> None:
+    rig = make_kiosk_cabinet(language="en", help_contact="400-800-1234")
+    rig.supply(entry(51, 2, CODE))
+    open_page(browser, rig)
+    wait_for(browser, "#title", "Collect a parcel")
+
+    press(browser, "123")
+    filled_slots(browser, 3)
+    press(browser, Keys.BACKSPACE)
+    filled_slots(browser, 2)
+    press(browser, Keys.ESCAPE)
+    wait_for(browser, "#title", "Collect a parcel")
+    filled_slots(browser, 0)
+
+    press(browser, "1111222")
+    filled_slots(browser, 7)
+    press(browser, "2")
+
+    wait_for(browser, "#title", "Wrong code")
+    assert "4 more wrong codes" in text_of(browser, ".message")
+    assert text_of(browser, "#help") == "Need help? Call 400-800-1234."
+    screenshot(browser, "wrong-code")
+    assert sum(rig.cabinet.door(n).unlock_pulses for n in range(1, 9)) == 0
+
+
+def test_one_touch_switches_the_page_to_chinese(
+    make_kiosk_cabinet: KioskCabinetFactory, browser: WebDriver
+) -> None:
+    rig = make_kiosk_cabinet(language="en")
+    open_page(browser, rig)
+    wait_for(browser, "#title", "Collect a parcel")
+
+    browser.find_element(By.ID, "language-switch").click()
+
+    wait_for(browser, "#title", "取件")
+    assert "请输入 8 位取件码" in text_of(browser, ".message")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    assert text_of(browser, "#language-switch") == "English"
+    screenshot(browser, "home-zh")
