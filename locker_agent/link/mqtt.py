@@ -239,6 +239,11 @@ def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Callab
     return delay
 
 
+def _written_by_the_loop(_client: mqtt.Client, _userdata: object, _sock: object) -> None:
+    """paho's register-write hook: nothing to do, the link thread's ``loop()`` selects for
+    writing whenever packets wait (see ``MqttAdapter._build_client``)."""
+
+
 class MqttAdapter:
     """Connects, stays connected, and shuttles messages between paho and the runtime."""
 
@@ -284,6 +289,14 @@ class MqttAdapter:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        # Every socket read and write happens on the link's own thread. Without a
+        # register-write callback, paho writes a publish on the caller's thread while this
+        # thread reads: an SSL socket used by two threads at once is undefined behaviour
+        # in OpenSSL (seen as a heap-corruption abort when a broker restart hit both).
+        # With one, publish() only queues the packet and wakes loop() through its socket
+        # pair; loop() writes it.
+        client.on_socket_register_write = _written_by_the_loop
+        client.on_socket_unregister_write = _written_by_the_loop
         return client
 
     # -- lifecycle -----------------------------------------------------------------

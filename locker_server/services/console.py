@@ -21,6 +21,7 @@ from locker_server.services.cabinets import Scope
 
 @dataclass(frozen=True, slots=True)
 class DoorCard:
+    id: int
     number: int
     door_state: str
     occupancy: str
@@ -59,7 +60,7 @@ def cabinet_board(session: Session, site_ids: Scope) -> list[CabinetCard]:
     )
     for door in door_rows:
         doors.setdefault(door.cabinet_id, []).append(
-            DoorCard(door.number, door.door_state, door.occupancy, door.service_state)
+            DoorCard(door.id or 0, door.number, door.door_state, door.occupancy, door.service_state)
         )
     return [_card(cabinet, site, links.get(cabinet.id or 0), doors) for cabinet, site in rows]
 

@@ -32,8 +32,10 @@ from locker_server.audit.service import Reader, browse_entries
 from locker_server.auth.roles import Role
 from locker_server.auth.users import usernames
 from locker_server.errors import DomainError, PermissionDenied
-from locker_server.models import ParcelState
-from locker_server.services import Caller, DomainDeps, console, parcels
+from locker_server.models import CabinetUpdate, DoorUpdate, ParcelState, ServiceState
+from locker_server.notifications.models import Status
+from locker_server.notifications.outbox import RESENDABLE, MessageFilter, list_messages
+from locker_server.services import Caller, DomainDeps, console, layout, notices, parcels
 from locker_server.services.commands import issue_command
 from locker_server.web.common import Viewer, gate, render
 from locker_server.web.session import tokens_match
@@ -292,3 +294,146 @@ def remote_open(
         problem=problem, status_code=422,
         **_timeline(session, audit, viewer, client, door_id=door_id),
     )  # fmt: skip
+
+
+@router.post("/doors/{door_id}/service")
+def door_service(
+    door_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    deps: DomainDepsDep,
+    client: ClientContext,
+    csrf_token: CsrfField = "",
+    service_state: Annotated[str, Form(max_length=32)] = "",
+    reason: ReasonField = "",
+) -> Response:
+    """Take a door out of service (with a reason) or back in."""
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    refused = _csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
+    found = console.visible_door(session, viewer.principal.site_ids, door_id)
+    if found is None or service_state not in ServiceState.__members__:
+        return _not_found(request, viewer)
+    door, cabinet = found
+    change = DoorUpdate(
+        service_state=ServiceState(service_state), service_reason=reason.strip() or None
+    )
+    try:
+        layout.update_door(
+            session, deps, cabinet.id or 0, door_id, change, caller=_caller(viewer, client),
+            site_ids=viewer.principal.site_ids,
+        )  # fmt: skip
+    except DomainError as exc:
+        session.rollback()
+        return render(request, "door.html", viewer=viewer, door=door, cabinet=cabinet,
+                      can_act=True, problem=str(exc), status_code=exc.http_status,
+                      entries=[], names=None, users={})  # fmt: skip
+    return RedirectResponse(f"/doors/{door_id}", status_code=303)
+
+
+@router.post("/cabinets/{cabinet_id}/maintenance")
+def cabinet_maintenance(
+    cabinet_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    deps: DomainDepsDep,
+    client: ClientContext,
+    csrf_token: CsrfField = "",
+    maintenance: Annotated[str, Form(max_length=8)] = "",
+    reason: ReasonField = "",
+) -> Response:
+    """Start (with a reason) or end a cabinet's maintenance mode."""
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    refused = _csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
+    if maintenance not in ("on", "off"):
+        return _not_found(request, viewer)
+    starting = maintenance == "on"
+    change = CabinetUpdate(
+        maintenance=starting, maintenance_reason=reason.strip() or None if starting else None
+    )
+    try:
+        layout.update_cabinet(
+            session, deps, cabinet_id, change, caller=_caller(viewer, client),
+            site_ids=viewer.principal.site_ids,
+        )  # fmt: skip
+    except DomainError as exc:
+        session.rollback()
+        if exc.http_status == 404:
+            return _not_found(request, viewer)
+        raise
+    return RedirectResponse("/cabinets", status_code=303)
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+@router.get("/notifications")
+def notifications_page(request: Request, session: SessionDep, keys: KeysDep) -> Response:
+    """Failed notifications first (or all), newest first, each with a resend button."""
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    return _notifications_view(request, session, viewer)
+
+
+def _notifications_view(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    *,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    wanted = request.query_params.get("status", "failed")
+    status = None if wanted == "all" else Status.failed
+    where = MessageFilter(status=status, site_ids=viewer.principal.site_ids)
+    return render(
+        request, "notifications.html", viewer=viewer,
+        messages=list_messages(session, where, limit=200),
+        resendable={state.value for state in RESENDABLE}, problem=problem,
+        status_code=status_code,
+    )  # fmt: skip
+
+
+@router.post("/notifications/{message_id}/resend")
+def notification_resend(
+    message_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    audit: AuditDep,
+    client: ClientContext,
+    csrf_token: CsrfField = "",
+) -> Response:
+    viewer = gate(request, session, keys, Role.operator)
+    if isinstance(viewer, Response):
+        return viewer
+    refused = _csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
+    try:
+        notices.resend_message(
+            session, audit, message_id, caller=_caller(viewer, client),
+            site_ids=viewer.principal.site_ids,
+        )  # fmt: skip
+    except PermissionDenied:
+        session.rollback()
+        record_refusal(request, action="access.denied", reason="notification of another site")
+        return _not_found(request, viewer)
+    except DomainError as exc:
+        session.rollback()
+        if exc.http_status == 404:
+            return _not_found(request, viewer)
+        return _notifications_view(
+            request, session, viewer, problem=str(exc), status_code=exc.http_status
+        )
+    return RedirectResponse("/notifications?resent=1", status_code=303)

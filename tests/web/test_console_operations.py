@@ -175,3 +175,78 @@ def test_export_carries_exactly_the_filtered_entries(
     page = jar.get(f"/audit?{query}")
     assert f"--parcel {parcel_id}" in page.text
     assert "--action parcel." in page.text
+
+
+def _failed_notification(app: Any, parcel_id: int) -> int:
+    from locker_server.db import session_scope
+    from locker_server.notifications.models import NotificationMessage, Status
+
+    with session_scope(app.state.engine) as session:
+        message = NotificationMessage(
+            kind="email", event="parcel.reminder", parcel_id=parcel_id,
+            destination="wang@example.org", status=Status.failed, last_error="550 mailbox full",
+        )  # fmt: skip
+        session.add(message)
+        session.flush()
+        assert message.id is not None
+        return message.id
+
+
+def test_an_operator_resends_a_failed_notification(
+    app: Any, signed_in: SignIn, delivered: dict[str, Any], audit_entries: Any, make_site: Any
+) -> None:
+    message_id = _failed_notification(app, delivered["parcel"]["id"])
+    outsider = signed_in("operator", sites=[make_site("Elsewhere")])
+    assert f'data-notification="{message_id}"' not in outsider.get("/notifications").text
+    jar = signed_in("operator")
+    page = jar.get("/notifications")
+    assert f'data-notification="{message_id}" data-status="failed"' in page.text
+    foreign = outsider.post(
+        f"/notifications/{message_id}/resend", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert foreign.status_code == 403  # the CSRF token is the other operator's
+    resent = jar.post(
+        f"/notifications/{message_id}/resend", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert resent.status_code == 303
+    assert f'data-notification="{message_id}"' not in jar.get("/notifications").text
+    assert (
+        f'data-notification="{message_id}" data-status="pending"'
+        in jar.get("/notifications?status=all").text
+    )
+    resends = audit_entries("notification.resent")
+    assert [entry.channel for entry in resends] == ["web"]
+    again = jar.post(f"/notifications/{message_id}/resend", data={"csrf_token": csrf_of(page.text)})
+    assert again.status_code == 409  # pending now: nothing to resend
+
+
+def test_doors_and_cabinets_go_into_and_out_of_service(
+    signed_in: SignIn, delivered: dict[str, Any]
+) -> None:
+    jar = signed_in("operator")
+    door = f"/doors/{delivered['door_id']}"
+    csrf = csrf_of(jar.get(door).text)
+    no_reason = jar.post(
+        f"{door}/service", data={"csrf_token": csrf, "service_state": "out_of_service"}
+    )
+    assert no_reason.status_code == 422
+    out = jar.post(
+        f"{door}/service",
+        data={"csrf_token": csrf, "service_state": "out_of_service", "reason": "hinge broken"},
+    )
+    assert out.status_code == 303
+    assert "hinge broken" in jar.get(door).text
+    back = jar.post(f"{door}/service", data={"csrf_token": csrf, "service_state": "in_service"})
+    assert back.status_code == 303
+    cabinet = delivered["cabinet"]
+    started = jar.post(
+        f"/cabinets/{cabinet}/maintenance",
+        data={"csrf_token": csrf, "maintenance": "on", "reason": "cleaning"},
+    )
+    assert started.status_code == 303
+    assert "End maintenance" in jar.get("/cabinets").text
+    ended = jar.post(
+        f"/cabinets/{cabinet}/maintenance", data={"csrf_token": csrf, "maintenance": "off"}
+    )
+    assert ended.status_code == 303
+    assert "Start maintenance" in jar.get("/cabinets").text

@@ -24,20 +24,17 @@ from locker_server.api.deps import (
     SessionDep,
     require_roles,
 )
-from locker_server.audit import AuditEvent
 from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
-from locker_server.errors import PermissionDenied
 from locker_server.notifications.models import NotificationMessage, Status
 from locker_server.notifications.outbox import (
     MessageFilter,
     count_messages,
-    get_message,
     list_messages,
     mask_destination,
-    resend,
-    site_of,
 )
+from locker_server.services.context import Caller
+from locker_server.services.notices import resend_message, visible_message
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -84,12 +81,7 @@ def _public(message: NotificationMessage) -> NotificationPublic:
 
 
 def _visible(session: Session, principal: Principal, message_id: int) -> NotificationMessage:
-    message = get_message(session, message_id)
-    if principal.site_ids is not None:
-        site_id = site_of(session, message)
-        if site_id is None or not principal.can_access_site(site_id):
-            raise PermissionDenied(f"no access to notification {message_id}")
-    return message
+    return visible_message(session, message_id, principal.site_ids)
 
 
 @router.get("", summary="List notifications (e.g. ?status=failed), newest first")
@@ -126,19 +118,8 @@ def resend_(
     client: ClientContext,
     principal: Operator,
 ) -> NotificationPublic:
-    _visible(session, principal, notification_id)
-    message = resend(session, notification_id)
-    audit.record(
-        session,
-        AuditEvent(
-            action="notification.resent",
-            actor=principal.actor,
-            outcome="success",
-            channel=client.channel,
-            source=client.source,
-            parcel_id=message.parcel_id,
-            recipient_id=message.recipient_id,
-            details={"message_id": message.id, "kind": message.kind, "event": message.event},
-        ),
+    caller = Caller(actor=principal.actor, channel=client.channel, source=client.source)
+    message = resend_message(
+        session, audit, notification_id, caller=caller, site_ids=principal.site_ids
     )
     return _public(message)
