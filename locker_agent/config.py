@@ -144,6 +144,16 @@ class SerialSettings(_Section):
     #: how long an unlock may take to be answered (8A/80 boards answer after the pulse)
     unlock_timeout: Seconds = _LINK_DEFAULTS.unlock_timeout
     query_timeout: Seconds = _LINK_DEFAULTS.query_timeout
+    #: after the port failed (adapter unplugged or reset): the first wait before
+    #: reopening it, doubled after each failed attempt up to the maximum
+    reopen_backoff_initial: Seconds = _LINK_DEFAULTS.reopen_backoff_initial
+    reopen_backoff_max: Seconds = _LINK_DEFAULTS.reopen_backoff_max
+
+    @model_validator(mode="after")
+    def _backoff_in_order(self) -> SerialSettings:
+        if self.reopen_backoff_max < self.reopen_backoff_initial:
+            raise ValueError("reopen_backoff_max is shorter than reopen_backoff_initial")
+        return self
 
     @property
     def port_given(self) -> bool:
@@ -156,6 +166,8 @@ class SerialSettings(_Section):
             unlock_timeout=self.unlock_timeout,
             query_timeout=self.query_timeout,
             echo=self.echo,
+            reopen_backoff_initial=self.reopen_backoff_initial,
+            reopen_backoff_max=self.reopen_backoff_max,
         )
 
 
@@ -171,6 +183,7 @@ class ControlSettings(_Section):
     #: remote (MQTT) opens of the whole cabinet per minute, checked by the command guard
     max_remote_opens_per_minute: PositiveCount = DEFAULT_MAX_REMOTE_OPENS_PER_MINUTE
     unanswered_poll_interval: Seconds = _CONTROL_DEFAULTS.unanswered_poll_interval
+    board_alarm_after: Seconds = _CONTROL_DEFAULTS.board_alarm_after
 
     def controller_settings(self) -> ControllerSettings:
         return ControllerSettings(
@@ -181,6 +194,7 @@ class ControlSettings(_Section):
             max_opens_per_door=self.max_opens_per_door,
             rate_window=_CONTROL_DEFAULTS.rate_window,
             unanswered_poll_interval=self.unanswered_poll_interval,
+            board_alarm_after=self.board_alarm_after,
         )
 
 

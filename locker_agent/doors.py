@@ -14,7 +14,14 @@ Rules it keeps (background in docs/protocols.md and docs/hardware.md):
 * the relay fires even when the sensor already says open (a broken input may say so);
 * doors open one after another; each door has a rolling-minute open budget;
 * a door that opens without a command → ``forced_open``; one open too long →
-  ``left_open`` (once per opening); a door whose board does not answer is ``unknown``.
+  ``left_open`` (once per opening); a door whose board does not answer is ``unknown``;
+* a door read for the first time after a gap (the controller's first poll, or its
+  board answering again) is ``found`` in the state read, never ``opened`` or
+  ``closed``: nobody saw it move, and whoever keeps the record compares;
+* a board that does not answer for ``board_alarm_after`` (a serial port that fails: at
+  once) raises ONE :class:`BoardAlarm` for the bus, cleared when every board answers
+  again; while the port is gone an open is refused at once (``board_unavailable``),
+  never queued.
 """
 
 from __future__ import annotations
@@ -30,7 +37,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from locker_agent.boards import BoardClient, BoardReading, DoorState, UnlockAck
-from locker_agent.errors import AgentError, BoardError, ConfigError, TransportError
+from locker_agent.errors import (
+    AgentError,
+    BoardError,
+    ConfigError,
+    PortUnavailable,
+    TransportError,
+)
 from locker_agent.layout import CabinetLayout, DoorAddress
 from locker_agent.serial_link import Priority
 
@@ -48,6 +61,8 @@ class DoorEventKind(enum.StrEnum):
     OPEN_REFUSED = "open_refused"
     #: the door's board stopped answering: its state is no longer known
     UNKNOWN = "unknown"
+    #: the door's state read after a gap (first poll, board back): not a move we saw
+    FOUND = "found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +73,19 @@ class DoorEvent:
     monotonic: float
     wall: datetime
     detail: str = ""
+    #: the state read, for ``found`` events
+    state: DoorState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BoardAlarm:
+    """Boards of the bus stopped answering (``raised``), or all answer again."""
+
+    raised: bool
+    #: the boards not answering when it was raised (empty when cleared)
+    boards: tuple[int, ...]
+    detail: str
+    wall: datetime
 
 
 class OpenOutcome(enum.StrEnum):
@@ -65,6 +93,8 @@ class OpenOutcome(enum.StrEnum):
     JAMMED = "jammed"
     OUTCOME_UNKNOWN = "outcome_unknown"
     RATE_LIMITED = "rate_limited"
+    #: the serial port is gone: refused at once, no unlock sent, nothing queued
+    BOARD_UNAVAILABLE = "board_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +132,14 @@ class ControllerSettings:
     #: a board that did not answer is polled again after this long, so it cannot
     #: slow down the polls of the boards that do answer
     unanswered_poll_interval: float = 1.0
+    #: a board unanswered this long raises the bus's "board not answering" alarm (a
+    #: failing serial port raises it at once)
+    board_alarm_after: float = 5.0
 
     def __post_init__(self) -> None:
         timings = (self.poll_interval, self.confirm_window, self.left_open_after)
+        if self.board_alarm_after <= 0:
+            raise ConfigError("the board alarm delay must be positive")
         if min(*timings, self.confirm_poll_interval) <= 0:
             raise ConfigError("poll intervals, confirm window and left-open limit must be positive")
         if self.max_opens_per_door < 1 or self.rate_window <= 0:
@@ -112,6 +147,7 @@ class ControllerSettings:
 
 
 EventHandler = Callable[[DoorEvent], None]
+AlarmHandler = Callable[[BoardAlarm], None]
 
 
 @dataclass(slots=True)
@@ -127,6 +163,8 @@ class _Track:
     command_until: float = 0.0
     #: sent_at of the latest query that saw the door open
     open_seen_sent_at: float = float("-inf")
+    #: not read since the controller started or since its board stopped answering
+    gap: bool = True
 
 
 class DoorController:
@@ -151,6 +189,10 @@ class DoorController:
         self._open_serial = threading.Lock()
         self._opens: dict[int, deque[float]] = {door: deque() for door in layout.doors}
         self._handlers: list[EventHandler] = []
+        self._alarm_handlers: list[AlarmHandler] = []
+        #: board → when it first went unanswered since it last answered (monotonic)
+        self._silent_since: dict[int, float] = {}
+        self._board_alarm_raised = False
         self._stop = threading.Event()
         #: set to end the pause between poll cycles at once (on stop)
         self._wake = threading.Event()
@@ -189,6 +231,18 @@ class DoorController:
 
         return unsubscribe
 
+    def subscribe_board_alarms(self, handler: AlarmHandler) -> Callable[[], None]:
+        """Call ``handler`` when boards stop answering and when all answer again."""
+        with self._lock:
+            self._alarm_handlers.append(handler)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if handler in self._alarm_handlers:
+                    self._alarm_handlers.remove(handler)
+
+        return unsubscribe
+
     def state(self, door: int) -> DoorState:
         self.layout.address_of(door)
         with self._lock:
@@ -212,6 +266,8 @@ class DoorController:
         address = self.layout.address_of(door)
         with self._open_serial:
             requested_at = time.monotonic()
+            if not self.client.link.available:
+                return self._refuse_unavailable(door, address, requested_at)
             refusal = self._refuse_if_over_budget(door, address, requested_at)
             if refusal is not None:
                 return refusal
@@ -235,6 +291,15 @@ class DoorController:
         self._emit([self._event(DoorEventKind.OPEN_REFUSED, door, detail)])
         return OpenResult(door, address, OpenOutcome.RATE_LIMITED, False, None, now, detail=detail)
 
+    def _refuse_unavailable(self, door: int, address: DoorAddress, now: float) -> OpenResult:
+        """The port is gone: say so now rather than queue an unlock that could fire when
+        it comes back, with nobody at the door."""
+        detail = "serial port unavailable: no unlock sent"
+        logger.warning("refused to open door %d (%s): %s", door, address, detail)
+        return OpenResult(
+            door, address, OpenOutcome.BOARD_UNAVAILABLE, False, None, now, detail=detail
+        )
+
     def _unlock_and_confirm(
         self, door: int, address: DoorAddress, requested_at: float
     ) -> OpenResult:
@@ -242,13 +307,18 @@ class DoorController:
         with self._lock:
             track = self._tracks[door]
             already_open = track.state is DoorState.OPEN
-            track.command_until = float("inf")  # any opening now is ours, not forced
+            command_until, track.command_until = track.command_until, float("inf")
         before = time.monotonic()
         unlock = self.client.submit_open_lock(address.board, address.lock)
         # queued behind the unlock and ahead of every poll: the first look at the door,
         # sent as soon as the unlock is answered (or has timed out)
         first_read = self.client.submit_observe_lock(address.board, address.lock, Priority.CONFIRM)
-        acknowledged, sent_after, problem = self._await_unlock(door, address, unlock, before)
+        awaited = self._await_unlock(door, address, unlock, before)
+        if awaited is None:  # the port went away before the unlock was written
+            with self._lock:
+                track.command_until = command_until  # an opening now would not be ours
+            return self._refuse_unavailable(door, address, requested_at)
+        acknowledged, sent_after, problem = awaited
         deadline = time.monotonic() + self.settings.confirm_window
         confirmed_at = self._confirm_open(door, address, sent_after, deadline, first_read)
         with self._lock:
@@ -271,11 +341,13 @@ class DoorController:
 
     def _await_unlock(
         self, door: int, address: DoorAddress, unlock: Future[UnlockAck], before: float
-    ) -> tuple[bool, float, str]:
+    ) -> tuple[bool, float, str] | None:
         """The relay fired once. Returns (acknowledged, time the unlock was written or
-        ``before`` if unknown, problem)."""
+        ``before`` if unknown, problem), or None when the unlock was never written."""
         try:
             ack = unlock.result()
+        except PortUnavailable:
+            return None
         except (BoardError, TransportError) as exc:
             logger.warning("unlock of door %d (%s) unanswered: %s", door, address, exc)
             self._emit([self._event(DoorEventKind.OPEN_OUTCOME_UNKNOWN, door, str(exc))])
@@ -392,9 +464,40 @@ class DoorController:
         except AgentError as exc:  # BoardError, TransportError: the board is not observed
             logger.debug("board %d not read: %s", board, exc)
             self._apply_unknown(board)
+            self._note_unanswered(board, exc)
             return False
+        self._note_answered(board)
         self._apply(reading)
         return True
+
+    def _note_unanswered(self, board: int, exc: AgentError) -> None:
+        """Raise the bus's alarm once: at once for a failing port, else after a board
+        has gone unanswered for ``board_alarm_after``."""
+        now = time.monotonic()
+        with self._lock:
+            since = self._silent_since.setdefault(board, now)
+            port_failed = isinstance(exc, TransportError)
+            due = port_failed or now - since >= self.settings.board_alarm_after
+            if not due or self._board_alarm_raised:
+                return
+            self._board_alarm_raised = True
+            silent = tuple(sorted(self._silent_since))
+        if port_failed:
+            detail = f"serial port {self.client.link.url} failed: {exc}"
+        else:
+            listed = ", ".join(str(b) for b in silent)
+            detail = f"board {listed} not answering for {now - since:.1f} s: {exc}"
+        logger.warning("board not answering: %s", detail)
+        self._emit_alarm(BoardAlarm(True, silent, detail, datetime.now(UTC)))
+
+    def _note_answered(self, board: int) -> None:
+        with self._lock:
+            self._silent_since.pop(board, None)
+            if not self._board_alarm_raised or self._silent_since:
+                return
+            self._board_alarm_raised = False
+        logger.warning("every board answers again")
+        self._emit_alarm(BoardAlarm(False, (), "every board answers again", datetime.now(UTC)))
 
     def _apply(self, reading: BoardReading) -> None:
         events: list[DoorEvent] = []
@@ -411,9 +514,13 @@ class DoorController:
 
     def _observe(self, door: int, state: DoorState, reading: BoardReading) -> list[DoorEvent]:
         track = self._tracks[door]
-        previous, track.state = track.last_known, state
-        track.last_known = state
+        # across a gap nothing was seen: the state read is "found", never a move
+        previous = None if track.gap else track.last_known
         events: list[DoorEvent] = []
+        if track.gap:
+            events.append(self._event(DoorEventKind.FOUND, door, "read after a gap", state))
+        track.state = track.last_known = state
+        track.gap = False
         if state is DoorState.OPEN:
             track.open_seen_sent_at = reading.sent_at
             if previous is not DoorState.OPEN:
@@ -446,15 +553,18 @@ class DoorController:
                 if track.state is not DoorState.UNKNOWN:
                     events.append(self._event(DoorEventKind.UNKNOWN, door, "board not answering"))
                 track.state = DoorState.UNKNOWN
+                track.gap = True
             self._polled_boards.add(board)
             self._changed.notify_all()
         self._emit(events)
 
     # -- events ----------------------------------------------------------------
 
-    def _event(self, kind: DoorEventKind, door: int, detail: str = "") -> DoorEvent:
+    def _event(
+        self, kind: DoorEventKind, door: int, detail: str = "", state: DoorState | None = None
+    ) -> DoorEvent:
         address = self.layout.doors.get(door, DoorAddress(0, 0))
-        return DoorEvent(kind, door, address, time.monotonic(), datetime.now(UTC), detail)
+        return DoorEvent(kind, door, address, time.monotonic(), datetime.now(UTC), detail, state)
 
     def _emit(self, events: list[DoorEvent]) -> None:
         with self._lock:
@@ -466,3 +576,12 @@ class DoorController:
                     handler(event)
                 except Exception:
                     logger.exception("door event handler failed on %s", event.kind.value)
+
+    def _emit_alarm(self, alarm: BoardAlarm) -> None:
+        with self._lock:
+            handlers = list(self._alarm_handlers)
+        for handler in handlers:
+            try:
+                handler(alarm)
+            except Exception:
+                logger.exception("board alarm handler failed")

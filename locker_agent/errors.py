@@ -9,7 +9,8 @@ enter our code::
     │   └── UnknownDoorError   a door number that the layout does not know
     ├── JournalError           the journal database cannot be opened, read or written
     ├── TransportError         the serial port cannot be opened, or I/O on it failed
-    │   └── LinkClosedError    the link was stopped while a request was waiting
+    │   ├── LinkClosedError    the link was stopped while a request was waiting
+    │   └── PortUnavailable    the port is gone (being reopened): the request was never sent
     ├── BoardError             a board gave no usable answer to a request
     │   ├── BoardTimeout       no valid answer before the request's timeout
     │   └── BoardReplyError    the board answered, but with something invalid
@@ -52,6 +53,11 @@ class TransportError(AgentError):
 
 class LinkClosedError(TransportError):
     """The serial link was stopped while a request was queued or in flight."""
+
+
+class PortUnavailable(TransportError):
+    """The serial port is gone (unplugged, I/O errors) and being reopened: the request was
+    refused before anything was written, and is not kept to be sent later."""
 
 
 class BoardError(AgentError):

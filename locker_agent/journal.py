@@ -11,6 +11,9 @@ What it holds (one table each):
 * ``events`` — what the cabinet has to tell the server, in ``seq`` order, each with a
   stable ``event_id`` and a class: ``custody`` or ``telemetry``;
 * ``doors`` + ``meta.state_version`` — the door snapshot published on ``state``;
+* ``doors_last_seen`` — each door's last state that was really read (open or closed,
+  never unknown): what a door read after a gap is compared with
+  (:mod:`locker_agent.door_record`);
 * ``meta.connection`` — the presence connection counter (+1 before every CONNECT);
 * ``decided_commands`` + ``meta.command_counter`` — what the command guard must
   remember (command ids already decided, the highest counter; see
@@ -81,6 +84,10 @@ CREATE TABLE IF NOT EXISTS doors (
     door INTEGER PRIMARY KEY,
     state TEXT NOT NULL,
     occupied INTEGER
+);
+CREATE TABLE IF NOT EXISTS doors_last_seen (
+    door INTEGER PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('open', 'closed'))
 );
 CREATE TABLE IF NOT EXISTS decided_commands (
     command_id TEXT PRIMARY KEY,
@@ -259,6 +266,20 @@ class JournalTx:
         if not self._state_bumped:
             self.bump("state_version")
             self._state_bumped = True
+
+    def last_seen(self, door: int) -> str | None:
+        """The door's last state really read ("open"/"closed"), None if never."""
+        row = self._db.execute(
+            "SELECT state FROM doors_last_seen WHERE door = ?", (door,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_last_seen(self, door: int, state: str) -> None:
+        self._db.execute(
+            "INSERT INTO doors_last_seen (door, state) VALUES (?, ?)"
+            " ON CONFLICT (door) DO UPDATE SET state = excluded.state",
+            (door, state),
+        )
 
     # -- commands ----------------------------------------------------------------
 

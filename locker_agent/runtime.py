@@ -31,10 +31,11 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final
 
+from locker_agent import door_record
 from locker_agent.boards import DoorState
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import AgentSettings
-from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind
+from locker_agent.doors import BoardAlarm, ControllerSettings, DoorEvent, DoorEventKind
 from locker_agent.errors import ConfigError
 from locker_agent.journal import Journal, to_contract_event
 from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
@@ -171,6 +172,7 @@ class AgentRuntime:
         self._worker: threading.Thread | None = None
         self._closed = False
         self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
+        self._unsubscribe_alarms = self.cabinet.doors.subscribe_board_alarms(self._on_board_alarm)
         self.kiosk = self._build_kiosk()
         self.kiosk_web: KioskWebServer | None = None
         if self.kiosk is not None and settings.kiosk is not None:
@@ -232,6 +234,7 @@ class AgentRuntime:
         if self.kiosk is not None:
             self.kiosk.stop()  # a door it is opening is finished first
         self._unsubscribe()
+        self._unsubscribe_alarms()
         self.commands.close()
         self._stop.set()
         self._wake()
@@ -274,15 +277,26 @@ class AgentRuntime:
     # -- door events (poller thread) ------------------------------------------------------
 
     def _on_door_event(self, event: DoorEvent) -> None:
+        if event.kind is DoorEventKind.FOUND:  # read after a gap: compared, not a move
+            with self.journal.transaction() as tx:
+                door_record.record_found(tx, event)
+            self._wake()
+            return
         event_type, data = self._describe(event)
         with self.journal.transaction() as tx:
             state = _SNAPSHOT_STATES.get(event.kind)
             if state is not None:
                 tx.set_door(event.door, state)
+            door_record.record_seen(tx, event)
             # checked against the contract now, so it can never block the outbox
             to_contract_event(
                 tx.append(event_type, door=event.door, data=data, device_time=event.wall)
             )
+        self._wake()
+
+    def _on_board_alarm(self, alarm: BoardAlarm) -> None:
+        with self.journal.transaction() as tx:
+            door_record.record_board_alarm(tx, alarm)
         self._wake()
 
     @staticmethod

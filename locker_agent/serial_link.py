@@ -15,7 +15,13 @@ pairs each with its reply:
   late reply is never read as the answer to the next request;
 * unlocks go ahead of queued polls (a priority queue);
 * an unlock is **never** retried: a second pulse could open a door twice. A query
-  may be retried once, which is harmless.
+  may be retried once, which is harmless;
+* when the port fails (adapter unplugged or reset, I/O errors) the link closes it,
+  fails the request in flight and every queued one, and reopens the same path with a
+  bounded backoff (``reopen_backoff_initial`` doubling up to ``reopen_backoff_max``).
+  Until it is back every request is refused at once with
+  :class:`~locker_agent.errors.PortUnavailable`: nothing is kept to be sent later, so
+  an unlock asked for during the gap can never fire after it.
 
 Serial errors are translated into :class:`~locker_agent.errors.TransportError` here,
 where they enter our code.
@@ -23,6 +29,7 @@ where they enter our code.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import logging
@@ -51,6 +58,7 @@ from locker_agent.errors import (
     BoardTimeout,
     ConfigError,
     LinkClosedError,
+    PortUnavailable,
     TransportError,
 )
 
@@ -94,12 +102,18 @@ class LinkSettings:
     late_reply_horizon: float = 1.0
     #: the adapter hands back what we transmit: discard those bytes after each write
     echo: bool = False
+    #: after the port failed, the first attempt to reopen it waits this long; each failed
+    #: attempt doubles the wait, up to ``reopen_backoff_max``
+    reopen_backoff_initial: float = 0.5
+    reopen_backoff_max: float = 10.0
 
     def __post_init__(self) -> None:
         if self.baudrate <= 0:
             raise ConfigError(f"baud rate must be positive, not {self.baudrate}")
         if min(self.unlock_timeout, self.query_timeout, self.quiet_gap) <= 0:
             raise ConfigError("timeouts and the quiet gap must be positive")
+        if not 0 < self.reopen_backoff_initial <= self.reopen_backoff_max:
+            raise ConfigError("the reopen backoff must be positive, its maximum not below it")
         if self.query_retries not in (0, 1):
             raise ConfigError("a query may be retried at most once")
 
@@ -227,6 +241,11 @@ class SerialLink:
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._stopped = False
+        #: held while a job is queued and while the port is declared lost, so no job
+        #: can slip into the queue between "port lost" and "queue failed"
+        self._submit_lock = threading.Lock()
+        #: why the port is unavailable ("" while it is open)
+        self._lost = ""
         self._stats: dict[str, int] = dict.fromkeys(LinkStats.__slots__, 0)
         self._stats_lock = threading.Lock()
         self._last_activity = 0.0
@@ -240,7 +259,7 @@ class SerialLink:
     def start(self) -> SerialLink:
         if self._thread is not None:
             raise RuntimeError("link already started")
-        self._port = self._port_factory(self.url, self.settings.baudrate, self.settings.read_poll)
+        self._port = self._open()
         self._thread = threading.Thread(target=self._serve, name=f"serial-link {self.url}")
         self._thread.daemon = True
         self._thread.start()
@@ -266,6 +285,11 @@ class SerialLink:
                 self._port.close()
         logger.info("serial link on %s stopped", self.url)
 
+    @property
+    def available(self) -> bool:
+        """The port is open (False while it is being reopened after a failure)."""
+        return self._thread is not None and not self._closed.is_set() and not self._lost
+
     def __enter__(self) -> SerialLink:
         return self.start()
 
@@ -277,13 +301,19 @@ class SerialLink:
     def submit(self, request: Request, priority: Priority | None = None) -> Future[Exchange]:
         """Queue ``request``; unlocks go ahead of queries unless ``priority`` says otherwise."""
         future: Future[Exchange] = Future()
-        if self._closed.is_set() or self._thread is None:
-            future.set_exception(LinkClosedError(f"serial link on {self.url} is not running"))
-            return future
         if priority is None:
             priority = Priority.UNLOCK if request.kind in _UNLOCK_KINDS else Priority.QUERY
-        self._jobs.put(_Job(priority, next(self._seq), request, future))
+        with self._submit_lock:
+            if self._closed.is_set() or self._thread is None:
+                future.set_exception(LinkClosedError(f"serial link on {self.url} is not running"))
+            elif self._lost:
+                future.set_exception(self._unavailable())
+            else:
+                self._jobs.put(_Job(priority, next(self._seq), request, future))
         return future
+
+    def _unavailable(self) -> PortUnavailable:
+        return PortUnavailable(f"serial port {self.url!r} unavailable ({self._lost}); not sent")
 
     def request(self, request: Request, priority: Priority | None = None) -> Exchange:
         """Send ``request`` and wait for its reply (raises BoardTimeout/BoardReplyError)."""
@@ -303,18 +333,68 @@ class SerialLink:
     def _serve(self) -> None:
         try:
             while True:
-                job = self._next_job()
-                if job is None:
-                    self._absorb_idle_input()
-                elif job.request is None:  # the stop marker
-                    return
-                elif job.attempt > 1 or job.future.set_running_or_notify_cancel():
-                    self._run(job, job.request)
-        except TransportError:
-            logger.exception("serial link on %s failed; stopping", self.url)
-            self._closed.set()
+                try:
+                    if not self._serve_one():
+                        return
+                except TransportError as exc:
+                    self._lose_port(exc)
+                    if not self._reopen():
+                        return
         finally:
             self._fail_queued()
+
+    def _serve_one(self) -> bool:
+        """Handle one job (or idle input); False on the stop marker."""
+        job = self._next_job()
+        if job is None:
+            self._absorb_idle_input()
+        elif job.request is None:  # the stop marker
+            return False
+        elif job.attempt > 1 or job.future.set_running_or_notify_cancel():
+            self._run(job, job.request)
+        return True
+
+    # -- losing and reopening the port ---------------------------------------------
+
+    def _open(self) -> Port:
+        return self._port_factory(self.url, self.settings.baudrate, self.settings.read_poll)
+
+    def _lose_port(self, exc: TransportError) -> None:
+        """Close the failed port; refuse everything queued and everything submitted
+        until it is back (a queued unlock must never fire after the gap)."""
+        logger.warning("serial port %s lost: %s; reopening it", self.url, exc)
+        with self._submit_lock:
+            self._lost = str(exc) or type(exc).__name__
+            port, self._port = self._port, None
+            self._fail_queued(self._unavailable)
+        if port is not None:
+            with contextlib.suppress(TransportError, serial.SerialException, OSError):
+                port.close()
+
+    def _reopen(self) -> bool:
+        """Try to open the port again, backing off; False when the link is stopped first."""
+        delay = self.settings.reopen_backoff_initial
+        while not self._closed.wait(delay):
+            try:
+                port = self._open()
+            except TransportError as exc:
+                logger.debug("serial port %s still unavailable: %s", self.url, exc)
+                delay = min(2 * delay, self.settings.reopen_backoff_max)
+                continue
+            self._start_fresh_line(port)
+            logger.warning("serial port %s reopened", self.url)
+            return True
+        return False
+
+    def _start_fresh_line(self, port: Port) -> None:
+        """A new port knows nothing of the old line: no partial frame, no owed answer."""
+        self._decoder = self.protocol.reply_decoder()
+        self._owed.clear()
+        self._rx_since_quiet = False
+        self._last_activity = time.monotonic()
+        with self._submit_lock:
+            self._port = port
+            self._lost = ""
 
     def _next_job(self) -> _Job | None:
         try:
@@ -323,6 +403,14 @@ class SerialLink:
             return None
 
     def _run(self, job: _Job, request: Request) -> None:
+        try:
+            self._run_once(job, request)
+        except TransportError as exc:  # also from settling after a timeout
+            if not job.future.done():
+                job.future.set_exception(exc)
+            raise
+
+    def _run_once(self, job: _Job, request: Request) -> None:
         if job.attempt == 1:
             self._count("requests")
         try:
@@ -356,16 +444,20 @@ class SerialLink:
         self._jobs.put(job)
         return True
 
-    def _fail_queued(self) -> None:
+    def _fail_queued(self, error: Callable[[], TransportError] | None = None) -> None:
+        stopped: list[_Job] = []
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                return
+                break
             if job.request is None:
-                continue
-            if job.attempt > 1 or job.future.set_running_or_notify_cancel():
-                job.future.set_exception(LinkClosedError(f"serial link on {self.url} stopped"))
+                stopped.append(job)  # the stop marker stays for the worker
+            elif job.attempt > 1 or job.future.set_running_or_notify_cancel():
+                exc = error() if error else LinkClosedError(f"serial link on {self.url} stopped")
+                job.future.set_exception(exc)
+        for marker in stopped:
+            self._jobs.put(marker)
 
     def _exchange_once(self, request: Request, attempt: int) -> Exchange:
         port = self._require_port()

@@ -99,6 +99,18 @@ def is_droppable(event_type: str) -> bool:
     return event_type.startswith(TELEMETRY_PREFIX)
 
 
+class DoorMoveData(BaseModel):
+    """``door.opened`` / ``door.closed`` data. ``observed`` false: nobody saw the move as it
+    happened — the cabinet found the door in this state after a gap in its observation
+    (the agent was down, the board did not answer), last seen in the other state; the
+    move happened at some time during the gap and ``device_time`` is when it was found.
+    Such an event never confirms an open anyone asked for."""
+
+    model_config = MODEL_CONFIG
+    observed: bool = True
+    detail: ShortText | None = None
+
+
 class OfflinePickupData(BaseModel):
     """``pickup`` event data: a pickup the agent validated locally while the link was down."""
 
@@ -143,6 +155,8 @@ class AlarmData(BaseModel):
 
 
 TYPED_EVENT_DATA: dict[str, type[BaseModel]] = {
+    EventType.DOOR_OPENED: DoorMoveData,
+    EventType.DOOR_CLOSED: DoorMoveData,
     EventType.PICKUP: OfflinePickupData,
     EventType.PICKUP_REFUSED: PickupRefusedData,
     EventType.ALARM: AlarmData,
@@ -168,7 +182,8 @@ class Event(BaseModel):
         return self
 
     def typed_data(self) -> BaseModel | None:
-        """The data as its model for ``pickup``, ``pickup.refused`` and ``alarm``; else None."""
+        """The data as its model for ``door.opened``/``door.closed``, ``pickup``,
+        ``pickup.refused`` and ``alarm``; else None."""
         model = TYPED_EVENT_DATA.get(self.type)
         return None if model is None else model.model_validate(self.data)
 

@@ -5,13 +5,21 @@ by the codec's reply classes (see :mod:`simulators.dialects`). Each request kind
 to one handler that moves doors now and schedules the reply on the world's clock.
 Three daemon threads serve a running bus: the link's reader, the scheduler and the
 transmitter; :meth:`SimulatedBus.stop` ends all three and closes every descriptor.
+
+A USB adapter that is unplugged and plugged back (or resets) comes back as a new tty
+under the same stable name (``/dev/serial/by-id/…``). ``start_pty(stable_path)`` serves
+through such a name, a symlink to the pty; :meth:`SimulatedBus.unplug` closes the pty
+and removes the symlink (the boards keep their doors, which can still be moved by
+hand), :meth:`SimulatedBus.replug` opens a new pty and points the symlink at it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -75,6 +83,8 @@ class SimulatedBus:
         self._boards = self._build_boards(boards)
         self._link: Link | None = None
         self._transmitter: Transmitter | None = None
+        #: the adapter's stable name (a symlink to the pty being served), if any
+        self._stable_path: Path | None = None
         self._decoder: StreamDecoder = self.protocol.request_decoder()
         self._last_push: dict[int, float] = {}
         self._handlers: dict[RequestKind, Callable[[Request], None]] = {
@@ -153,9 +163,41 @@ class SimulatedBus:
         return [frame for _, frame in self.received]
 
     # ------------------------------------------------------------------ serving
-    def start_pty(self) -> str:
-        """Serve on a fresh raw pty; returns the slave path for pyserial."""
-        return self._serve(PtyLink(self._on_bytes, self._on_quiet, self.timing.quiet_gap))
+    def start_pty(self, stable_path: Path | None = None) -> str:
+        """Serve on a fresh raw pty; returns the slave path for pyserial, or
+        ``stable_path`` made a symlink to it (an adapter's ``/dev/serial/by-id`` name)."""
+        self._stable_path = stable_path
+        return self._serve_pty()
+
+    def unplug(self) -> None:
+        """The adapter goes away: its pty closes (a client holding it gets I/O errors)
+        and its stable name disappears. Doors keep their state and can still be moved."""
+        link, transmitter = self._link, self._transmitter
+        if link is None or transmitter is None:
+            raise NotServingError("the bus is not being served")
+        self._link = self._transmitter = None
+        if self._stable_path is not None:
+            self._stable_path.unlink(missing_ok=True)
+        link.stop_reading()
+        transmitter.stop()
+        link.close()
+        logger.info("simulated adapter on %s unplugged", link.address)
+
+    def replug(self) -> str:
+        """The adapter is back as a new pty (another device number, as when it
+        re-enumerates); the stable name, if any, points at it. Returns what
+        :meth:`start_pty` returned."""
+        return self._serve_pty()
+
+    def _serve_pty(self) -> str:
+        path = self._serve(PtyLink(self._on_bytes, self._on_quiet, self.timing.quiet_gap))
+        if self._stable_path is None:
+            return path
+        staged = self._stable_path.with_name(self._stable_path.name + ".new")
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(path)
+        os.replace(staged, self._stable_path)  # never a moment with a stale target
+        return str(self._stable_path)
 
     def start_tcp(self, port: int = 0) -> str:
         """Serve on 127.0.0.1 (``port`` 0: any free port); returns ``socket://host:port``."""
@@ -191,6 +233,8 @@ class SimulatedBus:
         if link is not None:
             link.close()
         self._link = self._transmitter = None
+        if self._stable_path is not None:
+            self._stable_path.unlink(missing_ok=True)
         # A fresh clock so the bus can serve again; pending scripted events are dropped.
         self._scheduler = self._world.scheduler = Scheduler()
 

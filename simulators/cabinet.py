@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from types import TracebackType
 
 from locker_agent.config import AgentSettings
@@ -50,9 +51,19 @@ class CabinetTuning:
 class SimulatedCabinet:
     """A simulated bus on a pty plus the real agent runtime driving it."""
 
-    def __init__(self, settings: AgentSettings, tuning: CabinetTuning | None = None) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        tuning: CabinetTuning | None = None,
+        *,
+        stable_port: Path | None = None,
+    ) -> None:
+        """``stable_port``: serve the boards behind this symlink, as a USB adapter's
+        ``/dev/serial/by-id`` name, so :meth:`unplug_adapter` / :meth:`replug_adapter`
+        can give the agent a new pty under the same name."""
         self.settings = settings
         self.tuning = tuning or CabinetTuning()
+        self.stable_port = stable_port
         self.bus = bus_for(settings, self.tuning.timing)
         self.port: str | None = None
         self._runtime: AgentRuntime | None = None
@@ -66,8 +77,16 @@ class SimulatedCabinet:
     def serve_bus(self) -> str:
         """Serve the boards on a pty (once) and return its path; no agent is started."""
         if self.port is None:
-            self.port = self.bus.start_pty()
+            self.port = self.bus.start_pty(self.stable_port)
         return self.port
+
+    def unplug_adapter(self) -> None:
+        """The boards' USB adapter goes away (the agent keeps running)."""
+        self.bus.unplug()
+
+    def replug_adapter(self) -> None:
+        """The adapter is back as a new pty behind the same stable name."""
+        self.bus.replug()
 
     def start(self) -> SimulatedCabinet:
         port = self.serve_bus()

@@ -247,4 +247,7 @@ def _verdict(results: list[OpenResult]) -> tuple[Status, Outcome | None, str | N
     if all(r.outcome is OpenOutcome.RATE_LIMITED for r in failed):
         return "rejected", "rate_limited", RejectReason.RATE_LIMITED.value
     doors = ", ".join(str(r.door) for r in failed)
-    return "failed", _OUTCOMES[worst.outcome], f"not seen open: door {doors}"[:200]
+    if all(r.outcome is OpenOutcome.BOARD_UNAVAILABLE for r in failed):
+        # nothing was sent: no door outcome to report, only why
+        return "failed", None, f"board_unavailable: no unlock sent: door {doors}"[:200]
+    return "failed", _OUTCOMES.get(worst.outcome), f"not seen open: door {doors}"[:200]

@@ -42,6 +42,7 @@ from locker_contract import topics
 from locker_contract.bodies import (
     AlarmData,
     CommandResultMessage,
+    DoorMoveData,
     Event,
     EventMessage,
     EventType,
@@ -254,7 +255,7 @@ class Ingest:
             return
         apply_door_event(
             session, batch.deps, cabinet=batch.cabinet_row, door=door, event=door_event,
-            caller=cabinet.caller, device_time=event.device_time,
+            caller=cabinet.caller, device_time=event.device_time, observed=_observed(event),
         )  # fmt: skip
 
     def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
@@ -306,6 +307,7 @@ class Ingest:
             event=door_event,
             caller=cabinet.caller,
             device_time=event.device_time,
+            observed=_observed(event),
         )
 
     def _deposit(self, session: Session, cabinet: CabinetRef, event: Event) -> None:
@@ -334,8 +336,8 @@ class Ingest:
         data = AlarmData.model_validate(event.data)
         action = "cabinet.alarm" if event.door is None else "door.alarm"
         self._audit_event(
-            session, cabinet, event, action, "alarm", reason=data.kind,
-            details={"detail": data.detail},
+            session, cabinet, event, action, "cleared" if data.cleared else "alarm",
+            reason=data.kind, details={"detail": data.detail, "cleared": data.cleared},
         )  # fmt: skip
 
     def _refuse_event(
@@ -490,6 +492,12 @@ def _runs(events: Iterable[Event]) -> Iterator[list[Event]]:
             yield list(group)
         else:
             yield from ([event] for event in group)
+
+
+def _observed(event: Event) -> bool:
+    """False for a door move the cabinet did not see as it happened (found after a gap)."""
+    data = event.typed_data()
+    return not isinstance(data, DoorMoveData) or data.observed
 
 
 def _reported_door(cabinet: CabinetRef, event: Event, doors: Mapping[int, Door]) -> Door:

@@ -4,6 +4,12 @@ A door's state is only ever what a cabinet reported: a ``jammed`` report (the lo
 driven but the sensor never saw the door open) leaves the last observed state alone,
 and a report older than the one we hold is audited but does not overwrite it.
 
+A move the cabinet did not observe as it happened (``observed`` false: it found the door
+in another state after a gap, agent down or board not answering) sets the state it
+found and is audited with ``observed: false``. It is a record only: nothing here (nor
+the command lifecycle, nor deposits and pickups, which have their own events) takes a
+door event as the confirmation of anything.
+
 Lock order: door rows first (``FOR UPDATE``, ascending ids when several), the audit head
 last — never a door while holding the head, which a concurrent request could be waiting for.
 """
@@ -75,13 +81,14 @@ def record_door_event(
     event: DoorEvent,
     caller: Caller,
     device_time: datetime | None = None,
+    observed: bool = True,
 ) -> Door:
     """Apply a door report from a cabinet and audit it as ``door.<event>``."""
     cabinet = get_cabinet(session, cabinet_id)
     door = _door_by_number(session, cabinet_id, door_number)
     apply_door_event(
         session, deps, cabinet=cabinet, door=door, event=event, caller=caller,
-        device_time=device_time,
+        device_time=device_time, observed=observed,
     )  # fmt: skip
     return door
 
@@ -95,9 +102,11 @@ def apply_door_event(
     event: DoorEvent,
     caller: Caller,
     device_time: datetime | None = None,
+    observed: bool = True,
 ) -> bool:
     """``record_door_event`` for a cabinet and a door the caller has already loaded (and
     locked: :func:`lock_doors_by_number`); answers whether the door state changed.
+    ``observed`` false: the cabinet found the door so after a gap (audited as such).
 
     Several events for one door in one transaction each see the state the previous one
     left, so a batch ends where the same events applied one by one would.
@@ -116,7 +125,8 @@ def apply_door_event(
         target=Target(site_id=cabinet.site_id, cabinet_id=cabinet.id, door_id=door.id),
         outcome=_OUTCOMES.get(event, "success"),
         device_time=device_time,
-        details={"door_number": door.number, "state_applied": applied},
+        details={"door_number": door.number, "state_applied": applied}
+        | ({} if observed else {"observed": False}),
     )
     return applied
 

@@ -147,4 +147,7 @@ def test_lost_serial_port_turns_every_door_unknown(make_rig: MakeRig) -> None:
     rig.bus.stop()  # the adapter is unplugged: the pty disappears
 
     assert wait_until(lambda: set(rig.cabinet.doors.states().values()) == {DoorState.UNKNOWN}, 5.0)
-    assert rig.cabinet.doors.open_door(3).outcome is OpenOutcome.OUTCOME_UNKNOWN
+    result = rig.cabinet.doors.open_door(3)
+    assert result.outcome is OpenOutcome.BOARD_UNAVAILABLE  # refused now, not queued
+    assert result.frame is None
+    assert rig.unlocks_on_the_wire() == []

@@ -157,10 +157,12 @@ def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
         broker: PrivateMosquitto | None = None,
         password: str = "anonymous-broker-ignores-it",
         journal: Path | None = None,
+        stable_port: Path | None = None,
         **runtime_options: Any,
     ) -> AgentRig:
-        """On ``broker`` (a private one) the cabinet uses TLS and ``password``."""
-        bus, port = start_bus()
+        """On ``broker`` (a private one) the cabinet uses TLS and ``password``; with
+        ``stable_port`` the boards are served behind that symlink (see ``start_bus``)."""
+        bus, port = start_bus(stable_port)
         signer = Signer(cabinet_id)
         journal = journal or tmp_path / f"{cabinet_id}.sqlite3"
         document = agent_document(cabinet_id, journal, signer.public_key, password=password)
@@ -171,13 +173,12 @@ def make_rig(tmp_path: Path, observe: ObserverFactory) -> Iterator[RigFactory]:
             creds = broker.server_credentials
             observer = connect(broker, creds.username, creds.password)
             private_clients.append(observer)
+        timings = {"link_settings": FAST_LINK, "controller_settings": FAST_CONTROL}
         runtime = AgentRuntime(
             parse_settings(document),
             serial_port=port,
-            link_settings=FAST_LINK,
-            controller_settings=FAST_CONTROL,
             mqtt=link,
-            **runtime_options,
+            **(timings | runtime_options),
         )
         server = ServerStandIn(observer, cabinet_id, signer.key)
         started.append((bus, runtime))

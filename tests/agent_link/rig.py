@@ -317,6 +317,8 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(key.public_key().public_bytes_raw()).decode()
 
 
-def start_bus() -> tuple[SimulatedBus, str]:
+def start_bus(stable_path: Path | None = None) -> tuple[SimulatedBus, str]:
+    """Boards on a pty; with ``stable_path``, served behind that symlink (an adapter's
+    ``/dev/serial/by-id`` name) so the test can unplug and replug the adapter."""
     bus = SimulatedBus("8a80", [SimBoardConfig(1, DOORS)], Timing.fast())
-    return bus, bus.start_pty()
+    return bus, bus.start_pty(stable_path)

@@ -15,6 +15,7 @@ once each (one ``door.opened`` / ``door.closed`` audit entry per stored event).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -221,6 +222,17 @@ class LinkWorld:
         )
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def audit_details(self, action: str) -> list[tuple[str | None, dict[str, Any]]]:
+        """(reason, details) of this cabinet's audit entries of ``action``, in log order."""
+        query = (
+            sa.select(AuditEntry.reason, AuditEntry.details)  # type: ignore[call-overload]
+            .where(AuditEntry.cabinet_id == self.cabinet_db_id)
+            .where(AuditEntry.action == action)
+            .order_by(AuditEntry.seq)
+        )
+        with self.engine.connect() as conn:
+            return [(reason, json.loads(details)) for reason, details in conn.execute(query)]
 
     def door_application_times(self) -> list[Any]:
         """Device times of this cabinet's door events in the order the server applied them

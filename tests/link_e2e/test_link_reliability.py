@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from locker_agent.boards import DoorState
 from locker_agent.journal import Journal
@@ -131,8 +133,8 @@ def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkW
     moving = threading.Event()
     moving.set()
     mover = threading.Thread(target=_keep_moving, args=(cabinet, moving), daemon=True)
+    agent = world.run_agent_process(port)
     try:
-        agent = world.run_agent_process(port)
         mover.start()
         for _ in range(KILLS):  # each kill lands wherever the process is in its traffic
             _carries_traffic(world)
@@ -146,15 +148,53 @@ def test_an_agent_killed_with_sigkill_mid_transaction_loses_nothing(world: LinkW
         mover.join(timeout=10)
         journal_path = Path(world.agent_settings().journal.path)
         assert wait_until(lambda: _pending(journal_path) == 0, 30), "events left unacked"
-        agent.terminate()
-        agent.wait(timeout=15)
     finally:
         moving.clear()
+        _stop(agent)  # never left behind: it would keep reopening its port's name
         cabinet.stop()
     stored = world.stored()
     assert min(row.seq for row in stored) == 1  # the first event ever journaled arrived
     assert _of_type(stored, "door.opened") >= 4
     world.assert_each_event_once(stored)
+
+
+def test_doors_moved_while_the_agent_is_down_are_audited_as_unobserved_with_an_alarm(
+    world: LinkWorld,
+) -> None:
+    cabinet = world.cabinet()
+    port = cabinet.serve_bus()
+    journal_path = Path(world.agent_settings().journal.path)
+    agent = world.run_agent_process(port)
+    try:
+        assert wait_until(lambda: _doors_read(journal_path) == DOORS, 60), "agent never polled"
+        cabinet.door(1).force_open()  # seen live: door 1 last seen closed, then open
+        assert wait_until(lambda: _of_type(world.stored(), "door.opened") == 1, 60)
+        cabinet.door(1).close()
+        assert wait_until(lambda: _of_type(world.stored(), "door.closed") == 1)
+        os.kill(agent.pid, signal.SIGKILL)
+        agent.wait(timeout=10)
+
+        cabinet.door(2).force_open()  # while nobody watches: found open after the restart
+        cabinet.door(1).force_open()  # ...and a move undone before the restart: undetectable
+        cabinet.door(1).close()
+        agent = world.run_agent_process(port)
+
+        assert wait_until(lambda: _door_alarms(world, "door_moved_unobserved"), 60)
+        assert wait_until(lambda: _pending(journal_path) == 0, 30)
+    finally:
+        _stop(agent)
+        cabinet.stop()
+    opened = [details for _, details in world.audit_details("door.opened")]
+    assert [(d["door_number"], d.get("observed", True)) for d in opened] == [(1, True), (2, False)]
+    assert [d["door_number"] for d in _door_alarms(world, "door_moved_unobserved")] == [2]
+    # door 1's live opening was a break-in seen as it happened; door 2's is not claimed
+    forced = [details["door_number"] for _, details in world.audit_details("door.forced_open")]
+    assert forced == [1]
+    world.assert_each_event_once(world.stored())
+
+
+def _door_alarms(world: LinkWorld, kind: str) -> list[dict[str, Any]]:
+    return [details for reason, details in world.audit_details("door.alarm") if reason == kind]
 
 
 def _carries_traffic(world: LinkWorld) -> None:
@@ -175,6 +215,24 @@ def _keep_moving(cabinet: SimulatedCabinet, moving: threading.Event) -> None:
         cabinet.door(number).close()
         time.sleep(MOVE_GAP_S)
         door += 1
+
+
+def _stop(agent: subprocess.Popen[bytes]) -> None:
+    agent.terminate()
+    try:
+        agent.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait(timeout=10)
+
+
+def _doors_read(journal_path: Path) -> int:
+    """Doors in the agent's snapshot (its first poll is journaled before it connects)."""
+    journal = Journal.open(journal_path)
+    try:
+        return len(journal.snapshot().doors)
+    finally:
+        journal.close()
 
 
 def _pending(journal_path: Path) -> int:
