@@ -211,3 +211,23 @@ def authenticate_courier(session: Session, key: bytes, code: str) -> Courier | N
     if courier is None or not courier.active:
         return None
     return courier if hmac.compare_digest(courier.code_hash, presented) else None
+
+
+def set_courier_active(
+    session: Session, deps: DomainDeps, courier_id: int, *, active: bool, caller: Caller
+) -> Courier:
+    """Deactivate a courier (their code stops working at every cabinet) or reactivate one."""
+    courier = session.get(Courier, courier_id)
+    if courier is None:
+        raise NotFound(f"courier {courier_id} not found")
+    courier.active = active
+    session.add(courier)
+    audit(
+        session,
+        deps,
+        action="config.courier_updated",
+        caller=caller,
+        target=Target(),
+        details={"courier_id": courier_id, "active": active},
+    )
+    return courier

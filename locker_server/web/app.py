@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from locker_server.api.app import create_app
 from locker_server.config import Settings
 from locker_server.services.outbound import Publisher
-from locker_server.web import operations, pages
+from locker_server.web import admin, operations, pages
 
 
 def create_console_app(
@@ -17,4 +17,5 @@ def create_console_app(
     app = create_app(settings, link_publisher=link_publisher)
     app.include_router(pages.router)
     app.include_router(operations.router)
+    app.include_router(admin.router)
     return app

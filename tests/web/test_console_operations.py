@@ -250,3 +250,72 @@ def test_doors_and_cabinets_go_into_and_out_of_service(
     )
     assert ended.status_code == 303
     assert "Start maintenance" in jar.get("/cabinets").text
+
+
+def test_an_admin_creates_deactivates_and_resets_a_user(
+    signed_in: SignIn, browser: Any, audit_entries: Any
+) -> None:
+    from tests.api.conftest import TEST_PASSWORD
+
+    admin = signed_in("admin")
+    csrf = csrf_of(admin.get("/users").text)
+    created = admin.post(
+        "/users",
+        data={"csrf_token": csrf, "username": "guard-1", "role": "security",
+              "password": TEST_PASSWORD},
+    )  # fmt: skip
+    assert created.status_code == 303
+    page = admin.get("/users")
+    assert 'data-user="guard-1" data-active="yes"' in page.text
+    user_id = re.search(r"<td>(\d+)</td><td>guard-1</td>", page.text)
+    assert user_id is not None
+    guard = browser()
+    form = csrf_of(guard.get("/sign-in").text)
+    signed = guard.post(
+        "/sign-in", data={"username": "guard-1", "password": TEST_PASSWORD, "csrf_token": form}
+    )
+    assert signed.status_code == 303
+    assert guard.get("/audit").status_code == 200
+    reset = admin.post(f"/users/{user_id.group(1)}/reset-password", data={"csrf_token": csrf})
+    assert "data-new-password" in reset.text
+    assert guard.get("/audit").status_code == 303  # the reset ended the guard's session
+    off = admin.post(f"/users/{user_id.group(1)}/deactivate", data={"csrf_token": csrf})
+    assert off.status_code == 303
+    assert 'data-user="guard-1" data-active="no"' in admin.get("/users").text
+    assert [e for e in audit_entries("user.updated") if e.channel == "web"]
+
+
+def test_users_and_couriers_pages_are_for_admins_only(signed_in: SignIn) -> None:
+    operator = signed_in("operator")
+    assert operator.get("/users").status_code == 403
+    assert operator.get("/couriers").status_code == 403
+
+
+def test_an_admin_registers_and_deactivates_a_courier(
+    signed_in: SignIn, delivered: dict[str, Any]
+) -> None:
+    admin = signed_in("admin")
+    page = admin.get("/couriers")
+    csrf = csrf_of(page.text)
+    carrier = re.search(r'<option value="(\d+)">', page.text)
+    assert carrier is not None
+    short = admin.post(
+        "/couriers",
+        data={"csrf_token": csrf, "carrier_id": carrier.group(1), "name": "Li", "code": "12"},
+    )
+    assert short.status_code == 422
+    made = admin.post(
+        "/couriers",
+        data={"csrf_token": csrf, "carrier_id": carrier.group(1), "name": "Li Lei",
+              "code": "LI778899"},
+    )  # fmt: skip
+    assert made.status_code == 303
+    listed = admin.get("/couriers").text
+    courier = re.search(
+        r'<tr data-courier="(\d+)" data-active="yes">\s*<td>\d+</td><td>Li Lei', listed
+    )
+    assert courier is not None
+    assert "LI778899" not in listed
+    off = admin.post(f"/couriers/{courier.group(1)}/deactivate", data={"csrf_token": csrf})
+    assert off.status_code == 303
+    assert f'data-courier="{courier.group(1)}" data-active="no"' in admin.get("/couriers").text
