@@ -78,6 +78,7 @@ def test_a_remote_open_finished_across_a_broker_restart_still_reports_succeeded_
 ) -> None:
     with world.cabinet(LONG_CONFIRM) as cabinet:
         cabinet.door(DOOR).faults.jammed = True  # the unlock pulse alone does not open it
+        assert cabinet.runtime.link.wait_connected(15), "agent not subscribed to its cmd"
         command_id = _open_remotely(world)
         assert wait_until(lambda: _status(world, command_id) == "delivered"), "no 'received'"
         connections = cabinet.runtime.journal.meta("connection")
