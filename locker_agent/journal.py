@@ -20,7 +20,7 @@ What it holds (one table each):
   :mod:`locker_agent.link.guard_store`);
 * ``allow_list``, ``allow_consumed``, ``allow_failures`` + ``meta.allow_list_version``
   — the offline pickup allow-list (see :mod:`locker_agent.pickup.store`);
-* ``command_results`` — final ``cmd/res`` messages not yet handed to the broker.
+* ``command_results`` — final ``cmd/res`` messages the server has not acknowledged yet.
 
 Rules:
 
@@ -31,6 +31,8 @@ Rules:
    order; an event row is deleted only when an ``evt/ack`` names its ``event_id`` (the
    server has committed it — a broker PUBACK is not that). After a reconnect every
    unacknowledged event is published again; the server de-duplicates by ``event_id``.
+   A final command result is kept the same way, until an ``evt/ack`` names its message
+   id in ``result_ids``.
 3. **Bounded, and the bound only ever drops telemetry.** When more than
    ``max_telemetry_events`` telemetry rows are waiting, the oldest telemetry rows are
    deleted and counted in ``meta.dropped_telemetry``. Custody events — every ``door.*``
@@ -177,9 +179,16 @@ class StateSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class PendingResult:
+    """A final ``cmd/res`` message as journaled: published again, byte for byte, until
+    the server acknowledges its envelope id."""
+
     command_id: str
     status: str
     payload: bytes
+
+    @property
+    def message_id(self) -> str:
+        return str(json.loads(self.payload)["id"])
 
 
 class JournalTx:
@@ -451,6 +460,16 @@ class Journal:
         )
         return [PendingResult(c, s, bytes(p)) for c, s, p in rows]
 
-    def result_delivered(self, command_id: str, status: str) -> None:
+    def acknowledge_results(self, result_ids: Iterable[str]) -> int:
+        """Delete the final results whose ``cmd/res`` message ids the server acknowledged;
+        returns how many went (ids of results already gone are a replayed ack)."""
+        wanted = set(result_ids)
+        if not wanted:  # an ack of events only: no write transaction for nothing
+            return 0
         with self.transaction() as tx:
-            tx.delete_result(command_id, status)
+            rows = tx.query("SELECT command_id, status, payload FROM command_results")
+            stored = [PendingResult(c, s, bytes(p)) for c, s, p in rows]
+            taken = [result for result in stored if result.message_id in wanted]
+            for result in taken:
+                tx.delete_result(result.command_id, result.status)
+        return len(taken)

@@ -46,7 +46,6 @@ from locker_agent.link.guard_store import JournalGuardStore
 from locker_agent.link.inbound import InboundGate
 from locker_agent.link.mqtt import (
     Connected,
-    Delivered,
     Disconnected,
     LinkEvent,
     MqttAdapter,
@@ -166,7 +165,12 @@ class AgentRuntime:
             self.cabinet_id, self.journal, self.link.publish, ack_timeout=ack_timeout
         )
         self.commands = CommandRunner(
-            self.cabinet_id, self.guard, self.journal, self.cabinet.doors, self._inbox.put
+            self.cabinet_id,
+            self.guard,
+            self.journal,
+            self.cabinet.doors,
+            self._inbox.put,
+            ack_timeout=ack_timeout,
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -371,8 +375,6 @@ class AgentRuntime:
             self.commands.restart()
         elif isinstance(item, Disconnected):
             logger.info("link down: %s", item.reason)
-        elif isinstance(item, Delivered):
-            self.commands.delivered(item.mid)
         elif isinstance(item, Received):
             self._received(item)
 
@@ -391,6 +393,7 @@ class AgentRuntime:
         ack = self._inbound.ack(payload)
         if ack is not None:
             self.outbox.acknowledged(list(ack.body.event_ids))
+            self.commands.acknowledged(list(ack.body.result_ids))
 
     def _on_sync(self, payload: bytes) -> None:
         sync = self._inbound.sync(payload)

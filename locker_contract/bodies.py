@@ -36,6 +36,10 @@ MAX_ALLOW_LIST_ENTRIES = 10_000
 Base64Text = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
 
 
+def _empty(value: list[str]) -> bool:
+    return not value
+
+
 # --- presence / state --------------------------------------------------------------------
 
 
@@ -202,16 +206,31 @@ class EventBatch(Body):
 
 
 class UnsignedEventAck(Body):
-    """An ``evt/ack`` before signing; ``EventAck`` adds the signature (see ``signing``)."""
+    """An ``evt/ack`` before signing; ``EventAck`` adds the signature (see ``signing``).
+
+    ``result_ids`` names final ``cmd_res`` messages (their envelope ids) the server has
+    taken. It is left out of the message when empty, so an ack naming only events is
+    exactly what an agent that predates the field accepts.
+    """
 
     MESSAGE_TYPE: ClassVar = "evt_ack"
-    event_ids: Annotated[list[HexId], Field(min_length=1, max_length=MAX_ACK_IDS)]
+    event_ids: Annotated[list[HexId], Field(max_length=MAX_ACK_IDS)]
+    result_ids: Annotated[
+        list[HexId], Field(default_factory=list, max_length=MAX_ACK_IDS, exclude_if=_empty)
+    ]
     key_id: Sha256Hex
+
+    @model_validator(mode="after")
+    def _names_something(self) -> UnsignedEventAck:
+        if not self.event_ids and not self.result_ids:
+            raise ValueError("an ack names at least one event or command result")
+        return self
 
 
 class EventAck(UnsignedEventAck):
-    """``evt/ack``: ids of events the server has committed (not merely received), signed
-    with Ed25519 over the whole envelope like a command: the agent deletes them on it."""
+    """``evt/ack``: ids of events the server has committed (not merely received) and of
+    final command results it has taken, signed with Ed25519 over the whole envelope like a
+    command: the agent deletes what it names."""
 
     signature: Base64Text
 
@@ -268,7 +287,11 @@ class Command(UnsignedCommand):
 
 
 class CommandResult(Body):
-    """``cmd/res``: "received" on arrival, then exactly one final status."""
+    """``cmd/res``: "received" on arrival, then exactly one final status.
+
+    "received" is sent once and may be lost; a final result is kept by the agent and sent
+    again until an ``evt/ack`` names its envelope id in ``result_ids``.
+    """
 
     MESSAGE_TYPE: ClassVar = "cmd_res"
     command_id: HexId
@@ -276,6 +299,10 @@ class CommandResult(Body):
     reason: ShortText | None
     outcome: Literal["confirmed", "jammed", "outcome_unknown", "rate_limited"] | None
     counter: PositiveInt | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status != "received"
 
     @model_validator(mode="after")
     def _rejection_names_a_reason(self) -> CommandResult:

@@ -17,14 +17,19 @@
   not when the broker delivers it again. "received" is sent at once; the door action
   runs on a single executor thread (the worker stays responsive); ``open_door`` is
   called ONCE and never retried; its outcome becomes the final result.
-* Final results are stored in the journal before they are published and deleted when
-  the broker acknowledges them (PUBACK), so a crash between the door opening and the
-  report still reports it after the restart.
+* Final results are stored in the journal before they are published and deleted only
+  when the server's signed ``evt/ack`` names them (``result_ids``), as events are: a
+  broker PUBACK is not that, because a broker that restarts drops what it acknowledged
+  before the server subscribed again. A crash between the door opening and the report
+  still reports it after the restart. Results are published again after every reconnect
+  and when no acknowledgement came for ``ack_timeout``; the server applies each once.
+  "received" is sent once and not kept: the final result tells the server all of it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,9 +112,12 @@ class CommandRunner:
         notify: Callable[[ResultReady], None],
         *,
         refusals: RefusalRecorder | None = None,
+        ack_timeout: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``refusals`` is shared with the runtime's other inbound checks (one limit per
-        alarm kind, one flush at close)."""
+        alarm kind, one flush at close); ``ack_timeout``: a final result nobody
+        acknowledged for this long is published again (the outbox's value for events)."""
         self.cabinet_id = cabinet_id
         self._guard = guard
         self._journal = journal
@@ -119,7 +127,10 @@ class CommandRunner:
         self._doors = doors
         self._notify = notify
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="door-command")
-        self._in_flight: dict[int, tuple[str, str]] = {}
+        self._ack_timeout = ack_timeout
+        self._clock = clock
+        #: result message id → when it was last published (since the last reconnect)
+        self._sent_at: dict[str, float] = {}
 
     def close(self) -> None:
         """Let a running door action finish (its result is journaled), start no more;
@@ -208,26 +219,40 @@ class CommandRunner:
 
     def restart(self) -> None:
         """After a reconnect every stored result is published again."""
-        self._in_flight.clear()
+        self._sent_at.clear()
 
     def publish_results(self, publish: Callable[[Outgoing], int]) -> None:
+        """Publish every stored final result not yet published, or published
+        ``ack_timeout`` ago without an acknowledgement."""
         # the worker's publishing pass is the runtime's tick (every TICK while connected):
         # a refusal window that ended with no refusal after it is summed up here
         self.refusals.flush_ended()
-        waiting = set(self._in_flight.values())
+        now = self._clock()
         for result in self._journal.pending_results():
-            if (result.command_id, result.status) in waiting:
+            if not self._due(result.message_id, now):
                 continue
             try:
-                mid = publish(Outgoing(topics.cmd_res(self.cabinet_id), result.payload))
+                publish(Outgoing(topics.cmd_res(self.cabinet_id), result.payload))
             except (LinkDown, OutgoingQueueFull):
                 return
-            self._in_flight[mid] = (result.command_id, result.status)
+            self._sent_at[result.message_id] = now
 
-    def delivered(self, mid: int) -> None:
-        pair = self._in_flight.pop(mid, None)
-        if pair is not None:
-            self._journal.result_delivered(*pair)
+    def _due(self, message_id: str, now: float) -> bool:
+        sent_at = self._sent_at.get(message_id)
+        if sent_at is None:
+            return True
+        if now - sent_at < self._ack_timeout:
+            return False
+        logger.info(
+            "no ack for result %s in %.0f s: publishing it again", message_id, now - sent_at
+        )
+        return True
+
+    def acknowledged(self, result_ids: list[str]) -> int:
+        """The server has these results (a signed ``evt/ack``): forget them."""
+        for message_id in result_ids:
+            self._sent_at.pop(message_id, None)
+        return self._journal.acknowledge_results(result_ids)
 
 
 def _is_new_from_server(rejection: Reject, highest_counter: int) -> bool:

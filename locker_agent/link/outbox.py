@@ -77,6 +77,8 @@ class Outbox:
         self._last_progress = self._clock()
 
     def acknowledged(self, event_ids: list[str]) -> int:
+        if not event_ids:  # an ack of command results only says nothing about events
+            return 0
         deleted = self._journal.acknowledge(event_ids)
         self._last_progress = self._clock()
         return deleted

@@ -15,7 +15,8 @@
   state) is stored as refused and audited, and acked: sending it again could never
   succeed.
 * ``presence`` and ``state``: see :mod:`locker_server.services.presence`.
-* ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`.
+* ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`; a final
+  result is acknowledged like events (``evt/ack`` ``result_ids``) after the commit.
 * an offline ``pickup`` event: :mod:`locker_server.services.offline_pickups`; a cabinet
   that comes online is sent its time and allow-list by
   :mod:`locker_server.services.cabinet_sync`.
@@ -423,14 +424,20 @@ class Ingest:
             )
 
     def _command_result(
-        self, cabinet: CabinetRef, message: InboundMessage, _out: LinkPublisher
+        self, cabinet: CabinetRef, message: InboundMessage, out: LinkPublisher
     ) -> None:
+        """Apply the result; a final one is acknowledged after the commit (the cabinet
+        keeps it until then), whether it changed the command or was ignored: sending it
+        again could change nothing."""
         envelope = _decode_from(cabinet, message.payload, CommandResultMessage)
         with session_scope(self.engine) as session:
             presence.touch(session, cabinet.id, self._heard_at(message))
             commands.apply_result(
                 session, cabinet_id=cabinet.id, result=envelope, audit=self.deps.audit
             )
+        if envelope.body.is_final:
+            ack = outbound.event_ack(self.deps.keys, cabinet.code, (), result_ids=[envelope.id])
+            out.publish(topics.evt_ack(cabinet.code), ack, qos=topics.QOS)
 
     def _heard_at(self, message: InboundMessage) -> datetime | None:
         """Now — unless the broker replayed a retained message, which says nothing about

@@ -468,8 +468,10 @@ def apply_result(
     """Move a command along on the cabinet's ``cmd/res`` (in the caller's transaction).
 
     ``received`` → ``delivered``; a final status is recorded once with its reason and
-    outcome. A result for an unknown command, another cabinet's command or a command that
-    is already final is ignored and audited (``command.result_ignored``).
+    outcome. The cabinet sends a final result again until it is acknowledged, so the same
+    final result for a command already finished with it changes nothing and is not
+    audited again. Any other result for an unknown command, another cabinet's command or
+    a command that is already final is ignored and audited (``command.result_ignored``).
     """
     now = now or utcnow()
     cabinet = get_cabinet(session, cabinet_id)
@@ -477,12 +479,20 @@ def apply_result(
     command = _locked_command(session, body.command_id)
     if command is None or command.cabinet_id != cabinet_id:
         _ignore_result(session, audit, cabinet, None, body, "unknown_command")
+    elif _repeats_the_recorded_result(command, body):
+        logger.debug("result %s for command %s already recorded", body.status, body.command_id)
     elif command.status in FINAL_STATUSES:
         _ignore_result(session, audit, cabinet, command, body, "already_final")
     elif body.status == "received":
         _mark_delivered(session, command, now)
     else:
         _finish(session, audit, cabinet, command, body, now)
+
+
+def _repeats_the_recorded_result(command: LinkCommand, body: CommandResult) -> bool:
+    """The final result this command already finished with, sent again (its ack was lost)."""
+    recorded = (command.status, command.result_reason, command.result_outcome)
+    return body.is_final and recorded == (body.status, body.reason, body.outcome)
 
 
 def _mark_delivered(session: Session, command: LinkCommand, now: datetime) -> None:

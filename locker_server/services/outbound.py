@@ -60,9 +60,18 @@ def signed_message(
     return sign_message(unsigned, keys.command_signing_key, signed_type)
 
 
-def event_ack(keys: ServerKeys, cabinet_code: str, event_ids: Iterable[str]) -> bytes:
-    """The ``evt/ack`` payload naming ``event_ids`` (all committed: the cabinet deletes them)."""
-    body = UnsignedEventAck(event_ids=list(event_ids), key_id=key_id(keys))
+def event_ack(
+    keys: ServerKeys,
+    cabinet_code: str,
+    event_ids: Iterable[str],
+    *,
+    result_ids: Iterable[str] = (),
+) -> bytes:
+    """The ``evt/ack`` payload naming ``event_ids`` and ``result_ids`` (the envelope ids
+    of final ``cmd/res`` messages): all committed, the cabinet deletes them."""
+    body = UnsignedEventAck(
+        event_ids=list(event_ids), result_ids=list(result_ids), key_id=key_id(keys)
+    )
     return encode(signed_message(keys, cabinet_code, body, EventAckMessage))
 
 

@@ -128,6 +128,8 @@ class ServerStandIn:
     events: list[Event] = field(default_factory=list)
     batches: list[list[Event]] = field(default_factory=list)
     results: list[CommandResult] = field(default_factory=list)
+    #: envelope id of each final result seen (what the server's ack names), by command id
+    result_ids: dict[str, list[str]] = field(default_factory=dict)
     states: list[State] = field(default_factory=list)
     presences: list[Presence] = field(default_factory=list)
     raw: list[tuple[str, bytes]] = field(default_factory=list)
@@ -149,7 +151,10 @@ class ServerStandIn:
                 self.batches.append(batch)
                 self.events.extend(batch)
             elif kind is topics.Kind.CMD_RES:
-                self.results.append(decode(message.payload, CommandResultMessage).body)
+                result = decode(message.payload, CommandResultMessage)
+                self.results.append(result.body)
+                if result.body.is_final:
+                    self.result_ids.setdefault(result.body.command_id, []).append(result.id)
             elif kind is topics.Kind.STATE:
                 self.states.append(decode(message.payload, StateMessage).body)
             elif kind is topics.Kind.PRESENCE:
@@ -192,6 +197,14 @@ class ServerStandIn:
 
     def ack(self, event_ids: list[str]) -> None:
         body = UnsignedEventAck(event_ids=event_ids, key_id=self.key_id)
+        self.client.publish(topics.evt_ack(self.cabinet_id), self.signed(body, EventAckMessage))
+
+    def ack_results(self, command_id: str) -> None:
+        """Acknowledge the final results of ``command_id`` seen so far, as the server does
+        once it has stored one."""
+        self.drain()
+        ids = sorted(set(self.result_ids[command_id]))
+        body = UnsignedEventAck(event_ids=[], result_ids=ids, key_id=self.key_id)
         self.client.publish(topics.evt_ack(self.cabinet_id), self.signed(body, EventAckMessage))
 
     @property

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from locker_contract import RejectReason
+from locker_contract import (
+    EventAckMessage,
+    RejectReason,
+    UnsignedEventAck,
+    encode,
+    key_id_of,
+    new_envelope,
+    sign_message,
+    topics,
+)
 from simulators.mosquitto import PrivateMosquitto
 from tests.agent_link.conftest import PRIVATE_CABINET as CABINET
 from tests.agent_link.conftest import PRIVATE_PASSWORD as PASSWORD
@@ -167,6 +176,50 @@ def test_command_result_decided_while_the_link_is_down_survives_a_restart_and_is
 
     result = revived.server.result(command_id)
     assert (result.status, result.outcome) == ("failed", "jammed")
+    revived.server.ack_results(command_id)
     assert wait_until(lambda: not revived.runtime.journal.pending_results())
     assert rig.door(3).unlock_pulses == 1
     assert revived.door(3).unlock_pulses == 0  # reported, never tried again
+
+
+def test_a_final_result_is_sent_again_until_the_server_acknowledges_it(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    rig = make_rig(cabinet_id, ack_timeout=0.3)
+    command_id, payload = rig.signer.command("open_door", door=5)
+    rig.send(payload)
+
+    # the broker acknowledged the first copy long ago: only the server's ack ends the copies
+    assert rig.server.wait(lambda s: len(s.result_ids.get(command_id, [])) >= 3)
+    assert rig.runtime.journal.pending_results()
+    copies = set(rig.server.result_ids[command_id])
+    assert len(copies) == 1, "every copy is the journaled message, byte for byte"
+    assert rig.server.statuses(command_id).count("received") == 1  # never kept or re-sent
+
+    rig.server.ack_results(command_id)
+
+    assert wait_until(lambda: not rig.runtime.journal.pending_results())
+    assert rig.door(5).unlock_pulses == 1
+
+
+def test_a_forged_result_acknowledgement_keeps_the_result(
+    cabinet_id: str, make_rig: RigFactory
+) -> None:
+    rig = make_rig(cabinet_id, ack_timeout=0.3)
+    command_id, payload = rig.signer.command("ping", door=None)
+    rig.send(payload)
+    assert rig.server.result(command_id).status == "succeeded"
+    [message_id] = set(rig.server.result_ids[command_id])
+    attacker = Signer(cabinet_id).key  # a key the cabinet does not trust
+    body = UnsignedEventAck(
+        event_ids=[], result_ids=[message_id], key_id=key_id_of(attacker.public_key())
+    )
+    forged_ack = encode(sign_message(new_envelope(cabinet_id, body), attacker, EventAckMessage))
+
+    rig.server.client.publish(topics.evt_ack(cabinet_id), forged_ack)
+
+    assert rig.server.wait(
+        lambda s: any(e.data.get("kind") == "ack_rejected" for e in s.events_of("alarm"))
+    )
+    [kept] = rig.runtime.journal.pending_results()
+    assert (kept.command_id, kept.message_id) == (command_id, message_id)

@@ -87,10 +87,13 @@ def event_ack(
     key: Ed25519PrivateKey = SERVER_KEY,
     *,
     event_ids: list[str] | None = None,
+    result_ids: list[str] | None = None,
     cabinet_id: str = CABINET,
 ) -> Envelope[EventAck]:
     ids = event_ids if event_ids is not None else [new_message_id(), new_message_id()]
-    body = UnsignedEventAck(event_ids=ids, key_id=key_id_of(key.public_key()))
+    body = UnsignedEventAck(
+        event_ids=ids, result_ids=result_ids or [], key_id=key_id_of(key.public_key())
+    )
     return sign_message(new_envelope(cabinet_id, body), key, Envelope[EventAck])
 
 
@@ -201,6 +204,7 @@ def every_message(key: Ed25519PrivateKey) -> list[Envelope[Any]]:
         state(),
         event_batch(),
         event_ack(key),
+        event_ack(key, event_ids=[], result_ids=[new_message_id()]),
         command(key),
         command(key, action="ping", door=None, reason=None),
         command(key, action="open_all", door=None, maintenance_token="service-1234"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from locker_contract import (
     EventBatch,
     OfflinePickupData,
     RejectReason,
+    encode,
     is_droppable,
 )
 from locker_contract.bodies import CommandResult, DoorSnapshot
@@ -115,3 +117,17 @@ def test_sync_bodies_need_their_kind() -> None:
     body = messages.allow_list_sync().body
     with pytest.raises(ValidationError):
         AllowListSync(**(body.model_dump() | {"kind": "time"}))
+
+
+def test_an_ack_names_at_least_one_event_or_command_result() -> None:
+    with pytest.raises(ValidationError, match="at least one"):
+        messages.event_ack(KEY, event_ids=[], result_ids=[])
+    results_only = messages.event_ack(KEY, event_ids=[], result_ids=["a" * 32])
+    assert results_only.body.result_ids == ["a" * 32]
+
+
+def test_an_ack_of_events_only_carries_no_result_ids_on_the_wire() -> None:
+    """Agents that predate ``result_ids`` refuse unknown fields: an ack of events only
+    must stay exactly what they accept."""
+    wire = json.loads(encode(messages.event_ack(KEY)))
+    assert set(wire["body"]) == {"event_ids", "key_id", "signature"}

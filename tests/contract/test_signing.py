@@ -166,6 +166,10 @@ def test_a_public_key_that_is_not_one_is_refused(text: str) -> None:
 
 SIGNED_EXAMPLES: dict[str, tuple[Callable[[Ed25519PrivateKey], Envelope[Any]], Any]] = {
     "evt_ack": (messages.event_ack, EventAckMessage),
+    "evt_ack with results": (
+        lambda key: messages.event_ack(key, result_ids=["5b1f3f0e8d2a4c7e9b6a1d2c3e4f5a6b"]),
+        EventAckMessage,
+    ),
     "allow_list": (messages.allow_list_sync, SyncMessage),
     "config": (messages.config_sync, SyncMessage),
     "time": (messages.time_sync, SyncMessage),

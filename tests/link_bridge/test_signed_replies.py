@@ -8,6 +8,7 @@ same rule runs over a real broker in ``tests/agent_link/test_inbound_signatures.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,6 +16,8 @@ from sqlalchemy import Engine
 
 from locker_contract import (
     Body,
+    CommandResult,
+    CommandResultMessage,
     Event,
     EventAckMessage,
     EventBatch,
@@ -84,6 +87,39 @@ def test_the_evt_ack_is_signed_for_that_cabinet_with_the_key_it_trusts(
     verify_message(ack, _what_the_cabinet_trusts(deps))  # raises BadSignature otherwise
     assert ack.cabinet_id == cabinet.code
     assert ack.body.event_ids == [event.event_id for event in events]
+    assert "result_ids" not in json.loads(payload)["body"]  # what agents before it accept
+
+
+def test_a_final_command_result_is_acknowledged_signed_even_unmatched_and_received_is_not(
+    engine: Engine, deps: DomainDeps, cabinet: CabinetWorld
+) -> None:
+    unknown = new_message_id()  # no such command: audited, and acked so it is not resent
+    received = _from_cabinet(cabinet, topics.Kind.CMD_RES, _result(unknown, "received"))
+    final = _from_cabinet(cabinet, topics.Kind.CMD_RES, _result(unknown, "succeeded"))
+    recorder = Recorder()
+    ingest = Ingest(engine, deps)
+
+    ingest(received, recorder)
+    ingest(final, recorder)
+
+    [payload] = recorder.on(topics.evt_ack(cabinet.code))
+    ack = decode(payload, EventAckMessage)
+    verify_message(ack, _what_the_cabinet_trusts(deps))
+    assert ack.cabinet_id == cabinet.code
+    assert (ack.body.event_ids, ack.body.result_ids) == (
+        [],
+        [decode(final.payload, CommandResultMessage).id],
+    )
+
+
+def _result(command_id: str, status: str) -> CommandResult:
+    return CommandResult(
+        command_id=command_id,
+        status=status,  # type: ignore[arg-type]
+        reason=None,
+        outcome="confirmed" if status == "succeeded" else None,
+        counter=None,
+    )
 
 
 def test_the_sync_after_coming_online_is_signed_for_that_cabinet_with_the_key_it_trusts(

@@ -164,6 +164,24 @@ def test_results_for_unknown_or_finished_commands_are_ignored_and_audited(
     assert [row.outcome for row in ignored] == ["unknown_command", "already_final"]
 
 
+def test_a_final_result_sent_again_changes_nothing_and_is_not_audited_again(
+    engine: Engine, deps: DomainDeps, world: World, publisher: RecordingPublisher
+) -> None:
+    command = _open(engine, deps, world, publisher)
+    result = _result("CAB-1", command.command_id, "succeeded", outcome="confirmed", counter=1)
+    _apply(engine, deps, world, result)
+    finished_at = load_command(engine, command.command_id).finished_at
+
+    _apply(engine, deps, world, result)  # the cabinet's copy after a lost ack
+    _apply(engine, deps, world, _result("CAB-1", command.command_id, "succeeded",
+                                        outcome="confirmed", counter=1))  # fmt: skip
+
+    again = load_command(engine, command.command_id)
+    assert (again.status, again.finished_at) == ("succeeded", finished_at)
+    assert len(audit_rows(engine, "command.succeeded")) == 1
+    assert audit_rows(engine, "command.result_ignored") == []
+
+
 def test_a_command_without_a_final_answer_becomes_outcome_unknown_and_is_never_resent(
     engine: Engine, deps: DomainDeps, world: World, clock: FakeClock,
     publisher: RecordingPublisher,

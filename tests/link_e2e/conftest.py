@@ -171,7 +171,7 @@ class LinkWorld:
         path.write_bytes(tomli_w.dumps(document).encode())
         return path
 
-    def cabinet(self) -> SimulatedCabinet:
+    def cabinet(self, controller: ControllerSettings = FAST_CONTROL) -> SimulatedCabinet:
         """The real agent runtime on simulated boards, with test-fast timings."""
         mqtt = MqttSettings(
             host=self.broker.host,
@@ -188,7 +188,7 @@ class LinkWorld:
         tuning = CabinetTuning(
             timing=Timing.fast(),
             link=FAST_LINK,
-            controller=FAST_CONTROL,
+            controller=controller,
             mqtt=mqtt,
             ack_timeout=2.0,  # re-publish an unacknowledged batch soon (default 15 s)
         )
