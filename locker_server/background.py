@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from locker_server.audit import AuditLog
+from locker_server.auth.users import alarm_contacts
 from locker_server.broker.embedded import EmbeddedBroker
 from locker_server.broker.errors import BrokerError
 from locker_server.config import Settings
@@ -81,7 +82,10 @@ class BackgroundJobs:
     def start(self, *, link_only: bool = False) -> None:
         audit = AuditLog.for_server(self.settings, self.keys)
         notifier = Notifier(settings=self.settings, keys=self.keys)
-        deps = DomainDeps(settings=self.settings, keys=self.keys, audit=audit, notifier=notifier)
+        deps = DomainDeps(
+            settings=self.settings, keys=self.keys, audit=audit, notifier=notifier,
+            staff=alarm_contacts,
+        )  # fmt: skip
         if link_only:
             self._start_link(deps, housekeeping=False)
             return
