@@ -269,7 +269,10 @@ def test_wrong_codes_spread_wider_than_the_lockout_window_raise_nothing(
         clock.advance(seconds=spacing.total_seconds())
 
     with Session(engine) as session:
-        assert alarms.refused_pickups_checked(
-            session, world.cabinet_id, since=clock.now - deps.lockout.window
-        ) < deps.lockout.cabinet_threshold
+        assert (
+            alarms.refused_pickups_checked(
+                session, world.cabinet_id, since=clock.now - deps.lockout.window
+            )
+            < deps.lockout.cabinet_threshold
+        )
     assert alarms_of(engine, world.cabinet_id) == []
