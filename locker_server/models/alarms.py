@@ -19,8 +19,8 @@ from sqlmodel import Field, SQLModel
 
 from locker_server.models.types import UTCDateTime, forbid_extra, visible
 
-#: Longest ``kind`` (the contract's alarm kinds are open: a newer agent may send others).
-MAX_KIND = 64
+#: Longest ``kind``: the contract's (its kinds are open: a newer agent may send others).
+MAX_KIND = 200
 MAX_DETAIL = 200
 MAX_NOTE = 500
 
@@ -57,7 +57,7 @@ class Alarm(SQLModel, table=True):
     acknowledged_by: int | None = None
     note: str | None = Field(default=None, sa_type=String(MAX_NOTE))
     #: ``<cabinet>/<door or ->/<kind>`` while open, else None (unique: the dedupe rule).
-    open_key: str | None = Field(default=None, sa_type=String(160), unique=True)
+    open_key: str | None = Field(default=None, sa_type=String(MAX_KIND + 40), unique=True)
 
     @property
     def state(self) -> AlarmState:

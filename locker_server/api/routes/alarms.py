@@ -17,6 +17,7 @@ from locker_server.api.routes._domain import READERS, CallerDep, DomainDepsDep, 
 from locker_server.auth.principal import Principal
 from locker_server.auth.roles import ALARM_ACKNOWLEDGERS
 from locker_server.models import Alarm, AlarmAcknowledge, AlarmPublic, AlarmState
+from locker_server.models.alarms import MAX_KIND
 from locker_server.services import alarms
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
@@ -25,8 +26,7 @@ Reader = Annotated[Principal, Depends(require_roles(*READERS))]
 Acknowledger = Annotated[Principal, Depends(require_roles(*ALARM_ACKNOWLEDGERS))]
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 Kind = Annotated[
-    str | None,
-    Query(pattern=r"^[a-z0-9_.-]{1,64}$", description="e.g. `door_forced_open`"),
+    str | None, Query(min_length=1, max_length=MAX_KIND, description="e.g. `door_forced_open`")
 ]
 State = Annotated[
     AlarmState | None,

@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "alarms",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=200), nullable=False),
         sa.Column("site_id", sa.Integer(), nullable=False),
         sa.Column("cabinet_id", sa.Integer(), nullable=False),
         sa.Column("door_number", sa.Integer(), nullable=True),
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("acknowledged_at", _TS, nullable=True),
         sa.Column("acknowledged_by", sa.Integer(), nullable=True),
         sa.Column("note", sa.String(length=500), nullable=True),
-        sa.Column("open_key", sa.String(length=160), nullable=True),
+        sa.Column("open_key", sa.String(length=240), nullable=True),
         sa.ForeignKeyConstraint(["cabinet_id"], ["cabinets.id"]),
         sa.ForeignKeyConstraint(["site_id"], ["sites.id"]),
         sa.PrimaryKeyConstraint("id"),
