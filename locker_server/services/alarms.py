@@ -115,8 +115,9 @@ def raise_alarm(
     detail: str | None = None,
     seen_at: datetime | None = None,
 ) -> Raised:
-    """Raise ``kind`` at ``place`` (``seen_at``: when it happened, e.g. the cabinet's
-    clock; default now), or count up the open alarm of that kind there."""
+    """Raise ``kind`` at ``place``, or count up the open alarm of that kind there.
+    ``seen_at``: when the cabinet saw it, by its clock (also the audit entry's device
+    time); None: now, by the server's clock."""
     at = seen_at or deps.clock()
     detail = detail[:MAX_DETAIL] if detail else None
     raised = _insert_or_repeat(session, place, kind, detail, at)
@@ -144,7 +145,8 @@ def clear_alarm(
     cleared_at: datetime | None = None,
 ) -> list[Alarm]:
     """End the not yet cleared alarms of ``kind`` at ``place``: its condition is over.
-    An acknowledged one is marked cleared too; nothing to clear is not an error."""
+    An acknowledged one is marked cleared too; nothing to clear is not an error.
+    ``cleared_at``: by the cabinet's clock, like ``seen_at`` of :func:`raise_alarm`."""
     alarms = _uncleared(session, place.cabinet_id, [kind], door_numbers=[place.door_number])
     _end(session, deps, alarms, place=place, caller=caller, cleared_at=cleared_at)
     return alarms
@@ -330,19 +332,20 @@ def on_presence(
     online: bool,
     connection: int,
     caller: Caller,
-    at: datetime,
+    reported_at: datetime | None = None,
 ) -> None:
-    """A cabinet that went offline raises ``cabinet_offline``; back online clears it."""
+    """A cabinet that went offline raises ``cabinet_offline``; back online clears it.
+    ``reported_at``: the cabinet's time of a presence replayed by the broker (None: now)."""
     place = Place(cabinet)
     if online:
         clear_alarm(
             session, deps, place=place, kind=ServerAlarm.cabinet_offline, caller=caller,
-            cleared_at=at,
+            cleared_at=reported_at,
         )  # fmt: skip
         return
     raise_alarm(
         session, deps, place=place, kind=ServerAlarm.cabinet_offline, caller=caller,
-        detail=f"connection {connection} ended", seen_at=at,
+        detail=f"connection {connection} ended", seen_at=reported_at,
     )  # fmt: skip
 
 

@@ -111,7 +111,8 @@ def apply_presence(
     elif change.came_online or change.went_offline:
         alarms.on_presence(
             session, deps, cabinet=alarms.CabinetAt(cabinet_id, site_id), online=link.online,
-            connection=link.connection, caller=caller, at=heard_at or sent_at,
+            connection=link.connection, caller=caller,
+            reported_at=sent_at if heard_at is None else None,
         )  # fmt: skip
         _audit_presence(session, deps, link, site_id=site_id, caller=caller)
     return change
