@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from locker_server.audit import AuditLog
+from locker_server.auth.users import alarm_contacts
 from locker_server.broker.embedded import EmbeddedBroker, free_local_port
 from locker_server.broker.errors import BrokerError, BrokerPortTaken
 from locker_server.config import Settings
@@ -87,7 +88,10 @@ class BackgroundJobs:
         """
         audit = AuditLog.for_server(self.settings, self.keys)
         notifier = Notifier(settings=self.settings, keys=self.keys)
-        deps = DomainDeps(settings=self.settings, keys=self.keys, audit=audit, notifier=notifier)
+        deps = DomainDeps(
+            settings=self.settings, keys=self.keys, audit=audit, notifier=notifier,
+            staff=alarm_contacts,
+        )  # fmt: skip
         try:
             self._start_link(deps, housekeeping=not link_only)
         except (LinkError, BrokerError):

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from locker_server.audit import Actor
+from locker_server.auth.users import alarm_contacts
 from locker_server.broker import cli as broker_cli
 from locker_server.cli_context import CliContext
 from locker_server.db import session_scope
@@ -49,7 +50,10 @@ Handler = Callable[[argparse.Namespace, CliContext], int]
 
 def _deps(ctx: CliContext) -> DomainDeps:
     notifier = Notifier(settings=ctx.settings, keys=ctx.keys)
-    return DomainDeps(settings=ctx.settings, keys=ctx.keys, audit=ctx.audit, notifier=notifier)
+    return DomainDeps(
+        settings=ctx.settings, keys=ctx.keys, audit=ctx.audit, notifier=notifier,
+        staff=alarm_contacts,
+    )  # fmt: skip
 
 
 def _valid(model: type[Model], data: dict[str, Any]) -> Model:

@@ -65,6 +65,7 @@ def _register_user(subparsers: Any) -> None:
         required=True,
         help="read the password from the first line of stdin (never from the command line)",
     )
+    create.add_argument("--email", help="where alarms of the user's sites are sent (operators)")
     create.add_argument(
         "--site",
         type=int,
@@ -151,6 +152,7 @@ def user_create_command(args: argparse.Namespace, ctx: CliContext) -> int:
         role=Role(args.role),
         site_ids=tuple(args.site),
         courier_id=args.courier,
+        email=args.email,
     )
     with session_scope(ctx.engine) as session:
         user = create_user(session, ctx.audit, CLI_ORIGIN, new)

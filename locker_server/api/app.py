@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from locker_server.api.errors import install_error_handlers
 from locker_server.api.openapi import document_errors
 from locker_server.api.routes import (
+    alarms,
     api_keys,
     audit,
     auth,
@@ -51,6 +52,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     pickups.router,
     audit.router,
     notifications.router,
+    alarms.router,
 )
 
 

@@ -41,7 +41,7 @@ DESCRIPTIONS: dict[int, str] = {
     404: "An id that does not exist or lies outside the caller's scope (`not_found`)",
     409: (
         "Conflicts with existing data or with the object's state "
-        "(`conflict`, `invalid_transition`, `no_door_available`)"
+        "(`conflict`, `invalid_transition`, `no_door_available`, `alarm_already_acknowledged`)"
     ),
     422: "The request is not valid; `fields` names each problem (`validation_failed`)",
     429: "Too many failed attempts; `Retry-After` says when to try again",

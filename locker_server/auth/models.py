@@ -25,6 +25,8 @@ class User(SQLModel, table=True):
     #: True: every site. False: only the sites linked in ``user_sites``.
     all_sites: bool = True
     courier_id: int | None = Field(default=None, foreign_key="couriers.id", ondelete="SET NULL")
+    #: Where alarms of the user's sites are sent (operators); personal data, kept only here.
+    email: str | None = Field(default=None, sa_type=String(254))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -22,9 +22,13 @@ from locker_server.auth.passwords import hash_password
 from locker_server.auth.roles import SITE_SCOPED_ROLES, USER_ROLES, Role
 from locker_server.errors import Conflict, NotFound, ValidationFailed
 from locker_server.models import Courier, Site
+from locker_server.models.people import EMAIL_PATTERN
+from locker_server.notifications import StaffContact
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
+_EMAIL = re.compile(EMAIL_PATTERN)
+_MAX_EMAIL = 254
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,7 @@ class NewUser:
     role: Role
     site_ids: tuple[int, ...] = ()
     courier_id: int | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +50,14 @@ class UserChange:
     site_ids: tuple[int, ...] | None = None
     courier_id: int | None = None
     password: str | None = None
+    #: Only with ``change_email``: the new address, None to remove it.
+    email: str | None = None
+    change_email: bool = False
 
 
 def create_user(session: Session, audit: AuditLog, origin: Origin, new: NewUser) -> User:
     _check_username(new.username)
+    _check_email(new.email)
     _check_role(new.role, new.site_ids, new.courier_id)
     _check_sites_exist(session, new.site_ids)
     _check_courier_exists(session, new.courier_id)
@@ -60,6 +69,7 @@ def create_user(session: Session, audit: AuditLog, origin: Origin, new: NewUser)
         role=new.role.value,
         all_sites=not new.site_ids,
         courier_id=new.courier_id,
+        email=new.email,
     )
     session.add(user)
     session.flush()
@@ -71,6 +81,7 @@ def create_user(session: Session, audit: AuditLog, origin: Origin, new: NewUser)
 def update_user(
     session: Session, audit: AuditLog, origin: Origin, user_id: int, change: UserChange
 ) -> User:
+    _check_email(change.email)
     user = get_user(session, user_id)
     before = (user.role, site_ids_of(session, user))
     role = change.role or Role(user.role)
@@ -86,7 +97,7 @@ def update_user(
         details = {"from_role": before[0], "from_sites": list(before[1])}
         details |= _scope_details(user, site_ids)
         audit.record(session, origin.event("role.changed", details=details))
-    if change.active is not None or change.password is not None:
+    if change.active is not None or change.password is not None or change.change_email:
         audit.record(session, origin.event("user.updated", details=_account_details(user, change)))
     return user
 
@@ -102,6 +113,23 @@ def list_users(session: Session, *, limit: int, offset: int) -> tuple[list[User]
     total = session.exec(select(func.count()).select_from(User)).one()
     rows = session.exec(select(User).order_by(col(User.id)).limit(limit).offset(offset))
     return list(rows.all()), int(total)
+
+
+def alarm_contacts(session: Session, site_id: int, /) -> list[StaffContact]:
+    """The active operators of ``site_id`` (limited to it, or to no site) with an e-mail
+    address: who is told about the site's new alarms."""
+    of_site = select(UserSite.user_id).where(UserSite.site_id == site_id)
+    query = (
+        select(User)
+        .where(User.role == Role.operator.value, col(User.active), col(User.email).is_not(None))
+        .where(col(User.all_sites) | col(User.id).in_(of_site))
+        .order_by(col(User.id))
+    )
+    return [
+        StaffContact(user_id=user.id, email=user.email)
+        for user in session.exec(query).all()
+        if user.id is not None and user.email
+    ]
 
 
 def site_ids_of(session: Session, user: User) -> tuple[int, ...]:
@@ -126,6 +154,8 @@ def _apply(
         user.active = change.active
     if change.password is not None:
         user.password_hash = hash_password(change.password)
+    if change.change_email:
+        user.email = change.email
     user.all_sites = not site_ids
     session.add(user)
     _replace_sites(session, user, site_ids)
@@ -145,6 +175,11 @@ def _check_username(username: str) -> None:
             "a username has 3-64 characters: letters, digits and . _ @ -, starting with a "
             "letter or digit"
         )
+
+
+def _check_email(email: str | None) -> None:
+    if email is not None and (len(email) > _MAX_EMAIL or not _EMAIL.match(email)):
+        raise ValidationFailed("an e-mail address looks like name@example.org")
 
 
 def _check_role(role: Role, site_ids: Sequence[int], courier_id: int | None) -> None:
@@ -186,6 +221,7 @@ def _account_details(user: User, change: UserChange) -> dict[str, Any]:
         "user_id": user.id,
         "active": user.active,
         "password_changed": change.password is not None,
+        "email_changed": change.change_email,
     }
 
 

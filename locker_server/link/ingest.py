@@ -17,6 +17,9 @@
 * ``presence`` and ``state``: see :mod:`locker_server.services.presence`.
 * ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`; a final
   result is acknowledged like events (``evt/ack`` ``result_ids``) after the commit.
+* ``alarm`` events, door alarms (forced open, left open, jammed), bursts of
+  ``pickup.refused`` and a cabinet going offline become alarms through
+  :mod:`locker_server.services.alarms`.
 * an offline ``pickup`` event: :mod:`locker_server.services.offline_pickups`; a cabinet
   that comes online is sent its time and allow-list by
   :mod:`locker_server.services.cabinet_sync`.
@@ -60,6 +63,7 @@ from locker_server.errors import DomainError, NotFound
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.models import Cabinet, Door, DoorEvent
 from locker_server.services import (
+    alarms,
     cabinet_events,
     cabinet_sync,
     commands,
@@ -147,6 +151,8 @@ class _DoorBatch:
     cabinet_row: Cabinet
     #: Every door the batch's events name, locked, by number (absent: no such door).
     doors: Mapping[int, Door]
+    #: The alarms of those doors that the batch's events may end, read once.
+    alarm_book: alarms.DoorAlarmBook
 
 
 class Ingest:
@@ -235,6 +241,7 @@ class Ingest:
             cabinet=cabinet,
             cabinet_row=get_cabinet(session, cabinet.id),  # held: the identity map is weak
             doors=lock_doors_by_number(session, cabinet.id, numbers),
+            alarm_book=alarms.DoorAlarmBook.load(session, cabinet.id, sorted(numbers)),
         )
         for event in fresh:
             self._apply_batched(batch, event)
@@ -257,6 +264,7 @@ class Ingest:
         apply_door_event(
             session, batch.deps, cabinet=batch.cabinet_row, door=door, event=door_event,
             caller=cabinet.caller, device_time=event.device_time, observed=_observed(event),
+            alarm_book=batch.alarm_book,
         )  # fmt: skip
 
     def _ingest_event(self, cabinet: CabinetRef, event: Event) -> None:
@@ -328,13 +336,35 @@ class Ingest:
 
     def _pickup_refused(self, session: Session, cabinet: CabinetRef, event: Event) -> None:
         data = PickupRefusedData.model_validate(event.data)
+        refused = alarms.refused_pickups_reported(
+            session, cabinet.id, since=event.device_time - self.deps.lockout.window,
+            until=event.device_time,
+        )  # fmt: skip
+        alarms.watch_refused_pickups(
+            session, self.deps, cabinet=cabinet, refused=refused, caller=cabinet.caller,
+            seen_at=event.device_time,
+        )  # fmt: skip
         self._audit_event(
             session, cabinet, event, "pickup.attempt", "refused", reason=data.reason,
             details={"offline": True, "credential": data.credential},
         )  # fmt: skip
 
     def _alarm(self, session: Session, cabinet: CabinetRef, event: Event) -> None:
+        """The alarm service raises (or clears) the alarm; the report itself is audited
+        as before, ``cabinet.alarm`` or ``door.alarm``."""
         data = AlarmData.model_validate(event.data)
+        door_id = None if event.door is None else _door_id(session, cabinet, event.door, None)
+        place = alarms.Place(cabinet, door_number=event.door, door_id=door_id)
+        if data.cleared:
+            alarms.clear_alarm(
+                session, self.deps, place=place, kind=data.kind, caller=cabinet.caller,
+                cleared_at=event.device_time,
+            )  # fmt: skip
+        else:
+            alarms.raise_alarm(
+                session, self.deps, place=place, kind=data.kind, caller=cabinet.caller,
+                detail=data.detail, seen_at=event.device_time,
+            )  # fmt: skip
         action = "cabinet.alarm" if event.door is None else "door.alarm"
         self._audit_event(
             session, cabinet, event, action, "cleared" if data.cleared else "alarm",

@@ -2,6 +2,7 @@
 couriers, parcels with their transitions and pickup credentials, and the cabinet link's
 tables (presence, ingested events, MQTT credentials, signed commands, allow-lists)."""
 
+from locker_server.models.alarms import Alarm, AlarmAcknowledge, AlarmPublic, AlarmState
 from locker_server.models.commands import (
     CommandStatus,
     LinkAllowListEntry,
@@ -80,6 +81,10 @@ from locker_server.models.types import UTCDateTime, utcnow
 
 __all__ = [
     "CABINET_CODE_PATTERN",
+    "Alarm",
+    "AlarmAcknowledge",
+    "AlarmPublic",
+    "AlarmState",
     "Cabinet",
     "CabinetCreate",
     "CabinetCredential",

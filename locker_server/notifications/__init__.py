@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from locker_server.notifications.mail import EmailTransport, SmtpEmailTransport
 from locker_server.notifications.models import Channel, NotificationMessage, Status
-from locker_server.notifications.notifier import Notifier, RecipientContact
+from locker_server.notifications.notifier import (
+    AlarmNotice,
+    Notifier,
+    RecipientContact,
+    StaffContact,
+)
 from locker_server.notifications.outbox import cancel_pending, list_messages, resend
 from locker_server.notifications.sms import HttpSmsGateway, SmsGateway
 from locker_server.notifications.webhooks import (
@@ -21,6 +26,7 @@ from locker_server.notifications.webhooks import (
 from locker_server.notifications.worker import NotificationWorker
 
 __all__ = [
+    "AlarmNotice",
     "Channel",
     "EmailTransport",
     "HttpSmsGateway",
@@ -31,6 +37,7 @@ __all__ = [
     "RecipientContact",
     "SmsGateway",
     "SmtpEmailTransport",
+    "StaffContact",
     "Status",
     "WebhookPoster",
     "cancel_pending",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,9 @@ from locker_server.notifications.sealing import PickupSecret, seal
 
 logger = logging.getLogger(__name__)
 
+#: The outbox ``event`` of an alarm message to staff (templates ``alarm_raised.*``).
+STAFF_ALARM_EVENT = "alarm_raised"
+
 
 @dataclass(frozen=True, slots=True)
 class RecipientContact:
@@ -40,6 +43,30 @@ class RecipientContact:
     phone: str | None
     language: str = "en"
     channels: tuple[str, ...] = (Channel.email, Channel.sms)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffContact:
+    """A staff member told about alarms (an operator of the alarm's site) by e-mail."""
+
+    user_id: int
+    email: str
+    language: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmNotice:
+    """What an alarm message says: kind, where (names, door number) and when."""
+
+    alarm_id: int
+    kind: str
+    site_name: str
+    cabinet_name: str
+    cabinet_code: str
+    door_number: int | None
+    raised_at: datetime
+    detail: str | None
+    site_timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +177,38 @@ class Notifier:
         self._stamp(message)
         session.add(message)
         return message
+
+    def alarm_raised(
+        self, session: Session, *, notice: AlarmNotice, staff: Sequence[StaffContact]
+    ) -> list[NotificationMessage]:
+        """Tell each of ``staff`` by e-mail that a new alarm was raised."""
+        params = {
+            "alarm_id": notice.alarm_id,
+            "kind": notice.kind,
+            "site_name": notice.site_name,
+            "cabinet_name": notice.cabinet_name,
+            "cabinet_code": notice.cabinet_code,
+            "door_number": notice.door_number,
+            "raised_at": notice.raised_at.isoformat(),
+            "detail": notice.detail,
+            "site_timezone": notice.site_timezone,
+        }
+        messages = [
+            NotificationMessage(
+                kind=Channel.email,
+                event=STAFF_ALARM_EVENT,
+                language=contact.language[:16],
+                destination=contact.email,
+                params=params,
+            )
+            for contact in staff
+        ]
+        for message in messages:
+            self._stamp(message)
+        if not messages:
+            logger.warning("alarm %s: no operator with an e-mail address to tell", notice.alarm_id)
+        session.add_all(messages)
+        return messages
 
     def cancel_pending(
         self, session: Session, *, parcel_id: int, events: tuple[str, ...] = ()

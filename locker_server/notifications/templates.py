@@ -21,7 +21,7 @@ from locker_server.notifications.errors import TemplateRenderError
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 DEFAULT_LANGUAGE = "en"
-_TIMESTAMP_PARAMS = ("expires_at", "expired_at")
+_TIMESTAMP_PARAMS = ("expires_at", "expired_at", "raised_at")
 _EN_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ZH_WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 

@@ -8,7 +8,7 @@ who and where of one request or cabinet event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from locker_server.audit import Actor, AuditEvent
 from locker_server.config import Settings
 from locker_server.keys import ServerKeys
 from locker_server.models.types import utcnow
-from locker_server.notifications import RecipientContact
+from locker_server.notifications import AlarmNotice, RecipientContact, StaffContact
 from locker_server.services.credentials import lockout_policy
 
 
@@ -79,6 +79,10 @@ class ParcelNotifier(Protocol):
         self, session: Session, *, parcel_id: int, events: tuple[str, ...] = ...
     ) -> int: ...
 
+    def alarm_raised(
+        self, session: Session, *, notice: AlarmNotice, staff: Sequence[StaffContact]
+    ) -> Any: ...
+
     def carrier_event(
         self,
         session: Session,
@@ -91,6 +95,13 @@ class ParcelNotifier(Protocol):
     ) -> Any: ...
 
 
+class StaffDirectory(Protocol):
+    """Who is told about a site's alarms: the identity part knows the staff
+    (:func:`locker_server.auth.users.alarm_contacts`); the services only ask."""
+
+    def __call__(self, session: Session, site_id: int, /) -> Sequence[StaffContact]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DomainDeps:
     settings: Settings
@@ -100,6 +111,8 @@ class DomainDeps:
     clock: Callable[[], datetime] = utcnow
     #: Defaults to ``lockout_threshold`` failures per door and per cabinet in ``lockout_minutes``.
     lockout_policy: LockoutPolicy | None = None
+    #: Operators to e-mail about new alarms; None: nobody is told (logged once per alarm).
+    staff: StaffDirectory | None = None
 
     @property
     def pickup_hmac_key(self) -> bytes:

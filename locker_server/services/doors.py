@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from locker_server.errors import NotFound
 from locker_server.models import Cabinet, Door, DoorCommand, DoorEvent, DoorState
+from locker_server.services import alarms
 from locker_server.services.cabinets import Scope, get_cabinet
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.layout import get_door
@@ -103,10 +104,13 @@ def apply_door_event(
     caller: Caller,
     device_time: datetime | None = None,
     observed: bool = True,
+    alarm_book: alarms.DoorAlarmBook | None = None,
 ) -> bool:
     """``record_door_event`` for a cabinet and a door the caller has already loaded (and
     locked: :func:`lock_doors_by_number`); answers whether the door state changed.
     ``observed`` false: the cabinet found the door so after a gap (audited as such).
+    Forced open, left open and jammed raise alarms (:mod:`locker_server.services.alarms`);
+    ``alarm_book``: the alarms a run of door events may end, read once for the run.
 
     Several events for one door in one transaction each see the state the previous one
     left, so a batch ends where the same events applied one by one would.
@@ -117,6 +121,11 @@ def apply_door_event(
     if applied and new_state is not None:
         door.door_state, door.door_state_at = new_state, observed_at
         session.add(door)
+    place = alarms.Place(cabinet, door_number=door.number, door_id=door.id)
+    alarms.on_door_event(
+        session, deps, place=place, event=event, caller=caller, seen_at=device_time,
+        book=alarm_book,
+    )  # fmt: skip  # before the audit entry: the alarm row is locked before the audit head
     audit(
         session,
         deps,

@@ -25,7 +25,7 @@ from locker_server.models import (
     ParcelState,
     PickupCredential,
 )
-from locker_server.services import allocation, credentials
+from locker_server.services import alarms, allocation, credentials
 from locker_server.services.cabinets import get_cabinet
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.errors import InvalidField
@@ -167,6 +167,7 @@ def attempt_pickup(
     ):
         retry_after = int(deps.lockout.window.total_seconds())
         decision = PickupDecision("locked_out", cabinet_id, retry_after=retry_after)
+        _watch_burst(session, deps, cabinet, caller, now)
         _audit_attempt(session, deps, decision, caller, cabinet, door_number=door_number)
         return decision
     found = credentials.match_credential(
@@ -206,6 +207,18 @@ def _refuse(
 ) -> PickupDecision:
     cabinet_id = cabinet.id or 0
     credentials.record_failure(session, cabinet_id=cabinet_id, door_number=door_number, now=now)
+    _watch_burst(session, deps, cabinet, caller, now)
     decision = PickupDecision("wrong_code", cabinet_id)
     _audit_attempt(session, deps, decision, caller, cabinet, door_number=door_number)
     return decision
+
+
+def _watch_burst(
+    session: Session, deps: DomainDeps, cabinet: Cabinet, caller: Caller, now: datetime
+) -> None:
+    """Raise the wrong-code-burst alarm at the cabinet lockout threshold (before the
+    attempt's audit entry: alarm row first, audit head last)."""
+    assert cabinet.id is not None
+    since = now - deps.lockout.window
+    refused = alarms.refused_pickups_checked(session, cabinet.id, since=since)
+    alarms.watch_refused_pickups(session, deps, cabinet=cabinet, refused=refused, caller=caller)

@@ -11,6 +11,9 @@ attempt and sets its last will with the same number). The rule that keeps a late
 * "offline" applies only to the current connection (or to a newer one we never saw
   come online).
 
+A cabinet that goes offline raises the alarm ``cabinet_offline``; coming back online
+clears it (:mod:`locker_server.services.alarms`).
+
 A ``state`` snapshot carries a strictly increasing version; an older or repeated
 version is ignored, so a redelivered snapshot never rolls a door back.
 """
@@ -30,6 +33,7 @@ from sqlmodel import Session, col, select
 from locker_contract.bodies import Presence, State
 from locker_server.models import Door
 from locker_server.models.links import CabinetLink
+from locker_server.services import alarms
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 
 logger = logging.getLogger(__name__)
@@ -105,6 +109,11 @@ def apply_presence(
             "cabinet %s: stale presence (connection %s) ignored", cabinet_id, presence.connection
         )
     elif change.came_online or change.went_offline:
+        alarms.on_presence(
+            session, deps, cabinet=alarms.CabinetAt(cabinet_id, site_id), online=link.online,
+            connection=link.connection, caller=caller,
+            reported_at=sent_at if heard_at is None else None,
+        )  # fmt: skip
         _audit_presence(session, deps, link, site_id=site_id, caller=caller)
     return change
 

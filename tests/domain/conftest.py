@@ -202,6 +202,10 @@ class CapturingNotifier:
         self.calls.append(("carrier_event", kwargs))
         return self._inner.carrier_event(session, **kwargs)
 
+    def alarm_raised(self, session: Session, **kwargs: Any) -> Any:
+        self.calls.append(("alarm_raised", kwargs))
+        return self._inner.alarm_raised(session, **kwargs)
+
     def of(self, method: str) -> list[dict[str, Any]]:
         return [kwargs for name, kwargs in self.calls if name == method]
 

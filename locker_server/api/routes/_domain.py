@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from locker_server.api.deps import ClientContext, CurrentPrincipal
 from locker_server.auth.principal import Principal
 from locker_server.auth.roles import Role
+from locker_server.auth.users import alarm_contacts
 from locker_server.errors import NotFound, PermissionDenied
 from locker_server.models import Parcel
 from locker_server.services import Caller, DomainDeps
@@ -23,8 +24,9 @@ from locker_server.services import Caller, DomainDeps
 def get_domain_deps(request: Request) -> DomainDeps:
     state = request.app.state
     return DomainDeps(
-        settings=state.settings, keys=state.keys, audit=state.audit, notifier=state.notifier
-    )
+        settings=state.settings, keys=state.keys, audit=state.audit, notifier=state.notifier,
+        staff=alarm_contacts,
+    )  # fmt: skip
 
 
 def get_caller(principal: CurrentPrincipal, client: ClientContext) -> Caller:

@@ -36,12 +36,14 @@ from locker_server.auth.users import (
     site_ids_of,
     update_user,
 )
+from locker_server.models.people import EMAIL_PATTERN
 from locker_server.models.types import NotNull
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
 SiteId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 
 
@@ -57,6 +59,7 @@ class UserCreate(BaseModel):
     courier_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, strict=True, description="For a courier: its courier"
     )
+    email: Email | None = Field(default=None, description="Where alarms are sent (operators)")
 
 
 class UserUpdate(BaseModel):
@@ -70,6 +73,7 @@ class UserUpdate(BaseModel):
     site_ids: NotNull[list[SiteId]] = Field(default=None, max_length=1000)
     courier_id: NotNull[StrictInt] = Field(default=None, ge=1, le=MAX_ID)
     password: NotNull[Password] = None
+    email: Email | None = Field(default=None, description="null removes it")
 
 
 class UserPublic(BaseModel):
@@ -80,6 +84,7 @@ class UserPublic(BaseModel):
     all_sites: bool
     site_ids: list[int]
     courier_id: int | None
+    email: str | None
     created_at: datetime
 
 
@@ -103,6 +108,7 @@ def _public(session: Session, user: User) -> UserPublic:
         all_sites=user.all_sites,
         site_ids=list(site_ids_of(session, user)),
         courier_id=user.courier_id,
+        email=user.email,
         created_at=user.created_at,
     )
 
@@ -139,6 +145,7 @@ def create(
         role=body.role,
         site_ids=tuple(body.site_ids),
         courier_id=body.courier_id,
+        email=body.email,
     )
     user = create_user(session, audit, _origin(principal, client), new)
     return _public(session, user)
@@ -171,6 +178,8 @@ def update(
         site_ids=None if body.site_ids is None else tuple(body.site_ids),
         courier_id=body.courier_id,
         password=body.password,
+        email=body.email,
+        change_email="email" in body.model_fields_set,
     )
     user = update_user(session, audit, _origin(principal, client), user_id, change)
     return _public(session, user)
