@@ -16,6 +16,7 @@
   succeed.
 * ``presence`` and ``state``: see :mod:`locker_server.services.presence`.
 * ``cmd/res``: handed to :func:`locker_server.services.commands.apply_result`.
+* ``req``: a courier-desk request, answered on ``res`` by :mod:`locker_server.link.desk`.
 * an offline ``pickup`` event: :mod:`locker_server.services.offline_pickups`; a cabinet
   that comes online is sent its time and allow-list by
   :mod:`locker_server.services.cabinet_sync`.
@@ -50,11 +51,13 @@ from locker_contract.bodies import (
     StateMessage,
     is_droppable,
 )
+from locker_contract.desk import RequestMessage
 from locker_contract.envelope import Envelope, decode
 from locker_contract.errors import ContractError
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
+from locker_server.link import desk
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.models import Cabinet, Door, DoorEvent
 from locker_server.services import (
@@ -160,6 +163,7 @@ class Ingest:
             topics.Kind.PRESENCE: self._presence,
             topics.Kind.STATE: self._state,
             topics.Kind.CMD_RES: self._command_result,
+            topics.Kind.REQ: self._request,
         }
 
     def __call__(self, message: InboundMessage, publisher: LinkPublisher) -> None:
@@ -429,6 +433,15 @@ class Ingest:
             commands.apply_result(
                 session, cabinet_id=cabinet.id, result=envelope, audit=self.deps.audit
             )
+
+    def _request(self, cabinet: CabinetRef, message: InboundMessage, out: LinkPublisher) -> None:
+        envelope = _decode_from(cabinet, message.payload, RequestMessage)
+        with session_scope(self.engine) as session:
+            presence.touch(session, cabinet.id, self._heard_at(message))
+        desk.answer(
+            self.engine, self.deps, out,
+            cabinet_id=cabinet.id, cabinet_code=cabinet.code, request=envelope.body,
+        )  # fmt: skip
 
     def _heard_at(self, message: InboundMessage) -> datetime | None:
         """Now — unless the broker replayed a retained message, which says nothing about
