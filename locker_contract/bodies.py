@@ -32,6 +32,8 @@ from locker_contract.types import (
 MAX_EVENTS_PER_MESSAGE = 100
 MAX_ACK_IDS = 1000
 MAX_ALLOW_LIST_ENTRIES = 10_000
+#: A door size class code (``S``, ``M``, ``L`` …), as the server's size table names it.
+SizeCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,8}$")]
 #: An Ed25519 signature (64 bytes) in base64: the ``signature`` of every signed body.
 Base64Text = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
 
@@ -361,6 +363,7 @@ class ReservationEntry(BaseModel):
     parcel_id: PositiveInt
     carrier_id: PositiveInt
     door: DoorNumber
+    size: SizeCode
     tracking_hash: Sha256Hex
     reserved_until: UtcTimestamp
 

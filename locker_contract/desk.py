@@ -25,7 +25,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from locker_contract.bodies import Base64Text
+from locker_contract.bodies import Base64Text, SizeCode
 from locker_contract.envelope import Body, Envelope
 from locker_contract.types import (
     MODEL_CONFIG,
@@ -39,8 +39,6 @@ from locker_contract.types import (
 
 #: A tracking number as scanned from a Code 128 or QR label, or typed.
 TrackingNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-#: A door size class code (``S``, ``M``, ``L`` …), as the server's size table names it.
-SizeCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,8}$")]
 #: A courier code typed at the keypad or read from the courier's badge QR.
 CourierSecret = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MAX_EXPIRED_PARCELS = 200

@@ -49,6 +49,7 @@ from locker_server.models import (
 )
 from locker_server.models.commands import LinkAllowListEntry, LinkCabinetControl
 from locker_server.models.links import CabinetLink
+from locker_server.models.sites import SizeClass
 from locker_server.models.types import utcnow
 from locker_server.services import outbound
 from locker_server.services.cabinets import get_cabinet
@@ -281,8 +282,9 @@ def current_reservations(
 ) -> list[ReservationEntry]:
     """Every door reserved at the cabinet now, its tracking number keyed-hashed."""
     query = (
-        select(Parcel, Door.number)
+        select(Parcel, Door.number, SizeClass.code)
         .join(Door, col(Door.id) == col(Parcel.door_id))
+        .join(SizeClass, col(SizeClass.id) == col(Door.size_class_id))
         .where(Parcel.cabinet_id == cabinet_id, Parcel.state == ParcelState.reserved)
         .order_by(col(Parcel.id))
     )
@@ -292,10 +294,11 @@ def current_reservations(
             parcel_id=parcel.id or 0,
             carrier_id=parcel.carrier_id,
             door=number,
+            size=size,
             tracking_hash=tracking_hash(key, parcel.tracking_number),
             reserved_until=parcel.reserved_until or utcnow(),
         )
-        for parcel, number in session.exec(query).all()
+        for parcel, number, size in session.exec(query).all()
     ]
 
 
