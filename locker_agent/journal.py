@@ -20,7 +20,11 @@ What it holds (one table each):
   :mod:`locker_agent.link.guard_store`);
 * ``allow_list``, ``allow_consumed``, ``allow_failures`` + ``meta.allow_list_version``
   — the offline pickup allow-list (see :mod:`locker_agent.pickup.store`);
-* ``command_results`` — final ``cmd/res`` messages the server has not acknowledged yet.
+* ``command_results`` — final ``cmd/res`` messages the server has not acknowledged yet;
+* ``reservations`` + ``meta.reservations_version`` — doors the server reserved here, for
+  deposits while it is out of reach, and ``deposits_reported`` — parcels whose
+  ``deposit`` event was journaled, so it is journaled once (see
+  :mod:`locker_agent.link.courier_desk`).
 
 Rules:
 
@@ -108,6 +112,19 @@ CREATE TABLE IF NOT EXISTS allow_failures (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     door INTEGER,
     at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    parcel_id INTEGER PRIMARY KEY,
+    carrier_id INTEGER NOT NULL,
+    door INTEGER NOT NULL,
+    size TEXT NOT NULL,
+    tracking_hash TEXT NOT NULL,
+    reserved_until TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reservations_by_tracking ON reservations (tracking_hash);
+CREATE TABLE IF NOT EXISTS deposits_reported (
+    parcel_id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS command_results (
     command_id TEXT NOT NULL,

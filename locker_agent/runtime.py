@@ -13,6 +13,7 @@ Threads and who does what::
       (locker_agent.kiosk: its own threads, started when agent.toml has [kiosk])   │
     mqtt network thread ──Connected / Received / Delivered──▶ inbox ───────────────┤
     door-command executor ──ResultReady──▶ inbox ───────────────────────────────────┤
+    kiosk ──courier desk──▶ request (req) ──▶ inbox; its signed res ◀── worker ─────┤
                                                                                     ▼
     worker thread: dispatch inbox items; reconcile the door snapshot; publish from the
     journal (state, evt batches, cmd/res) — the only thread that publishes.
@@ -27,6 +28,7 @@ import logging
 import queue
 import signal
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import Any, Final
@@ -41,6 +43,8 @@ from locker_agent.journal import Journal, to_contract_event
 from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
 from locker_agent.kiosk.web import KioskWebServer
 from locker_agent.link.commands import CommandRunner, ResultReady
+from locker_agent.link.courier_desk import CourierDesk
+from locker_agent.link.errors import LinkError
 from locker_agent.link.guard import CommandGuard, GuardPolicy
 from locker_agent.link.guard_store import JournalGuardStore
 from locker_agent.link.inbound import InboundGate
@@ -50,10 +54,12 @@ from locker_agent.link.mqtt import (
     LinkEvent,
     MqttAdapter,
     MqttSettings,
+    Outgoing,
     Received,
 )
 from locker_agent.link.outbox import Outbox
 from locker_agent.link.presence import PresenceCounter
+from locker_agent.link.requests import RequestClient
 from locker_agent.pickup import (
     AllowList,
     JournalAllowListStore,
@@ -65,6 +71,7 @@ from locker_agent.serial_link import LinkSettings
 from locker_contract import (
     AllowListSync,
     ConfigSync,
+    ReservationSync,
     TimeSync,
     topics,
     trusted_keys,
@@ -101,6 +108,17 @@ class _Wake:
     """Inbox item: the journal changed, publish."""
 
 
+@dataclass(frozen=True, slots=True)
+class _SendRequest:
+    """Inbox item: publish a courier-desk request (the worker is the only publisher)."""
+
+    request_id: str
+    message: Outgoing
+
+
+_InboxItem = LinkEvent | ResultReady | _Wake | _SendRequest
+
+
 def mqtt_settings(settings: AgentSettings) -> MqttSettings:
     broker = settings.broker
     return MqttSettings(
@@ -128,21 +146,24 @@ class AgentRuntime:
         mqtt: MqttSettings | None = None,
         ack_timeout: float = 15.0,
         max_remote_opens_per_minute: int | None = None,
+        request_timeout: float = 8.0,
     ) -> None:
-        """Link, controller and remote-open limit not given come from ``settings``."""
+        """Link, controller and remote-open limit not given come from ``settings``;
+        ``request_timeout``: how long a courier-desk request waits for its answer."""
         self.settings = settings
         self.cabinet_id = settings.cabinet_id
         self.cabinet = _build_cabinet(settings, serial_port, link_settings, controller_settings)
         self.journal = Journal.open(
             settings.journal.path, max_telemetry_events=settings.journal.max_telemetry_events
         )
-        self._inbox: queue.SimpleQueue[LinkEvent | ResultReady | _Wake] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_InboxItem] = queue.SimpleQueue()
         self.link = MqttAdapter(
             mqtt or mqtt_settings(settings),
             subscriptions=[
                 topics.cmd(self.cabinet_id),
                 topics.evt_ack(self.cabinet_id),
                 topics.sync(self.cabinet_id),
+                topics.res(self.cabinet_id),
             ],
             prepare_connect=PresenceCounter(self.cabinet_id, self.journal),
             post=self._inbox.put,
@@ -172,6 +193,7 @@ class AgentRuntime:
             self._inbox.put,
             ack_timeout=ack_timeout,
         )
+        self.courier_desk = self._courier_desk(request_timeout)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -198,6 +220,30 @@ class AgentRuntime:
             journaled=self._wake,
             sources=scan_sources(self.settings),
         )
+
+    def _courier_desk(self, timeout: float) -> CourierDesk:
+        """The kiosk's courier operations; replies are checked like every server message."""
+        requests = RequestClient(
+            self.cabinet_id,
+            trusted_keys(self.settings.security.command_public_keys),
+            self.journal,
+            self.commands.refusals,
+            send=self._send_request,
+            link_up=lambda: self.link.connected,
+            server_now=self._server_now,
+            timeout=timeout,
+        )
+        return CourierDesk(
+            requests,
+            self.journal,
+            cabinet_key=self.settings.security.pickup_key_bytes,
+            server_now=self._server_now,
+            door_closed=lambda door: self.cabinet.doors.state(door) is DoorState.CLOSED,
+            journaled=self._wake,
+        )
+
+    def _send_request(self, request_id: str, topic: str, payload: bytes) -> None:
+        self._inbox.put(_SendRequest(request_id, Outgoing(topic, payload)))
 
     def _guard_policy(self, max_opens: int | None) -> GuardPolicy:
         security = self.settings.security
@@ -361,7 +407,7 @@ class AgentRuntime:
             self.commands.publish_results(self.link.publish)
             self.outbox.flush()
 
-    def _handle_all(self, item: LinkEvent | ResultReady | _Wake | None) -> None:
+    def _handle_all(self, item: _InboxItem | None) -> None:
         while item is not None:
             self._handle(item)
             try:
@@ -369,14 +415,22 @@ class AgentRuntime:
             except queue.Empty:
                 return
 
-    def _handle(self, item: LinkEvent | ResultReady | _Wake) -> None:
-        if isinstance(item, Connected):
+    def _handle(self, item: _InboxItem) -> None:
+        if isinstance(item, _SendRequest):
+            self._publish_request(item)
+        elif isinstance(item, Connected):
             self.outbox.restart()
             self.commands.restart()
         elif isinstance(item, Disconnected):
             logger.info("link down: %s", item.reason)
         elif isinstance(item, Received):
             self._received(item)
+
+    def _publish_request(self, item: _SendRequest) -> None:
+        try:
+            self.link.publish(item.message)
+        except LinkError as exc:
+            self.courier_desk.requests.failed(item.request_id, str(exc))
 
     def _received(self, message: Received) -> None:
         kind = topics.parse(message.topic).kind
@@ -388,6 +442,8 @@ class AgentRuntime:
             self._on_ack(message.payload)
         elif kind is topics.Kind.SYNC:
             self._on_sync(message.payload)
+        elif kind is topics.Kind.RES:
+            self.courier_desk.requests.receive(message.payload)
 
     def _on_ack(self, payload: bytes) -> None:
         ack = self._inbound.ack(payload)
@@ -405,6 +461,8 @@ class AgentRuntime:
         elif isinstance(body, TimeSync):
             if self._inbound.time_sync_is_new(body, self.allow_list.version):
                 self.guard.clock_offset.observe(body.server_time, utc_now())
+        elif isinstance(body, ReservationSync):
+            self.courier_desk.apply_reservations(body)
         elif isinstance(body, ConfigSync):
             logger.info(
                 "config version %d received (%d settings)", body.version, len(body.settings)

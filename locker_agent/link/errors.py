@@ -7,7 +7,10 @@ enter our code (the journal's own failures are :class:`locker_agent.errors.Journ
     AgentError
     └── LinkError                the broker connection failed
         ├── LinkDown             a publish was asked for while not connected
-        └── OutgoingQueueFull    too many publishes are waiting for their PUBACK
+        ├── OutgoingQueueFull    too many publishes are waiting for their PUBACK
+        └── ServerUnreachable    a courier-desk request got no answer (link down, timeout)
+            └── UnexpectedAnswer the server answered with something the operation never
+                                 answers (a server that does not match this agent)
 """
 
 from __future__ import annotations
@@ -25,3 +28,11 @@ class LinkDown(LinkError):
 
 class OutgoingQueueFull(LinkError):
     """Too many publishes are waiting for their PUBACK; try again after some complete."""
+
+
+class ServerUnreachable(LinkError):
+    """A courier-desk request got no answer: the link is down or the server was silent."""
+
+
+class UnexpectedAnswer(ServerUnreachable):
+    """The server's signed answer does not fit the operation asked for."""

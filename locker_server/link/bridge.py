@@ -42,7 +42,13 @@ from locker_server.config import Settings
 logger = logging.getLogger(__name__)
 
 #: What the bridge takes in from cabinets (everything else is published by the server).
-INBOUND_KINDS = (topics.Kind.PRESENCE, topics.Kind.STATE, topics.Kind.EVT, topics.Kind.CMD_RES)
+INBOUND_KINDS = (
+    topics.Kind.PRESENCE,
+    topics.Kind.STATE,
+    topics.Kind.EVT,
+    topics.Kind.CMD_RES,
+    topics.Kind.REQ,
+)
 
 
 class LinkError(Exception):

@@ -20,6 +20,7 @@
 * ``alarm`` events, door alarms (forced open, left open, jammed), bursts of
   ``pickup.refused`` and a cabinet going offline become alarms through
   :mod:`locker_server.services.alarms`.
+* ``req``: a courier-desk request, answered on ``res`` by :mod:`locker_server.link.desk`.
 * an offline ``pickup`` event: :mod:`locker_server.services.offline_pickups`; a cabinet
   that comes online is sent its time and allow-list by
   :mod:`locker_server.services.cabinet_sync`.
@@ -55,11 +56,13 @@ from locker_contract.bodies import (
     StateMessage,
     is_droppable,
 )
+from locker_contract.desk import RequestMessage
 from locker_contract.envelope import Envelope, decode
 from locker_contract.errors import ContractError
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
+from locker_server.link import desk
 from locker_server.link.bridge import InboundMessage, LinkPublisher
 from locker_server.models import Cabinet, Door, DoorEvent
 from locker_server.services import (
@@ -168,6 +171,7 @@ class Ingest:
             topics.Kind.PRESENCE: self._presence,
             topics.Kind.STATE: self._state,
             topics.Kind.CMD_RES: self._command_result,
+            topics.Kind.REQ: self._request,
         }
 
     def __call__(self, message: InboundMessage, publisher: LinkPublisher) -> None:
@@ -468,6 +472,15 @@ class Ingest:
         if envelope.body.is_final:
             ack = outbound.event_ack(self.deps.keys, cabinet.code, (), result_ids=[envelope.id])
             out.publish(topics.evt_ack(cabinet.code), ack, qos=topics.QOS)
+
+    def _request(self, cabinet: CabinetRef, message: InboundMessage, out: LinkPublisher) -> None:
+        envelope = _decode_from(cabinet, message.payload, RequestMessage)
+        with session_scope(self.engine) as session:
+            presence.touch(session, cabinet.id, self._heard_at(message))
+        desk.answer(
+            self.engine, self.deps, out,
+            cabinet_id=cabinet.id, cabinet_code=cabinet.code, request=envelope.body,
+        )  # fmt: skip
 
     def _heard_at(self, message: InboundMessage) -> datetime | None:
         """Now — unless the broker replayed a retained message, which says nothing about

@@ -29,17 +29,33 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
 from locker_contract import topics
-from locker_contract.bodies import AllowListEntry, UnsignedAllowListSync, UnsignedTimeSync
+from locker_contract.bodies import (
+    AllowListEntry,
+    ReservationEntry,
+    UnsignedAllowListSync,
+    UnsignedReservationSync,
+    UnsignedTimeSync,
+)
+from locker_contract.credentials import tracking_hash
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
-from locker_server.models import Cabinet, CredentialKind, Door, Parcel, PickupCredential
+from locker_server.models import (
+    Cabinet,
+    CredentialKind,
+    Door,
+    Parcel,
+    ParcelState,
+    PickupCredential,
+)
 from locker_server.models.commands import LinkAllowListEntry, LinkCabinetControl
 from locker_server.models.links import CabinetLink
+from locker_server.models.sites import SizeClass
 from locker_server.models.types import utcnow
 from locker_server.services import outbound
 from locker_server.services.cabinets import get_cabinet
 from locker_server.services.commands import ensure_control, expire_overdue_commands, next_value
 from locker_server.services.context import AuditRecorder
+from locker_server.services.credentials import cabinet_key
 from locker_server.services.lifecycle import COLLECTABLE
 from locker_server.services.outbound import Publisher
 
@@ -261,10 +277,56 @@ def send_time(
     return version
 
 
+def current_reservations(
+    session: Session, keys: ServerKeys, cabinet_id: int
+) -> list[ReservationEntry]:
+    """Every door reserved at the cabinet now, its tracking number keyed-hashed."""
+    query = (
+        select(Parcel, Door.number, SizeClass.code)
+        .join(Door, col(Door.id) == col(Parcel.door_id))
+        .join(SizeClass, col(SizeClass.id) == col(Door.size_class_id))
+        .where(Parcel.cabinet_id == cabinet_id, Parcel.state == ParcelState.reserved)
+        .order_by(col(Parcel.id))
+    )
+    key = cabinet_key(keys.pickup_hmac_key, cabinet_id)
+    return [
+        ReservationEntry(
+            parcel_id=parcel.id or 0,
+            carrier_id=parcel.carrier_id,
+            door=number,
+            size=size,
+            tracking_hash=tracking_hash(key, parcel.tracking_number),
+            reserved_until=parcel.reserved_until or utcnow(),
+        )
+        for parcel, number, size in session.exec(query).all()
+    ]
+
+
+def send_reservations(
+    session: Session, publisher: Publisher, *, keys: ServerKeys, cabinet_id: int
+) -> int:
+    """Send the cabinet its full list of reserved doors (so a courier can deposit an
+    announced parcel while the link is down). Commits the version before publishing."""
+    cabinet = get_cabinet(session, cabinet_id)
+    ensure_control(session, cabinet_id)
+    entries = current_reservations(session, keys, cabinet_id)
+    version = next_value(session, cabinet_id, "sync_version")
+    session.commit()
+    body = UnsignedReservationSync(
+        kind="reservations",
+        version=version,
+        server_time=utcnow(),
+        entries=entries,
+        key_id=outbound.key_id(keys),
+    )
+    _publish(publisher, keys, cabinet, body)
+    return version
+
+
 def on_cabinet_online(
     session: Session, publisher: Publisher, *, keys: ServerKeys, cabinet_id: int
 ) -> None:
-    """A cabinet came (back) online: send ``time``, then its FULL allow-list.
+    """A cabinet came (back) online: send ``time``, its FULL allow-list, its reservations.
 
     Commits the session (the versions and the snapshot) before each publish.
     """
@@ -273,6 +335,7 @@ def on_cabinet_online(
     ensure_control(session, cabinet_id)
     send_time(session, publisher, keys, cabinet, now)
     _send_allow_list(session, publisher, keys, cabinet, full=True, now=now)
+    send_reservations(session, publisher, keys=keys, cabinet_id=cabinet_id)
 
 
 def push_delta(

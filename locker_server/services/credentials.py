@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -33,6 +33,7 @@ from locker_server.config import Settings
 from locker_server.models import CredentialKind, PickupCredential, PickupFailure
 
 _COURIER_DOMAIN = b"locker/courier-code/v1"
+_COURIER_SESSION_DOMAIN = b"locker/courier-session/v1"
 QR_TOKEN_BYTES = 24  # 192 bits; the issue asks for at least 128
 _MAX_DRAWS = 20
 
@@ -66,6 +67,16 @@ def credential_hash(key: bytes, kind: CredentialKind, cabinet_id: int, value: st
 
 def courier_code_hash(key: bytes, code: str) -> str:
     return hmac.new(key, _COURIER_DOMAIN + b"\x00" + code.encode(), hashlib.sha256).hexdigest()
+
+
+def courier_session_token(
+    key: bytes, *, cabinet_code: str, courier_id: int, expires_at: datetime
+) -> str:
+    """The keyed hash that proves ``courier_id`` signed in at ``cabinet_code`` until
+    ``expires_at``: the server checks it on every later request and stores nothing."""
+    parts = (cabinet_code, str(courier_id), expires_at.astimezone(UTC).isoformat())
+    message = _COURIER_SESSION_DOMAIN + b"\x00" + "\x00".join(parts).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def new_code(digits: int) -> str:

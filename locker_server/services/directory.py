@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -52,6 +52,20 @@ def recipients_query(
             )
         )
     return query
+
+
+def find_recipient(session: Session, *, kind: str, value: str) -> Recipient | None:
+    """The recipient a courier names by ``email`` (any case) or ``phone`` (as stored), if
+    exactly one matches: an ambiguous key finds nobody rather than the wrong person."""
+    wanted = value.strip()
+    if kind == "email":
+        condition = func.lower(col(Recipient.email)) == wanted.lower()
+    elif kind == "phone":
+        condition = col(Recipient.phone) == wanted
+    else:
+        return None
+    found = session.exec(select(Recipient).where(condition).limit(2)).all()
+    return found[0] if len(found) == 1 else None
 
 
 def list_recipients(session: Session, *, active_only: bool = False) -> list[Recipient]:

@@ -1,12 +1,13 @@
-"""Everything the server sends a cabinet is signed here: ``cmd``, ``sync`` and ``evt/ack``.
+"""Everything the server sends a cabinet is signed here: ``cmd``, ``sync``, ``evt/ack``, ``res``.
 
 A cabinet acts on no server message that does not verify against the public keys it
 holds (``[security] command_public_keys``). Someone who can publish on the broker could
 otherwise open a door (``cmd``), slip a made-up pickup code into a cabinet's offline
 allow-list or move its clock (``sync``), or make it delete door events the server never
-stored (``evt/ack``). All three are signed with ``ServerKeys.command_signing_key`` over
-the contract's canonical bytes (``locker_contract.signing``); callers build the
-``Unsigned…`` body naming :func:`key_id` and hand it to :func:`signed_message`.
+stored (``evt/ack``), or send a courier to the wrong door (``res``). All are signed with
+``ServerKeys.command_signing_key`` over the contract's canonical bytes
+(``locker_contract.signing``); callers build the ``Unsigned…`` body naming :func:`key_id`
+and hand it to :func:`signed_message`.
 
 The services publish through a :class:`Publisher`: the MQTT bridge in a running server
 (``locker_server.link.bridge``), a recording fake in tests. They never import the bridge.
@@ -24,16 +25,20 @@ from locker_contract import (
     UnsignedAllowListSync,
     UnsignedConfigSync,
     UnsignedEventAck,
+    UnsignedReservationSync,
     UnsignedTimeSync,
     encode,
     key_id_of,
     new_envelope,
     sign_message,
 )
+from locker_contract.desk import ReplyMessage, UnsignedReply
 from locker_contract.envelope import Body, EnvelopeT
 from locker_server.keys import ServerKeys
 
-UnsignedSync = UnsignedAllowListSync | UnsignedConfigSync | UnsignedTimeSync
+UnsignedSync = (
+    UnsignedAllowListSync | UnsignedConfigSync | UnsignedTimeSync | UnsignedReservationSync
+)
 
 
 class Publisher(Protocol):
@@ -78,3 +83,8 @@ def event_ack(
 def sync(keys: ServerKeys, cabinet_code: str, body: UnsignedSync) -> bytes:
     """The ``sync`` payload carrying ``body`` (an allow-list, config or time sync)."""
     return encode(signed_message(keys, cabinet_code, body, SyncMessage))
+
+
+def reply(keys: ServerKeys, cabinet_code: str, body: UnsignedReply) -> bytes:
+    """The ``res`` payload answering one courier-desk request of ``cabinet_code``."""
+    return encode(signed_message(keys, cabinet_code, body, ReplyMessage))

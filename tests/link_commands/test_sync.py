@@ -33,14 +33,14 @@ def _push(engine: Engine, deps: DomainDeps, publisher: RecordingPublisher) -> in
         return sync.push_deltas(session, publisher, keys=deps.keys)
 
 
-def test_coming_online_sends_time_then_a_full_list_a_cabinet_can_check_offline(
+def test_coming_online_sends_time_then_a_full_list_a_cabinet_can_check_offline_then_reservations(
     engine: Engine, deps: DomainDeps, world: World, deliver: Deliver,
     publisher: RecordingPublisher,
 ) -> None:  # fmt: skip
     first, second = deliver(), deliver(world.bob)
     _online(engine, deps, world, publisher)
     kinds = [s.body.kind for s in publisher.syncs()]
-    assert kinds == ["time", "allow_list"]
+    assert kinds == ["time", "allow_list", "reservations"]
     [full] = publisher.allow_lists()
     assert full.full
     assert full.removed == []
@@ -146,7 +146,7 @@ def test_every_sync_is_signed_with_the_key_the_cabinet_trusts_and_names_its_cabi
     assert _push(engine, deps, publisher) == 1
 
     sent = publisher.syncs()
-    assert [s.body.kind for s in sent] == ["time", "allow_list", "allow_list"]
+    assert [s.body.kind for s in sent] == ["time", "allow_list", "reservations", "allow_list"]
     for message in sent:
         verify_message(message, cabinet_trust)  # raises BadSignature otherwise
         assert message.cabinet_id == _cabinet_code(engine, world)

@@ -171,8 +171,13 @@ class LinkWorld:
         path.write_bytes(tomli_w.dumps(document).encode())
         return path
 
-    def cabinet(self, controller: ControllerSettings = FAST_CONTROL) -> SimulatedCabinet:
-        """The real agent runtime on simulated boards, with test-fast timings."""
+    def cabinet(
+        self,
+        controller: ControllerSettings = FAST_CONTROL,
+        settings: AgentSettings | None = None,
+    ) -> SimulatedCabinet:
+        """The real agent runtime on simulated boards, with test-fast timings
+        (``settings``: instead of :meth:`agent_settings`)."""
         mqtt = MqttSettings(
             host=self.broker.host,
             port=self.broker.tls_port,
@@ -192,7 +197,7 @@ class LinkWorld:
             mqtt=mqtt,
             ack_timeout=2.0,  # re-publish an unacknowledged batch soon (default 15 s)
         )
-        return SimulatedCabinet(self.agent_settings(), tuning)
+        return SimulatedCabinet(settings or self.agent_settings(), tuning)
 
     def run_agent_process(self, serial_port: str) -> subprocess.Popen[bytes]:
         """``locker-agent run --config agent.toml`` in its own process (log in the test dir)."""
