@@ -109,6 +109,18 @@ class OfflinePickupData(BaseModel):
     allow_list_version: NonNegativeInt
 
 
+class DepositData(BaseModel):
+    """``deposit`` data: the parcel whose door opened and closed again with it inside.
+
+    ``parcel_id`` is absent only for a deposit the cabinet cannot attribute (the server
+    audits it as unmatched); ``courier`` is the signed-in courier's id, as text.
+    """
+
+    model_config = MODEL_CONFIG
+    parcel_id: PositiveInt | None = None
+    courier: ShortText | None = None
+
+
 class PickupRefusedData(BaseModel):
     """``pickup.refused`` data: why, and never the code or token that was presented."""
 
@@ -143,6 +155,7 @@ class AlarmData(BaseModel):
 
 
 TYPED_EVENT_DATA: dict[str, type[BaseModel]] = {
+    EventType.DEPOSIT: DepositData,
     EventType.PICKUP: OfflinePickupData,
     EventType.PICKUP_REFUSED: PickupRefusedData,
     EventType.ALARM: AlarmData,
@@ -168,7 +181,8 @@ class Event(BaseModel):
         return self
 
     def typed_data(self) -> BaseModel | None:
-        """The data as its model for ``pickup``, ``pickup.refused`` and ``alarm``; else None."""
+        """The data as its model for ``deposit``, ``pickup``, ``pickup.refused`` and
+        ``alarm``; else None."""
         model = TYPED_EVENT_DATA.get(self.type)
         return None if model is None else model.model_validate(self.data)
 
@@ -336,7 +350,38 @@ class TimeSync(UnsignedTimeSync):
     signature: Base64Text
 
 
-SyncBody = Annotated[AllowListSync | ConfigSync | TimeSync, Field(discriminator="kind")]
+class ReservationEntry(BaseModel):
+    """A door held at this cabinet for an announced parcel, until ``reserved_until``.
+
+    The tracking number travels only as its keyed hash (``credentials.tracking_hash``);
+    ``carrier_id`` tells two carriers' equal numbers apart.
+    """
+
+    model_config = MODEL_CONFIG
+    parcel_id: PositiveInt
+    carrier_id: PositiveInt
+    door: DoorNumber
+    tracking_hash: Sha256Hex
+    reserved_until: UtcTimestamp
+
+
+class UnsignedReservationSync(_UnsignedSyncBody):
+    """A reservations sync before signing; ``ReservationSync`` adds the signature."""
+
+    kind: Literal["reservations"]
+    entries: Annotated[list[ReservationEntry], Field(max_length=MAX_ALLOW_LIST_ENTRIES)]
+
+
+class ReservationSync(UnsignedReservationSync):
+    """Every door currently reserved at the cabinet (always the full list); signed. Lets a
+    courier deposit an announced parcel while the server is out of reach."""
+
+    signature: Base64Text
+
+
+SyncBody = Annotated[
+    AllowListSync | ConfigSync | TimeSync | ReservationSync, Field(discriminator="kind")
+]
 
 # The concrete envelope types, for decode(payload, PresenceMessage) and for the schemas.
 PresenceMessage = Envelope[Presence]

@@ -18,6 +18,7 @@ CredentialKind = Literal["code", "qr"]
 
 _CABINET_KEY_DOMAIN = b"lockers/v1/cabinet-pickup-key\x00"
 _CREDENTIAL_DOMAIN = b"lockers/v1/pickup/"
+_TRACKING_DOMAIN = b"lockers/v1/tracking\x00"
 
 
 def cabinet_pickup_key(server_pickup_key: bytes, cabinet_db_id: int) -> bytes:
@@ -35,6 +36,18 @@ def credential_hash(cabinet_key: bytes, kind: CredentialKind, value: str) -> str
     if kind not in ("code", "qr"):
         raise ValueError(f"unknown credential kind {kind!r}")
     message = _CREDENTIAL_DOMAIN + kind.encode("ascii") + b"\x00" + value.encode()
+    return hmac.new(cabinet_key, message, hashlib.sha256).hexdigest()
+
+
+def tracking_hash(cabinet_key: bytes, tracking_number: str) -> str:
+    """Hex HMAC-SHA256 of a parcel's tracking number under the cabinet's key.
+
+    The cabinet's reservations carry this instead of the number, so its journal does not
+    list who expects which parcel; the agent hashes a scanned label the same way to
+    find the reservation while the server is out of reach. ``tracking_number`` is hashed
+    as given: both sides strip surrounding whitespace first.
+    """
+    message = _TRACKING_DOMAIN + tracking_number.encode()
     return hmac.new(cabinet_key, message, hashlib.sha256).hexdigest()
 
 

@@ -26,7 +26,7 @@ from locker_contract.types import (
 PROTOCOL_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
 
-MessageType = Literal["presence", "state", "evt", "evt_ack", "cmd", "cmd_res", "sync"]
+MessageType = Literal["presence", "state", "evt", "evt_ack", "cmd", "cmd_res", "sync", "req", "res"]
 
 
 class Body(BaseModel):

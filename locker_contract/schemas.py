@@ -24,6 +24,7 @@ from locker_contract.bodies import (
     StateMessage,
     SyncMessage,
 )
+from locker_contract.desk import ReplyMessage, RequestMessage
 from locker_contract.envelope import Envelope, MessageType
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -37,6 +38,8 @@ ENVELOPES: dict[MessageType, type[Envelope[Any]]] = {
     "cmd": CommandMessage,
     "cmd_res": CommandResultMessage,
     "sync": SyncMessage,
+    "req": RequestMessage,
+    "res": ReplyMessage,
 }
 
 

@@ -1,6 +1,6 @@
 """Ed25519 signatures on every server → cabinet message, and public keys as base64 text.
 
-The server signs ``cmd``, ``evt_ack`` and ``sync`` (:data:`SIGNED_TYPES`) with one key
+The server signs ``cmd``, ``evt_ack``, ``sync`` and ``res`` (:data:`SIGNED_TYPES`) with one key
 (``command_signing_key``). The body names the key (``key_id``) and carries the signature
 (``signature``), which covers ``b"lockers/v1/" + type + b"\\x00" + canonical_json(envelope
 without body.signature)``: the target cabinet id, the envelope id, ``sent_at`` and every
@@ -29,7 +29,7 @@ from locker_contract.envelope import Envelope, EnvelopeT, MessageType, to_json_o
 from locker_contract.errors import BadSignature, InvalidKey, MalformedMessage, UnknownKey
 
 #: the message types the server signs: everything it sends a cabinet
-SIGNED_TYPES: Final[frozenset[MessageType]] = frozenset({"cmd", "evt_ack", "sync"})
+SIGNED_TYPES: Final[frozenset[MessageType]] = frozenset({"cmd", "evt_ack", "sync", "res"})
 
 
 def signature_domain(message_type: str) -> bytes:

@@ -36,6 +36,8 @@ class Kind(enum.StrEnum):
     CMD = "cmd"
     CMD_RES = "cmd/res"
     SYNC = "sync"
+    REQ = "req"
+    RES = "res"
 
 
 class Direction(enum.StrEnum):
@@ -61,6 +63,8 @@ SPECS: dict[Kind, TopicSpec] = {
     Kind.CMD: TopicSpec(Kind.CMD, Direction.TO_CABINET, retained=False),
     Kind.CMD_RES: TopicSpec(Kind.CMD_RES, Direction.TO_SERVER, retained=False),
     Kind.SYNC: TopicSpec(Kind.SYNC, Direction.TO_CABINET, retained=False),
+    Kind.REQ: TopicSpec(Kind.REQ, Direction.TO_SERVER, retained=False),
+    Kind.RES: TopicSpec(Kind.RES, Direction.TO_CABINET, retained=False),
 }
 
 
@@ -117,6 +121,14 @@ def cmd_res(cabinet_id: str) -> str:
 
 def sync(cabinet_id: str) -> str:
     return topic(cabinet_id, Kind.SYNC)
+
+
+def req(cabinet_id: str) -> str:
+    return topic(cabinet_id, Kind.REQ)
+
+
+def res(cabinet_id: str) -> str:
+    return topic(cabinet_id, Kind.RES)
 
 
 def parse(topic_name: str) -> ParsedTopic:

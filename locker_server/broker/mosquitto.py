@@ -67,8 +67,8 @@ DEFAULT_MAX_CONNECTIONS = 10000
 MAX_KEEPALIVE_S = 300
 
 #: What a cabinet may do, by topic suffix: publish its own reports, read what is for it.
-CABINET_WRITES = ("presence", "state", "evt", "cmd/res")
-CABINET_READS = ("cmd", "evt/ack", "sync")
+CABINET_WRITES = ("presence", "state", "evt", "cmd/res", "req")
+CABINET_READS = ("cmd", "evt/ack", "sync", "res")
 
 
 @dataclass(frozen=True, slots=True)

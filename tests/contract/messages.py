@@ -32,6 +32,23 @@ from locker_contract import (
     sign_message,
 )
 from locker_contract.bodies import DoorSnapshot
+from locker_contract.desk import (
+    Answer,
+    CourierSession,
+    CourierSignIn,
+    DepositLookup,
+    DoorReserved,
+    ExpiredList,
+    ExpiredParcel,
+    Operation,
+    RecipientKey,
+    RefusalReason,
+    RegisterParcel,
+    ReplyMessage,
+    Request,
+    RequestRefused,
+    UnsignedReply,
+)
 
 CABINET = "LOBBY-01"
 T0 = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
@@ -193,6 +210,39 @@ def time_sync(
     return sign_message(envelope, key, Envelope[TimeSync])
 
 
+SESSION = CourierSession(courier_id=12, expires_at=T0 + timedelta(hours=1), token="5e" * 32)
+REQUEST_ID = "6f1c2d3e4a5b6c7d8e9f0a1b2c3d4e5f"
+
+
+def request(
+    operation: Operation | None = None, *, request_id: str = REQUEST_ID
+) -> Envelope[Request]:
+    body = Request(
+        request_id=request_id,
+        expires_at=T0 + timedelta(seconds=10),
+        operation=operation or DepositLookup(session=SESSION, tracking_number="SF123", size="M"),
+    )
+    return new_envelope(CABINET, body, sent_at=T0)
+
+
+def reply(
+    key: Ed25519PrivateKey = SERVER_KEY,
+    answer: Answer | None = None,
+    *,
+    request_id: str = REQUEST_ID,
+    cabinet_id: str = CABINET,
+    expires_at: datetime = T0 + timedelta(seconds=10),
+) -> ReplyMessage:
+    default = DoorReserved(parcel_id=17, door=2, size="M", reserved_until=T0 + timedelta(hours=1))
+    body = UnsignedReply(
+        request_id=request_id,
+        expires_at=expires_at,
+        answer=answer or default,
+        key_id=key_id_of(key.public_key()),
+    )
+    return sign_message(new_envelope(cabinet_id, body, sent_at=T0), key, ReplyMessage)
+
+
 def every_message(key: Ed25519PrivateKey) -> list[Envelope[Any]]:
     """One or more valid messages of every type, as either side would send them."""
     return [
@@ -210,4 +260,17 @@ def every_message(key: Ed25519PrivateKey) -> list[Envelope[Any]]:
         allow_list_sync(key),
         config_sync(key),
         time_sync(key),
+        request(),
+        request(CourierSignIn(credential="badge", secret="C0URIER99")),
+        request(
+            RegisterParcel(
+                session=SESSION,
+                tracking_number="SF999",
+                recipient=RecipientKey(kind="email", value="alice@example.org"),
+                size="L",
+            )
+        ),
+        reply(key),
+        reply(key, ExpiredList(parcels=[ExpiredParcel(parcel_id=4, door=3, tracking_number="X1")])),
+        reply(key, RequestRefused(reason=RefusalReason.NO_CONSENT, message="no consent")),
     ]

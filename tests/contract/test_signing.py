@@ -297,14 +297,17 @@ def test_signing_an_ack_with_a_key_other_than_the_named_one_is_refused() -> None
 
 
 README_EXAMPLE_KEY = "DYi6nPaZoTy5CTytGsBbUPvs1KBbhWoW6qa7v5bXENA="
+#: the example ``res`` was signed later, with a second example key
+README_REPLY_EXAMPLE_KEY = "5J/44R8ZEY4LQPLjwKWKJ9ZdQFmsoZDpXNtkCXQHzjE="
 
 
 def test_the_signed_readme_examples_verify_with_the_documented_example_key() -> None:
     text = (SCHEMA_DIR / "README.md").read_text("utf-8")
     assert README_EXAMPLE_KEY in text
+    assert README_REPLY_EXAMPLE_KEY in text
     documents = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
     signed = [doc for doc in documents if doc.get("type") in SIGNED_TYPES]
     assert {doc["type"] for doc in signed} == set(SIGNED_TYPES)
     for document in signed:
         message = decode(json.dumps(document).encode(), ENVELOPES[document["type"]])
-        verify_message(message, trusted_keys([README_EXAMPLE_KEY]))
+        verify_message(message, trusted_keys([README_EXAMPLE_KEY, README_REPLY_EXAMPLE_KEY]))

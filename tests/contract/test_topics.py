@@ -19,6 +19,8 @@ BUILDERS = {
     Kind.CMD: topics.cmd,
     Kind.CMD_RES: topics.cmd_res,
     Kind.SYNC: topics.sync,
+    Kind.REQ: topics.req,
+    Kind.RES: topics.res,
 }
 
 
@@ -32,6 +34,8 @@ def test_topic_names_are_the_ones_the_issue_fixes() -> None:
         "lockers/v1/LOBBY-01/cmd",
         "lockers/v1/LOBBY-01/cmd/res",
         "lockers/v1/LOBBY-01/sync",
+        "lockers/v1/LOBBY-01/req",
+        "lockers/v1/LOBBY-01/res",
     ]
 
 

@@ -58,7 +58,7 @@ def test_server_account_takes_cabinet_reports_through_a_shared_subscription(
         assert server.next_message().payload == payload
 
 
-@pytest.mark.parametrize("kind", ["presence", "state", "evt", "cmd/res"])
+@pytest.mark.parametrize("kind", ["presence", "state", "evt", "cmd/res", "req"])
 def test_cabinet_a_cannot_report_in_cabinet_bs_name(
     broker: PrivateMosquitto, server: TestClient, kind: str
 ) -> None:
@@ -71,7 +71,7 @@ def test_cabinet_a_cannot_report_in_cabinet_bs_name(
         assert server.next_message().payload == own
 
 
-@pytest.mark.parametrize("kind", ["cmd", "sync", "evt/ack"])
+@pytest.mark.parametrize("kind", ["cmd", "sync", "evt/ack", "res"])
 def test_no_cabinet_can_forge_server_messages_for_itself_or_another(
     broker: PrivateMosquitto, server: TestClient, kind: str
 ) -> None:
@@ -88,18 +88,27 @@ def test_no_cabinet_can_forge_server_messages_for_itself_or_another(
             assert client.next_message().payload == real
 
 
-@pytest.mark.parametrize("subscription", ["lockers/v1/CAB-B/cmd", "lockers/v1/+/cmd", "#"])
-def test_cabinet_a_cannot_read_cabinet_bs_commands(
-    broker: PrivateMosquitto, server: TestClient, subscription: str
+@pytest.mark.parametrize(
+    ("kind", "subscription"),
+    [
+        ("cmd", "lockers/v1/CAB-B/cmd"),
+        ("cmd", "lockers/v1/+/cmd"),
+        ("cmd", "#"),
+        ("res", "lockers/v1/CAB-B/res"),
+        ("res", "lockers/v1/+/res"),
+    ],
+)
+def test_cabinet_a_cannot_read_what_the_server_sends_cabinet_b(
+    broker: PrivateMosquitto, server: TestClient, kind: str, subscription: str
 ) -> None:
     with cabinet(broker, "CAB-A") as cabinet_a, cabinet(broker, "CAB-B") as cabinet_b:
-        cabinet_b.subscribe(topic("CAB-B", "cmd"))
+        cabinet_b.subscribe(topic("CAB-B", kind))
         # Mosquitto 2.0 grants the SUBACK; the ACL is enforced on every delivery instead.
         cabinet_a.subscribe(subscription)
-        cabinet_a.subscribe(topic("CAB-A", "cmd"))
+        cabinet_a.subscribe(topic("CAB-A", kind))
         command, own = unique(), unique()
-        server.publish(topic("CAB-B", "cmd"), command)
-        server.publish(topic("CAB-A", "cmd"), own)
+        server.publish(topic("CAB-B", kind), command)
+        server.publish(topic("CAB-A", kind), own)
         assert cabinet_b.next_message().payload == command  # control: B gets it
         # the broker keeps the server's order: B's command, had A got it, came first
         assert cabinet_a.next_message().payload == own
