@@ -31,7 +31,7 @@ import hmac
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 from locker_agent.doors import OpenOutcome
 from locker_agent.kiosk.courier import (
@@ -53,7 +53,9 @@ from locker_agent.kiosk.courier import (
     door_closed,
     door_not_opened,
     door_opened,
+    presses,
     scanned,
+    sizes_offered,
     watched_closed,
 )
 from locker_agent.kiosk.courier import DoorStatus as CourierDoorStatus
@@ -344,6 +346,10 @@ class Screen:
     courier_entry: bool = False
     #: the courier's session, in phase COURIER (its session token stays out of ``repr``)
     courier: CourierState | None = None
+    #: the request the session waits for (its ``op``), the buttons and sizes it offers
+    courier_asking: str | None = None
+    courier_keys: frozenset[CourierKey] = frozenset()
+    courier_sizes: tuple[str, ...] = ()
 
 
 class Step(NamedTuple):
@@ -413,8 +419,19 @@ class KioskMachine:
             readers_down=state.readers_down,
             busy=_busy(state),
             courier_entry=self.rules.courier is not None,
-            courier=None if state.courier is None else replace(state.courier, asked=None),
+            **self._courier_screen(state.courier),
         )
+
+    def _courier_screen(self, courier: CourierState | None) -> dict[str, Any]:
+        if courier is None:
+            return {}
+        return {
+            # the request may hold the courier's secret: only its name is shown
+            "courier": replace(courier, asked=None),
+            "courier_asking": None if courier.asked is None else courier.asked.op,
+            "courier_keys": presses(courier),
+            "courier_sizes": sizes_offered(courier, self.rules.courier or CourierRules()),
+        }
 
     # -- the courier ----------------------------------------------------------------------
 

@@ -109,11 +109,11 @@ def kiosk(courier: CourierState, **changes: object) -> KioskState:
 
 
 def at(stage: Stage, **changes: object) -> KioskState:
-    """A signed-in session at ``stage`` (``now`` and ``last_activity`` go to the kiosk)."""
+    """A signed-in session at ``stage`` (clock and language changes go to the kiosk)."""
     courier = CourierState(
         stage=stage, session=SESSION, courier_name="Li Wei", carrier_name="SF Express"
     )
-    clock = {k: changes.pop(k) for k in ("now", "last_activity") if k in changes}
+    clock = {k: changes.pop(k) for k in ("now", "last_activity", "language") if k in changes}
     return kiosk(replace(courier, **changes), **clock)  # type: ignore[arg-type]
 
 
