@@ -37,6 +37,7 @@ from locker_agent.config import AgentSettings
 from locker_agent.doors import ControllerSettings, DoorEvent, DoorEventKind
 from locker_agent.errors import ConfigError
 from locker_agent.journal import Journal, to_contract_event
+from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
 from locker_agent.kiosk.web import KioskWebServer
 from locker_agent.link.commands import CommandRunner, ResultReady
@@ -128,9 +129,15 @@ class AgentRuntime:
         mqtt: MqttSettings | None = None,
         ack_timeout: float = 15.0,
         max_remote_opens_per_minute: int | None = None,
+        courier: CourierHooks | None = None,
     ) -> None:
-        """Link, controller and remote-open limit not given come from ``settings``."""
+        """Link, controller and remote-open limit not given come from ``settings``.
+
+        ``courier``: the courier desk and the deposit journaling for the kiosk's courier
+        session; None (no courier desk yet): the kiosk serves recipients only.
+        """
         self.settings = settings
+        self._courier = courier
         self.cabinet_id = settings.cabinet_id
         self.cabinet = _build_cabinet(settings, serial_port, link_settings, controller_settings)
         self.journal = Journal.open(
@@ -188,6 +195,7 @@ class AgentRuntime:
             self.cabinet.doors,
             self.journal,
             rules=kiosk_rules(section),
+            courier=self._courier,
             link_up=lambda: self.link.connected,
             journaled=self._wake,
             sources=scan_sources(self.settings),
