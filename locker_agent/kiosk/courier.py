@@ -694,9 +694,11 @@ def door_not_opened(state: CourierState, door: int, outcome: OpenOutcome) -> Cou
 
 
 def _door_did_not_open(state: CourierState) -> CourierStep:
-    """Flag the reserved door and ask for another one (see :func:`_done`)."""
+    """Flag the reserved door and ask for another one (see :func:`_done`); the session is
+    done with that door (nothing is counted in it, whatever it does later)."""
+    state = replace(state, door=None)
     if state.reservation is None:
-        return CourierStep(_problem(replace(state, door=None), Problem.DOOR_NOT_OPENED))
+        return CourierStep(_problem(state, Problem.DOOR_NOT_OPENED))
     return _flag_broken(state, state.reservation.door, BrokenReason.DID_NOT_OPEN)
 
 
