@@ -134,16 +134,20 @@ def test_interactive_demo_prints_its_urls_serves_them_and_stops_on_ctrl_c(
 ) -> None:
     process, lines = interactive_demo
     banner = lines.until("Press Ctrl-C to stop.", START_LIMIT_S)
-    assert "demo-admin-password" in banner and "DEMO2025" in banner
+    assert "demo-admin-password" in banner
+    assert "DEMO2025" in banner
     assert "DEVELOPMENT broker" in banner
 
     console = httpx.get(_url(banner, "Web console") + "sign-in", timeout=10)
-    assert console.status_code == 200 and "password" in console.text.lower()
+    assert console.status_code == 200
+    assert "password" in console.text.lower()
     for label in ("Kiosk LOBBY-A", "Kiosk LOBBY-B"):
         kiosk = httpx.get(_url(banner, label), timeout=10)
-        assert kiosk.status_code == 200 and "<html" in kiosk.text.lower()
+        assert kiosk.status_code == 200
+        assert "<html" in kiosk.text.lower()
     mail = httpx.get(_url(banner, "Mail catcher"), timeout=10)
-    assert mail.status_code == 200 and "Demo mail catcher" in mail.text
+    assert mail.status_code == 200
+    assert "Demo mail catcher" in mail.text
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
