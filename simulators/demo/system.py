@@ -175,9 +175,6 @@ class DemoSystem:
     def api_url(self) -> str:
         return self.settings.public_base_url
 
-    def cabinet_link_up(self, code: str) -> bool:
-        return self.cabinets[code].runtime.link.connected
-
     # -- parts ----------------------------------------------------------------------------
 
     def _started(self, stop: Callable[[], None]) -> None:
