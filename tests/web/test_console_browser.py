@@ -5,18 +5,11 @@ docs/web.md shows."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from sqlmodel import Session, select
@@ -24,63 +17,31 @@ from sqlmodel import Session, select
 from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.models import Cabinet, Door, SizeClass
-from tests.api.conftest import TEST_PASSWORD, MakeUser
+from tests.api.conftest import MakeUser
 from tests.waiting import wait_until
+from tests.web.browser import (
+    SCREENSHOTS,
+    chromium_driver,
+    data_attribute,
+    needs_chromium,
+    serving,
+)
+from tests.web.browser import sign_in as _sign_in
 from tests.web.conftest import unique_name
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="needs Debian's chromium and chromium-driver (scripts/test installs them)",
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+pytestmark = [needs_chromium]
 
 
 @pytest.fixture
 def served(app: FastAPI) -> Iterator[str]:
-    """The whole application on a real port; its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_until(lambda: server.started, 20)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as base:
+        yield base
 
 
 @pytest.fixture
 def chromium() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", "--lang=en-US"):  # fmt: skip
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
-
-
-def _sign_in(driver: WebDriver, base: str, username: str, page: str = "/") -> None:
-    driver.get(base + page)
-    assert wait_until(lambda: "/sign-in" in driver.current_url, 10)
-    driver.find_element(By.NAME, "username").send_keys(username)
-    driver.find_element(By.NAME, "password").send_keys(TEST_PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    with chromium_driver() as driver:
+        yield driver
 
 
 def _rows(driver: WebDriver) -> int:
@@ -153,14 +114,7 @@ def test_the_operators_board_shows_a_door_opening_without_a_reload(
     door = "[data-cabinet='CAB-LOBBY'] [data-door='1']"
 
     def shown_state() -> str | None:
-        # Read in one script: the board is replaced every few seconds, so an element found
-        # by one call may be gone by the next.
-        state: str | None = chromium.execute_script(
-            "const door = document.querySelector(arguments[0]);"
-            " return door ? door.dataset.state : null;",
-            door,
-        )
-        return state
+        return data_attribute(chromium, door, "state")
 
     assert shown_state() == "closed"
     chromium.execute_script("window.notReloaded = true;")
