@@ -49,7 +49,7 @@ def test_door_events_reach_the_server_with_the_state_and_leave_only_when_acknowl
     assert rig.server.wait(lambda s: s.events_of("door.forced_open", 4))
     assert rig.server.wait(lambda s: s.states[-1].doors["4"].state == "open")
     versions = [state.version for state in rig.server.states]
-    assert versions == sorted(set(versions))
+    assert versions == sorted(versions)  # in order; QoS 1 may deliver one twice
     rig.server.ping(rig.signer)  # so the runtime has handled the events' PUBACK
     assert rig.runtime.journal.counts()[EventClass.CUSTODY] == 2  # opened + forced_open
 

@@ -36,6 +36,7 @@ def test_a_tls_broker_url_gives_mqtt5_shared_subscriptions_with_the_service_acco
         "$share/locker-server/lockers/v1/+/state",
         "$share/locker-server/lockers/v1/+/evt",
         "$share/locker-server/lockers/v1/+/cmd/res",
+        "$share/locker-server/lockers/v1/+/req",
     ]
 
 

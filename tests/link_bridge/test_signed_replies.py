@@ -131,7 +131,7 @@ def test_the_sync_after_coming_online_is_signed_for_that_cabinet_with_the_key_it
     Ingest(engine, deps)(_from_cabinet(cabinet, topics.Kind.PRESENCE, online), recorder)
 
     syncs = [decode(p, SyncMessage) for p in recorder.on(topics.sync(cabinet.code))]
-    assert [sync.body.kind for sync in syncs] == ["time", "allow_list"]
+    assert [sync.body.kind for sync in syncs] == ["time", "allow_list", "reservations"]
     for sync in syncs:
         verify_message(sync, _what_the_cabinet_trusts(deps))
         assert sync.cabinet_id == cabinet.code
