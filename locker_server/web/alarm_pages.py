@@ -88,7 +88,5 @@ def alarm_acknowledge(
         session.rollback()
         if exc.http_status == 404:
             return render(request, "not_found.html", viewer=viewer, status_code=404)
-        return _alarms_view(
-            request, session, viewer, problem=str(exc), status_code=exc.http_status
-        )
+        return _alarms_view(request, session, viewer, problem=str(exc), status_code=exc.http_status)
     return RedirectResponse("/alarms", status_code=303)
