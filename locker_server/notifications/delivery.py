@@ -29,7 +29,7 @@ from locker_server.notifications.recipient_link import (
 )
 from locker_server.notifications.sealing import PickupSecret, unseal
 from locker_server.notifications.sms import SmsGateway
-from locker_server.notifications.templates import TemplateRenderer
+from locker_server.notifications.templates import TemplateRenderer, resolve_language
 from locker_server.notifications.webhooks import (
     WebhookPoster,
     carrier_webhook_secret,
@@ -174,4 +174,6 @@ class Dispatcher:
             expires_at=link_expiry(datetime.fromisoformat(deadline)),
             qr_token=secret.qr_token,
         )
-        return link_url(self._public_base_url, seal_link(self._link_keys, link))
+        url = link_url(self._public_base_url, seal_link(self._link_keys, link))
+        # The page opens in the message's language (the recipient may switch there).
+        return f"{url}?lang={resolve_language(item.language)}"

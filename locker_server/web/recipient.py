@@ -209,7 +209,9 @@ def _show(
         opens_at=_when(outlook.opens_at, view, language),
         form_action=f"{LINK_PATH}{token}/extend",
         form_token=form_token(_link_keys(request.app.state.keys), token),
-        extended=problem is None and request.query_params.get("extended") == "1",
+        extended=problem is None
+        and request.query_params.get("extended") == "1"
+        and view.parcel.extensions_used > 0,
         problem=problem,
     )
 

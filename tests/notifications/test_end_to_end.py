@@ -241,7 +241,7 @@ def test_the_pickup_email_and_sms_link_to_the_recipients_page_with_the_same_qr_t
     assert text is not None
     assert html is not None
     link = recipient_link_of(text.get_content(), live_settings.public_base_url)
-    assert f'href="{link}"' in html.get_content()
+    assert f'href="{link}?lang=zh-CN"' in html.get_content()  # opens in the message's language
     sms_text = json.loads(next(r for r in http_receiver.requests if r.path == "/sms").body)["text"]
     sms_link = recipient_link_of(sms_text, live_settings.public_base_url)
     assert sms_link != link  # each message seals its own

@@ -130,7 +130,7 @@ def _send_mail(app: FastAPI, mail_sink: MailSink, base_url: str) -> EmailMessage
 def _link_in(email: EmailMessage, base_url: str) -> str:
     body = email.get_body(("plain",))
     assert body is not None
-    match = re.search(re.escape(base_url) + r"/p/[A-Za-z0-9_-]+", body.get_content())
+    match = re.search(re.escape(base_url) + r"/p/[A-Za-z0-9_-]+\?lang=en", body.get_content())
     assert match, "the e-mail carries no link to the recipient's page"
     return match.group(0)
 

@@ -5,6 +5,7 @@ it), then opened as the recipient would, and altered, expired and outdated links
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +29,7 @@ from locker_server.notifications.recipient_link import (
     seal_link,
 )
 from locker_server.notifications.sealing import unseal
+from locker_server.web.recipient import RedactRecipientLinks
 from tests.api.conftest import AuthHeaders, MakeUser
 from tests.web.conftest import csrf_of
 
@@ -284,3 +286,13 @@ def test_a_form_without_the_links_token_cannot_extend(
 
     assert not audit_entries(action="parcel.extended")
     assert len(audit_entries(action="access.denied")) == 3
+
+
+def test_the_access_log_never_holds_a_link() -> None:
+    line = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/p/AZUNAGRMwWvO_mtc05-ZSu?lang=en", "1.1", 200), None,
+    )  # fmt: skip
+
+    assert RedactRecipientLinks().filter(line)
+    assert line.getMessage() == '127.0.0.1:5000 - "GET /p/…?lang=en HTTP/1.1" 200'
