@@ -164,7 +164,7 @@ def test_the_page_speaks_chinese_when_asked(
     assert 'lang="zh-CN"' in page.text
 
 
-@pytest.mark.parametrize("change", ["flip", "cut", "garbage"])
+@pytest.mark.parametrize("change", ["flip", "cut", "garbage", "long"])
 def test_an_altered_link_gets_the_friendly_not_valid_page_and_is_audited(
     client: TestClient, app: FastAPI, waiting: Waiting, audit_entries: Any, change: str
 ) -> None:
@@ -173,6 +173,7 @@ def test_an_altered_link_gets_the_friendly_not_valid_page_and_is_audited(
         "flip": link[:-3] + ("A" if link[-3] != "A" else "B") + link[-2:],
         "cut": link[:-10],
         "garbage": "/p/not-a-link",
+        "long": link + "A" * 600,
     }[change]
 
     page = client.get(altered)
