@@ -17,6 +17,7 @@ enter our code::
     │                          (bad check byte, truncated frame, missing locks)
     ├── RateLimited            a door was asked to open too often; nothing was sent
     ├── KioskError             the kiosk screen cannot be served (its [kiosk] port is taken)
+    │   └── CourierDeskUnreachable  the courier desk's server did not answer a request
     └── ScanError              the code-reading side of the kiosk (locker_agent.scan)
         ├── ImageUnreadable    an image file that cannot be read or decoded as an image
         ├── CameraError        the camera cannot be used
@@ -88,6 +89,13 @@ class RateLimited(AgentError):
 
 class KioskError(AgentError):
     """The kiosk page cannot be served: its address is taken or not this machine's."""
+
+
+class CourierDeskUnreachable(KioskError):
+    """The courier desk's request got no answer from the server (link down, timed out).
+
+    Whether the server acted on it is not known; the request's ``expires_at`` bounds it.
+    """
 
 
 class ScanError(AgentError):

@@ -38,13 +38,15 @@ from locker_agent.boards import DoorState
 from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import AgentSettings
 from locker_agent.doors import BoardAlarm, ControllerSettings, DoorEvent, DoorEventKind
-from locker_agent.errors import ConfigError
+from locker_agent.errors import ConfigError, CourierDeskUnreachable
 from locker_agent.journal import Journal, to_contract_event
+from locker_agent.kiosk.courier import RecordDeposit
+from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
 from locker_agent.kiosk.web import KioskWebServer
 from locker_agent.link.commands import CommandRunner, ResultReady
 from locker_agent.link.courier_desk import CourierDesk
-from locker_agent.link.errors import LinkError
+from locker_agent.link.errors import LinkError, ServerUnreachable
 from locker_agent.link.guard import CommandGuard, GuardPolicy
 from locker_agent.link.guard_store import JournalGuardStore
 from locker_agent.link.inbound import InboundGate
@@ -77,6 +79,7 @@ from locker_contract import (
     trusted_keys,
     utc_now,
 )
+from locker_contract.desk import Answer, DoorReserved, Operation, SignedIn
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,36 @@ def mqtt_settings(settings: AgentSettings) -> MqttSettings:
     )
 
 
+class _DeskOverTheLink:
+    """The kiosk's courier desk (``ask``) on the link's request client: the link's
+    "unreachable" in the kiosk's terms, and the signed-in courier's carrier remembered for
+    the reservations the cabinet holds (asked only when the server is out of reach)."""
+
+    def __init__(self, desk: CourierDesk) -> None:
+        self._desk = desk
+        self._carrier_id: int | None = None
+
+    def ask(self, operation: Operation) -> Answer:
+        try:
+            answer: Answer = self._desk.requests.ask(operation)
+        except ServerUnreachable as exc:
+            raise CourierDeskUnreachable(str(exc)) from exc
+        if isinstance(answer, SignedIn):
+            self._carrier_id = answer.carrier_id
+        return answer
+
+    def offline_reservation(self, tracking_number: str) -> DoorReserved | None:
+        if self._carrier_id is None:
+            return None
+        return self._desk.held_reservation(self._carrier_id, tracking_number)
+
+    def record_deposit(self, deposit: RecordDeposit) -> None:
+        outcome = self._desk.deposit_confirmed(
+            parcel_id=deposit.parcel_id, door=deposit.door, courier_id=deposit.courier_id
+        )
+        logger.info("deposit of parcel %d at door %d: %s", deposit.parcel_id, deposit.door, outcome)
+
+
 class AgentRuntime:
     """Runs one cabinet: door events → journal → broker, broker → commands → doors."""
 
@@ -147,10 +180,16 @@ class AgentRuntime:
         ack_timeout: float = 15.0,
         max_remote_opens_per_minute: int | None = None,
         request_timeout: float = 8.0,
+        courier: CourierHooks | None = None,
     ) -> None:
         """Link, controller and remote-open limit not given come from ``settings``;
-        ``request_timeout``: how long a courier-desk request waits for its answer."""
+        ``request_timeout``: how long a courier-desk request waits for its answer.
+
+        ``courier``: the courier desk and the deposit journaling for the kiosk's courier
+        session; None: the kiosk uses this runtime's own courier desk over the link.
+        """
         self.settings = settings
+        self._courier = courier
         self.cabinet_id = settings.cabinet_id
         self.cabinet = _build_cabinet(settings, serial_port, link_settings, controller_settings)
         self.journal = Journal.open(
@@ -216,9 +255,19 @@ class AgentRuntime:
             self.cabinet.doors,
             self.journal,
             rules=kiosk_rules(section),
+            courier=self._courier or self._courier_hooks(),
             link_up=lambda: self.link.connected,
             journaled=self._wake,
             sources=scan_sources(self.settings),
+        )
+
+    def _courier_hooks(self) -> CourierHooks:
+        """The kiosk's courier session on this runtime's own desk over the link."""
+        desk = _DeskOverTheLink(self.courier_desk)
+        return CourierHooks(
+            desk=desk,
+            record_deposit=desk.record_deposit,
+            offline_reservation=desk.offline_reservation,
         )
 
     def _courier_desk(self, timeout: float) -> CourierDesk:

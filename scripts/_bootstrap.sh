@@ -1,5 +1,5 @@
 # Shared set-up for scripts/demo and scripts/test: sourced, not run.
-# Creates .venv (once), installs the project with its dev extra, and — when
+# Creates .venv (once), installs the project with its dev and demo extras, and — when
 # the caller asks for it — the system packages and services the tests need.
 set -euo pipefail
 
@@ -63,8 +63,8 @@ ensure_venv() {
     if [ ! -f "$stamp" ]; then
         log "installing the project and its dependencies (first run takes a minute or two)"
         quietly "upgrading pip" "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip
-        quietly "installing parcel-locker[dev]" \
-            "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$REPO_ROOT[dev]"
+        quietly "installing parcel-locker[dev,demo]" \
+            "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$REPO_ROOT[dev,demo]"
         rm -f "$VENV"/.installed-*; touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"

@@ -24,6 +24,7 @@ from types import TracebackType
 
 from locker_agent.config import AgentSettings
 from locker_agent.doors import ControllerSettings
+from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.link.mqtt import MqttSettings
 from locker_agent.runtime import AgentRuntime
 from locker_agent.serial_link import LinkSettings
@@ -46,6 +47,8 @@ class CabinetTuning:
     ack_timeout: float = 15.0
     #: None: the agent.toml `[control]` value (default 30)
     max_remote_opens_per_minute: int | None = None
+    #: the kiosk's courier desk and deposit record (e.g. simulators.courier_desk's fake)
+    courier: CourierHooks | None = None
 
 
 class SimulatedCabinet:
@@ -98,6 +101,7 @@ class SimulatedCabinet:
             mqtt=self.tuning.mqtt,
             ack_timeout=self.tuning.ack_timeout,
             max_remote_opens_per_minute=self.tuning.max_remote_opens_per_minute,
+            courier=self.tuning.courier,
         )
         self._runtime = runtime.start()
         return self

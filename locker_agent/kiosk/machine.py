@@ -19,8 +19,10 @@ The machine never asks for a door twice: each door of a pickup is requested once
 the desk has granted (and journaled) it, and only after the previous door's result is
 in. It shows a door as open or closed only when the door layer saw it so.
 
-Courier deposit will add its own phases beside these (with its own inputs: a badge, a
-label); the dispatch table in :meth:`KioskMachine.step` is where they plug in.
+A courier's session (``COURIER``, entered by the home screen's courier key when the
+kiosk has a courier desk) is its own machine, :mod:`locker_agent.kiosk.courier`: this
+machine hands it the session's inputs and ticks, and keeps the doors an ended session
+left open (``watch``), so their close is still recorded whatever the screen shows then.
 """
 
 from __future__ import annotations
@@ -29,9 +31,34 @@ import hmac
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 from locker_agent.doors import OpenOutcome
+from locker_agent.kiosk.courier import (
+    CourierAction,
+    CourierKey,
+    CourierPress,
+    CourierRules,
+    CourierState,
+    CourierStep,
+    DeskAnswered,
+    DeskUnreachable,
+    ReasonChosen,
+    SizeChosen,
+    Stage,
+    TextEntered,
+    Watched,
+    courier_idle,
+    courier_step,
+    door_closed,
+    door_not_opened,
+    door_opened,
+    presses,
+    scanned,
+    sizes_offered,
+    watched_closed,
+)
+from locker_agent.kiosk.courier import DoorStatus as CourierDoorStatus
 from locker_agent.pickup import (
     Credential,
     Decision,
@@ -58,6 +85,7 @@ class Phase(StrEnum):
     DOORS = "doors"
     REFUSED = "refused"
     THANKS = "thanks"
+    COURIER = "courier"
 
 
 class DoorStatus(StrEnum):
@@ -164,9 +192,13 @@ class DoorNotOpened:
 
 @dataclass(frozen=True, slots=True)
 class DoorClosed:
-    """The door layer saw a door close."""
+    """The door layer saw a door close (its ``closed`` event follows an observed open).
+
+    ``occupied``: what the compartment's item sensor reads, on boards that have one.
+    """
 
     door: int
+    occupied: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +233,12 @@ KioskInput: TypeAlias = (
     | LinkChanged
     | ReaderChanged
     | Tick
+    | CourierPress
+    | TextEntered
+    | SizeChosen
+    | ReasonChosen
+    | DeskAnswered
+    | DeskUnreachable
 )
 
 
@@ -231,7 +269,7 @@ class JournalAlarm:
     cleared: bool = False
 
 
-KioskAction: TypeAlias = CheckCredential | OpenDoor | JournalAlarm
+KioskAction: TypeAlias = CheckCredential | OpenDoor | JournalAlarm | CourierAction
 
 
 # -- state and screen ---------------------------------------------------------------------
@@ -251,6 +289,8 @@ class KioskRules:
     default_language: Language = "zh-CN"
     #: whom to call (shown on refusals and door failures); None: the label on the cabinet
     help_contact: str | None = None
+    #: the courier session's rules; None: no courier desk, no courier key on the screen
+    courier: CourierRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +318,10 @@ class KioskState:
     locked_minutes: int | None = None
     link_up: bool = True
     readers_down: frozenset[Reader] = frozenset()
+    #: the courier's session, in phase COURIER
+    courier: CourierState | None = None
+    #: doors an ended courier session left open: their close still records the deposit
+    watch: tuple[Watched, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +342,14 @@ class Screen:
     readers_down: frozenset[Reader]
     #: key presses and scans are not taken now (a check or a door is under way)
     busy: bool
+    #: the home screen offers the courier key
+    courier_entry: bool = False
+    #: the courier's session, in phase COURIER (its session token stays out of ``repr``)
+    courier: CourierState | None = None
+    #: the request the session waits for (its ``op``), the buttons and sizes it offers
+    courier_asking: str | None = None
+    courier_keys: frozenset[CourierKey] = frozenset()
+    courier_sizes: tuple[str, ...] = ()
 
 
 class Step(NamedTuple):
@@ -318,7 +370,13 @@ class KioskMachine:
         return KioskState(language=self.rules.default_language, now=now, last_activity=now)
 
     def step(self, state: KioskState, event: KioskInput) -> Step:
-        """The one place inputs are dispatched; courier inputs will join this table."""
+        """The one place inputs are dispatched (a courier session's go to its machine)."""
+        if isinstance(event, DoorClosed) and _watched(state, event.door):
+            return _watched_door_closed(state, event)
+        if state.phase is Phase.COURIER and state.courier is not None:
+            courier = self._courier(state, state.courier, event)
+            if courier is not None:
+                return courier
         match event:
             case KeyPress():
                 return self._key(state, event)
@@ -334,6 +392,10 @@ class KioskMachine:
                 return self._door_closed(state, event)
             case Tick():
                 return self._tick(state, event)
+            case CourierPress():
+                return self._courier_key(state, event)
+            case TextEntered() | SizeChosen() | ReasonChosen() | DeskAnswered() | DeskUnreachable():
+                return Step(state)  # for a courier session that is over
             case ChooseLanguage():
                 return Step(replace(state, language=event.language, last_activity=state.now))
             case LinkChanged():
@@ -356,7 +418,71 @@ class KioskMachine:
             link_up=state.link_up,
             readers_down=state.readers_down,
             busy=_busy(state),
+            courier_entry=self.rules.courier is not None,
+            **self._courier_screen(state.courier),
         )
+
+    def _courier_screen(self, courier: CourierState | None) -> dict[str, Any]:
+        if courier is None:
+            return {}
+        return {
+            # the request may hold the courier's secret: only its name is shown
+            "courier": replace(courier, asked=None),
+            "courier_asking": None if courier.asked is None else courier.asked.op,
+            "courier_keys": presses(courier),
+            "courier_sizes": sizes_offered(courier, self.rules.courier or CourierRules()),
+        }
+
+    # -- the courier ----------------------------------------------------------------------
+
+    def _courier_key(self, state: KioskState, event: CourierPress) -> Step:
+        """The courier key on the home screen starts a session (when there is a desk)."""
+        if event.key is not CourierKey.COURIER or self.rules.courier is None:
+            return Step(state)
+        if state.phase is not Phase.HOME:
+            return Step(state)
+        return Step(_fresh(state, Phase.COURIER, courier=CourierState()))
+
+    def _courier(self, state: KioskState, courier: CourierState, event: KioskInput) -> Step | None:
+        """The session's answer to ``event``; None: not a session input (the kiosk's own)."""
+        rules = self.rules.courier or CourierRules()
+        step: CourierStep
+        match event:
+            case CourierPress() | TextEntered() | SizeChosen() | ReasonChosen():
+                step = courier_step(courier, event, rules)
+            case DeskAnswered() | DeskUnreachable():
+                step = courier_step(courier, event, rules)
+            case Scanned():
+                step = scanned(courier, event.text)
+            case KeyPress(key="cancel"):
+                step = courier_step(courier, CourierPress(_cancel_key(courier)), rules)
+            case KeyPress() | Decided():
+                return Step(state)  # the keypad and pickups wait for the session to end
+            case DoorOpened():
+                step = door_opened(courier, event.door)
+            case DoorNotOpened():
+                step = door_not_opened(courier, event.door, event.outcome)
+            case DoorClosed():
+                step = door_closed(courier, event.door, event.occupied)
+            case Tick():
+                idle = event.now - state.last_activity
+                return self._courier_moved(
+                    replace(state, now=event.now),
+                    courier_idle(courier, idle, rules),
+                    activity=False,
+                )
+            case _:
+                return None
+        return self._courier_moved(state, step, activity=True)
+
+    def _courier_moved(self, state: KioskState, step: CourierStep, *, activity: bool) -> Step:
+        actions: tuple[KioskAction, ...] = step.actions
+        watch = state.watch + step.watch
+        if step.state is None:  # the session is over
+            return Step(_fresh(state, Phase.HOME, watch=watch), actions)
+        moved = step.state != state.courier or activity
+        last = state.now if moved else state.last_activity
+        return Step(replace(state, courier=step.state, watch=watch, last_activity=last), actions)
 
     # -- the person ---------------------------------------------------------------------
 
@@ -477,7 +603,7 @@ class KioskMachine:
             return Step(replace(state, language=self.rules.default_language, hint=None))
         return Step(self._home(state))
 
-    def _timeout(self, phase: Phase) -> float:
+    def _timeout(self, phase: Phase) -> float:  # of the pickup phases
         if phase is Phase.THANKS:
             return self.rules.thanks_timeout
         if phase is Phase.DOORS:
@@ -499,6 +625,7 @@ def _fresh(state: KioskState, phase: Phase, **changes: object) -> KioskState:
         last_activity=state.now,
         link_up=state.link_up,
         readers_down=state.readers_down,
+        watch=state.watch,
     )
     return replace(kept, **changes)  # type: ignore[arg-type]
 
@@ -524,6 +651,10 @@ def _all_closed(state: KioskState) -> KioskState:
 
 def _busy(state: KioskState) -> bool:
     """A check or a door of this pickup is under way: keys and scans wait for it."""
+    if state.courier is not None:
+        door = state.courier.door
+        opening = door is not None and door.status is CourierDoorStatus.OPENING
+        return state.courier.stage is Stage.WAITING or opening
     if state.phase is Phase.CHECKING or state.claiming is not None:
         return True
     return any(p.status in (DoorStatus.WAITING, DoorStatus.OPENING) for p in state.doors)
@@ -560,3 +691,22 @@ def _reader(state: KioskState, event: ReaderChanged) -> Step:
     readers = state.readers_down | {event.reader}
     alarm = JournalAlarm(kind, detail=event.detail[:200] or None)
     return Step(replace(state, readers_down=readers), (alarm,))
+
+
+def _cancel_key(courier: CourierState) -> CourierKey:
+    """Escape / Cancel: ends the session where it can end, else steps back."""
+    if courier.stage in (Stage.SIGN_IN, Stage.SCAN, Stage.EXPIRED):
+        return CourierKey.FINISH
+    return CourierKey.BACK
+
+
+def _watched(state: KioskState, door: int) -> bool:
+    return any(w.door == door for w in state.watch)
+
+
+def _watched_door_closed(state: KioskState, event: DoorClosed) -> Step:
+    """A door an ended session left open closed: record what it was opened for."""
+    watched = next(w for w in state.watch if w.door == event.door)
+    rest = tuple(w for w in state.watch if w is not watched)
+    actions: tuple[KioskAction, ...] = watched_closed(watched, event.occupied)
+    return Step(replace(state, watch=rest), actions)

@@ -11,6 +11,16 @@ steps the machine and carries out its actions:
   door sensor), one door at a time → fed back as ``DoorOpened`` / ``DoorNotOpened``;
 * ``JournalAlarm`` → an ``alarm`` event (a reader lost, or back).
 
+A courier session (only with :class:`~locker_agent.kiosk.courier_desk.CourierHooks`):
+
+* ``AskDesk`` → :meth:`CourierDesk.ask` on a separate desk thread (the server may take
+  seconds) → ``DeskAnswered`` / ``DeskUnreachable``; an unreachable server for a deposit
+  lookup first asks the hooks' ``offline_reservation`` (the cabinet's own reservations);
+* ``OpenCourierDoor`` → the door controller's ``open_door`` on the door thread (one
+  unlock, never retried) → ``DoorOpened`` / ``DoorNotOpened``;
+* ``RecordDeposit`` → the hooks' ``record_deposit`` (journals the ``deposit``);
+* ``CourierAlarm`` → an ``alarm`` event for the door (a reservation left unused).
+
 Door closes come from the door controller's events; a pickup itself is journaled by the
 desk, the doors' opening and closing by the runtime, so the kiosk journals neither.
 """
@@ -23,11 +33,23 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Final, Protocol
 
 from locker_agent.config import AgentSettings, KioskSection
-from locker_agent.doors import DoorEvent, DoorEventKind, EventHandler, OpenOutcome
+from locker_agent.doors import DoorEvent, DoorEventKind, EventHandler, OpenOutcome, OpenResult
+from locker_agent.errors import CourierDeskUnreachable
 from locker_agent.journal import Journal, to_contract_event
+from locker_agent.kiosk.courier import (
+    AskDesk,
+    CourierAlarm,
+    CourierRules,
+    DeskAnswered,
+    DeskUnreachable,
+    OpenCourierDoor,
+    RecordDeposit,
+)
+from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.kiosk.machine import (
     CheckCredential,
     Decided,
@@ -46,6 +68,7 @@ from locker_agent.kiosk.machine import (
 )
 from locker_agent.kiosk.readers import CameraSource, ScannerSource, ScanSource
 from locker_agent.pickup import Granted, PickupDesk, Refused
+from locker_contract.desk import DepositLookup
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +76,13 @@ logger = logging.getLogger(__name__)
 TICK: Final = 0.25
 
 
-class DoorEvents(Protocol):
-    """What the kiosk needs of the door controller besides the desk: its events."""
+class KioskDoors(Protocol):
+    """What the kiosk needs of the door controller: its events, and for a courier's door
+    (which no pickup desk grants) one unlock confirmed by the sensor."""
 
     def subscribe(self, handler: EventHandler) -> Callable[[], None]: ...
+
+    def open_door(self, door: int) -> OpenResult: ...
 
 
 class KioskService:
@@ -65,16 +91,24 @@ class KioskService:
     def __init__(
         self,
         desk: PickupDesk,
-        doors: DoorEvents,
+        doors: KioskDoors,
         journal: Journal,
         *,
         rules: KioskRules,
+        courier: CourierHooks | None = None,
         link_up: Callable[[], bool],
         journaled: Callable[[], None] = lambda: None,
         sources: Sequence[ScanSource] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``courier``: the courier desk and deposit record; None (until the runtime has a
+        courier desk): the home screen shows no courier key."""
         self._desk = desk
+        self._courier = courier
+        if courier is None:
+            rules = replace(rules, courier=None)
+        elif rules.courier is None:
+            rules = replace(rules, courier=CourierRules())
         self._doors = doors
         self._journal = journal
         self._link_up = link_up
@@ -87,6 +121,7 @@ class KioskService:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._door_thread = ThreadPoolExecutor(1, thread_name_prefix="kiosk-door")
+        self._desk_thread = ThreadPoolExecutor(1, thread_name_prefix="kiosk-courier-desk")
         self._changed = threading.Condition()
         self._screen = self._machine.screen(self._state)
         self._version = 0
@@ -127,6 +162,7 @@ class KioskService:
             source.stop()
         self._inputs.put(None)
         self._door_thread.shutdown(wait=True)
+        self._desk_thread.shutdown(wait=False, cancel_futures=True)
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -193,7 +229,67 @@ class KioskService:
             self._door_thread.submit(self._open, action.granted)
         elif isinstance(action, JournalAlarm):
             self._journal_alarm(action)
+        else:
+            self._carry_out_courier(action)
         return None
+
+    def _carry_out_courier(
+        self, action: AskDesk | OpenCourierDoor | RecordDeposit | CourierAlarm
+    ) -> None:
+        courier = self._courier
+        if courier is None:
+            logger.error("courier action without a courier desk: %s", type(action).__name__)
+            return
+        if isinstance(action, AskDesk):
+            self._desk_thread.submit(self._ask_desk, courier, action)
+        elif isinstance(action, OpenCourierDoor):
+            self._door_thread.submit(self._open_for_courier, action.door)
+        elif isinstance(action, RecordDeposit):
+            self._record_deposit(courier, action)
+        else:
+            self._journal_alarm(JournalAlarm(action.kind, action.detail), door=action.door)
+
+    def _ask_desk(self, courier: CourierHooks, action: AskDesk) -> None:
+        operation = action.operation
+        try:
+            self.send(DeskAnswered(action.serial, courier.desk.ask(operation)))
+            return
+        except CourierDeskUnreachable as exc:
+            logger.warning("courier desk unreachable for %s: %s", operation.op, exc)
+        except Exception:
+            logger.exception("courier desk failed on %s", operation.op)
+        if isinstance(operation, DepositLookup):
+            # an announced parcel reserved here may still go in: the cabinet's copy says
+            reserved = courier.offline_reservation(operation.tracking_number)
+            if reserved is not None:
+                self.send(DeskAnswered(action.serial, reserved, offline=True))
+                return
+        self.send(DeskUnreachable(action.serial))
+
+    def _open_for_courier(self, door: int) -> None:
+        try:
+            result = self._doors.open_door(door)
+        except Exception:
+            # whether the unlock went out is not known: say so, never try again
+            logger.exception("door %d: opening for a courier failed", door)
+            self.send(DoorNotOpened(door, OpenOutcome.OUTCOME_UNKNOWN))
+            return
+        if result.outcome is OpenOutcome.CONFIRMED:
+            self.send(DoorOpened(door))
+        else:
+            self.send(DoorNotOpened(door, result.outcome))
+
+    def _record_deposit(self, courier: CourierHooks, deposit: RecordDeposit) -> None:
+        try:
+            courier.record_deposit(deposit)
+        except Exception:
+            # the runtime's door.closed event is still in the journal; the server sees a
+            # door closed after a reservation and no deposit: an operator looks
+            logger.exception(
+                "door %d: the deposit of parcel %d was not recorded",
+                deposit.door,
+                deposit.parcel_id,
+            )
 
     def _check(self, action: CheckCredential) -> Decided:
         try:
@@ -220,14 +316,14 @@ class KioskService:
             kind = outcome.door_outcome or OpenOutcome.OUTCOME_UNKNOWN
             self.send(DoorNotOpened(granted.door, kind))
 
-    def _journal_alarm(self, alarm: JournalAlarm) -> None:
+    def _journal_alarm(self, alarm: JournalAlarm, door: int | None = None) -> None:
         data: dict[str, object] = {"kind": alarm.kind}
         if alarm.detail:
             data["detail"] = alarm.detail
         if alarm.cleared:
             data["cleared"] = True
         with self._journal.transaction() as tx:
-            to_contract_event(tx.append("alarm", data=data))
+            to_contract_event(tx.append("alarm", door=door, data=data))
         self._journaled()
 
     # -- door events (poller thread) ------------------------------------------------------

@@ -9,8 +9,10 @@ plain forms.
 
 Routes: ``GET /`` the page; ``GET /screen?after=N`` the fragment when the screen's
 version is past N (204 when not); ``POST /key`` (``key``), ``POST /language``
-(``language``). Nothing here decides anything: every input goes to
-:meth:`KioskService.send`.
+(``language``); for a courier's session ``POST /courier/key`` (``key``),
+``/courier/text`` (``text``: the screen's text field), ``/courier/size`` (``size``) and
+``/courier/reason`` (``reason``). Nothing here decides anything: every input goes to
+:meth:`KioskService.send` (the machine takes only what the screen offers).
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from locker_agent.errors import KioskError
+from locker_agent.kiosk.courier import (
+    BrokenReason,
+    CourierInput,
+    CourierKey,
+    CourierPress,
+    ReasonChosen,
+    SizeChosen,
+    TextEntered,
+)
 from locker_agent.kiosk.machine import (
     CONTROL_KEYS,
     DIGITS,
@@ -73,6 +84,8 @@ def create_app(service: KioskService) -> Starlette:
             t=lambda key, **values: text(language, key, **values),
             other=other,
             keypad=KEYPAD_ROWS,
+            reasons=list(BrokenReason),
+            text_stages=TEXT_STAGES,
         )
 
     async def page(_: Request) -> HTMLResponse:
@@ -102,14 +115,42 @@ def create_app(service: KioskService) -> Starlette:
         service.send(ChooseLanguage(chosen))
         return _answer(request)
 
+    async def courier(request: Request) -> Response:
+        form = await request.form()
+        field = request.path_params["field"]
+        event = _courier_input(field, str(form.get(field, "")))
+        if event is None:
+            return Response("not a courier input", status_code=400)
+        service.send(event)
+        return _answer(request)
+
     return Starlette(
         routes=[
             Route("/", page),
             Route("/screen", fragment),
             Route("/key", key, methods=["POST"]),
             Route("/language", language, methods=["POST"]),
+            Route("/courier/{field:str}", courier, methods=["POST"]),
         ]
     )
+
+
+#: the courier stages whose screen has a text field
+TEXT_STAGES: Final = frozenset({"sign_in", "scan", "recipient"})
+_MAX_TEXT: Final = 254
+
+
+def _courier_input(field: str, value: str) -> CourierInput | None:
+    """The input a courier form sends, or None for a field or value that is not one."""
+    if field == "key" and value in CourierKey.__members__.values():
+        return CourierPress(CourierKey(value))
+    if field == "reason" and value in BrokenReason.__members__.values():
+        return ReasonChosen(BrokenReason(value))
+    if field == "size" and 0 < len(value) <= 8:
+        return SizeChosen(value)
+    if field == "text" and len(value) <= _MAX_TEXT:
+        return TextEntered(value)
+    return None
 
 
 def _answer(request: Request) -> Response:

@@ -104,6 +104,10 @@ class MqttSettings:
     #: publishes paho may hold (queued or awaiting PUBACK); 0 means no bound
     max_outgoing: int = 1000
     connect_timeout: float = 5.0
+    #: False: MQTT 3.1.1 with ``clean_session=False``, only for the server's embedded
+    #: development broker (amqtt), which speaks nothing newer. Without v5 there is no
+    #: session expiry, no "retain as published" and no will on a planned stop.
+    mqtt_v5: bool = True
 
     def __repr__(self) -> str:  # the password never reaches a log line
         return f"MqttSettings(host={self.host!r}, port={self.port}, client={self.client_id!r})"
@@ -193,13 +197,15 @@ class PresenceAcks:
 
 
 def new_client(settings: MqttSettings) -> mqtt.Client:
-    """A paho client for one cabinet: MQTT v5, its client id, its credentials, TLS when
-    ``settings.tls`` (against ``ca_file``, else the system's CAs), a bounded outgoing
-    queue. The caller sets the callbacks and drives the network loop."""
+    """A paho client for one cabinet: MQTT v5 (3.1.1 when ``settings.mqtt_v5`` is off),
+    its client id, its credentials, TLS when ``settings.tls`` (against ``ca_file``, else
+    the system's CAs), a bounded outgoing queue. The caller sets the callbacks and drives
+    the network loop."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
-        protocol=mqtt.MQTTv5,
+        clean_session=None if settings.mqtt_v5 else False,
+        protocol=mqtt.MQTTv5 if settings.mqtt_v5 else mqtt.MQTTv311,
     )
     if settings.username is not None:
         client.username_pw_set(settings.username, settings.password)
@@ -308,7 +314,7 @@ class MqttAdapter:
 
     def stop(self, *, timeout: float = 5.0) -> None:
         """Say goodbye (the broker still publishes our will: offline) and end the thread."""
-        if self._connected.is_set():
+        if self._connected.is_set() and self.settings.mqtt_v5:
             reason = ReasonCode(PacketTypes.DISCONNECT, identifier=_DISCONNECT_WITH_WILL)
             self._client.disconnect(reasoncode=reason)
         self._stop.set()
@@ -399,8 +405,7 @@ class MqttAdapter:
                 self.settings.host,
                 self.settings.port,
                 keepalive=self.settings.keepalive,
-                clean_start=False,
-                properties=connect_properties(self.settings),
+                **self._session_options(),
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
             logger.warning(
@@ -413,6 +418,12 @@ class MqttAdapter:
             return False
         self._no_delay()
         return True
+
+    def _session_options(self) -> dict[str, Any]:
+        """v5: resume the session, with its expiry; 3.1.1 says so in the client instead."""
+        if not self.settings.mqtt_v5:
+            return {}
+        return {"clean_start": False, "properties": connect_properties(self.settings)}
 
     def _no_delay(self) -> None:
         """Small packets (a cmd/res) leave at once instead of waiting on Nagle + delayed ACK."""
@@ -456,7 +467,10 @@ class MqttAdapter:
         SUBACK in) also means the broker holds our presence."""
         self._subscribed.clear()
         for topic in self._subscriptions:
-            _, mid = self._client.subscribe(topic, options=SUBSCRIBE_OPTIONS)
+            if self.settings.mqtt_v5:
+                _, mid = self._client.subscribe(topic, options=SUBSCRIBE_OPTIONS)
+            else:
+                _, mid = self._client.subscribe(topic, qos=QOS)
             if mid is not None:
                 self._pending_subacks.add(mid)
 

@@ -1,9 +1,7 @@
-"""The request manager and board API on their own, over a real pty; and the demo."""
+"""The request manager and board API on their own, over a real pty (the demo: tests/demo)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,6 @@ from locker_agent.serial_link import SerialLink
 from simulators.bus import BoardConfig as SimBoardConfig
 from simulators.bus import SimulatedBus, Timing
 from tests.agent.conftest import LOCKS, fast_link
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -104,20 +100,3 @@ def test_a_port_that_cannot_be_opened_is_a_transport_error(tmp_path: Path) -> No
 
     with pytest.raises(TransportError, match="cannot open serial port"):
         link.start()
-
-
-def test_quick_start_demo_tells_the_story_and_exits_0() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "simulators.demo"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "unlock frame sent: 8A 01 07 11 9D" in done.stdout
-    assert "door 7 opened — confirmed by the door sensor after 0." in done.stdout
-    assert "door 7 closed" in done.stdout
-    assert "48 closed" in done.stdout.splitlines()[-2]

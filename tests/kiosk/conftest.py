@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from locker_agent.config import parse_settings
+from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.kiosk.machine import Screen
 from locker_agent.kiosk.service import KioskService
 from locker_contract import AllowListEntry, credential_hash
@@ -72,10 +73,13 @@ KioskCabinetFactory = Callable[..., KioskCabinet]
 @pytest.fixture
 def make_kiosk_cabinet(tmp_path: Path) -> Iterator[KioskCabinetFactory]:
     """``make_kiosk_cabinet(**kiosk_section)`` → a started cabinet with a kiosk and scanner
-    (``scanner_port=`` points ``[scanner]`` elsewhere than the virtual module)."""
+    (``scanner_port=`` points ``[scanner]`` elsewhere than the virtual module; ``courier=``
+    gives the kiosk a courier desk)."""
     started: list[KioskCabinet] = []
 
-    def _make(*, scanner_port: str | None = None, **kiosk: Any) -> KioskCabinet:
+    def _make(
+        *, scanner_port: str | None = None, courier: CourierHooks | None = None, **kiosk: Any
+    ) -> KioskCabinet:
         cabinet_id = f"K-{uuid.uuid4().hex[:12]}"
         scanner = VirtualScanner()
         document = agent_document(cabinet_id, tmp_path / "journal.sqlite3", Signer("x").public_key)
@@ -86,6 +90,7 @@ def make_kiosk_cabinet(tmp_path: Path) -> Iterator[KioskCabinetFactory]:
             link=FAST_LINK,
             controller=FAST_CONTROL,
             mqtt=fast_settings(cabinet_id),
+            courier=courier,
         )
         rig = KioskCabinet(SimulatedCabinet(parse_settings(document), tuning), scanner)
         started.append(rig)

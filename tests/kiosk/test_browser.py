@@ -1,8 +1,9 @@
 """The kiosk page in headless Chromium on a simulated cabinet running the real agent.
 
 A person types a code (keyboard and on-screen keypad), reads which door to go to, sees
-a wrong code refused with the attempts left, and switches the language. The screenshots
-of the main screens are saved to docs/images/kiosk-*.png for docs/kiosk.md.
+a wrong code refused with the attempts left, and switches the language; a courier signs
+in, scans a label and deposits it. The screenshots of the main screens are saved to
+docs/images/kiosk-*.png for docs/kiosk.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from locker_agent.kiosk.courier import RecordDeposit
+from locker_agent.kiosk.courier_desk import CourierHooks
+from simulators.courier_desk import FakeCourierDesk
 from tests.agent_link.rig import entry
 from tests.kiosk.conftest import KioskCabinet, KioskCabinetFactory
+from tests.kiosk.test_courier_service import Deposits
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -159,3 +164,47 @@ def test_one_touch_switches_the_page_to_chinese(
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     assert text_of(browser, "#language-switch") == "English"
     screenshot(browser, "home-zh")
+
+
+def test_a_courier_signs_in_scans_a_label_and_the_deposit_counts_when_the_door_closes(
+    make_kiosk_cabinet: KioskCabinetFactory, browser: WebDriver
+) -> None:
+    desk = FakeCourierDesk(couriers={"4711": 7}, free_doors={"M": [5, 6]})
+    desk.announce("SF1234567890", parcel_id=41, size="M")
+    deposits = Deposits()
+    rig = make_kiosk_cabinet(language="en", courier=CourierHooks(desk, deposits))
+    open_page(browser, rig)
+    wait_for(browser, "#title", "Collect a parcel")
+    screenshot(browser, "courier-home")
+
+    browser.find_element(By.ID, "courier-entry").click()
+    wait_for(browser, "#title", "Courier sign-in")
+    screenshot(browser, "courier-sign-in")
+    browser.find_element(By.ID, "courier-input").send_keys("4711", Keys.ENTER)
+
+    wait_for(browser, "#title", "Scan a parcel")
+    assert text_of(browser, "#courier-who") == "Courier 7, Fake Express"
+    screenshot(browser, "courier-scan")
+    rig.scanner.scan("YT0000001")  # not announced here
+    wait_for(browser, "#title", "Not possible")
+    assert "not announced for this cabinet" in text_of(browser, ".message")
+    screenshot(browser, "courier-not-announced")
+    press(browser, Keys.ESCAPE)
+    wait_for(browser, "#title", "Scan a parcel")
+    rig.scanner.scan("SF1234567890")
+
+    wait_for(browser, "#title", "Door 5 is ready for parcel SF1234567890")
+    screenshot(browser, "courier-confirm")
+    assert rig.cabinet.door(5).unlock_pulses == 0
+    browser.find_element(By.CSS_SELECTOR, 'button[data-courier="open"]').click()
+
+    wait_for(browser, "#title", "Put the parcel in door 5")
+    screenshot(browser, "courier-door-open")
+    assert rig.cabinet.door(5).unlock_pulses == 1
+    assert deposits.recorded == []
+    rig.cabinet.door(5).close()
+
+    wait_for(browser, ".message", "Door 5: the parcel is recorded.")
+    screenshot(browser, "courier-deposited")
+    assert deposits.recorded == [RecordDeposit(door=5, parcel_id=41, courier_id=7)]
+    assert rig.cabinet.door(5).unlock_pulses == 1

@@ -173,6 +173,7 @@ class LinkWorld:
 
     def cabinet(
         self,
+        *,
         controller: ControllerSettings = FAST_CONTROL,
         settings: AgentSettings | None = None,
     ) -> SimulatedCabinet:

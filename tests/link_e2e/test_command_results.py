@@ -76,7 +76,7 @@ def _next_result(spy: TestClient) -> tuple[str, bytes]:
 def test_a_remote_open_finished_across_a_broker_restart_still_reports_succeeded_once(
     world: LinkWorld,
 ) -> None:
-    with world.cabinet(LONG_CONFIRM) as cabinet:
+    with world.cabinet(controller=LONG_CONFIRM) as cabinet:
         cabinet.door(DOOR).faults.jammed = True  # the unlock pulse alone does not open it
         assert cabinet.runtime.link.wait_connected(15), "agent not subscribed to its cmd"
         command_id = _open_remotely(world)

@@ -90,7 +90,7 @@ def cabinet(world: LinkWorld) -> Iterator[SimulatedCabinet]:
     document = world.agent_document()
     key = cabinet_pickup_key(world.deps.keys.pickup_hmac_key, world.cabinet_db_id)
     document["security"]["pickup_key"] = key.hex()
-    with world.cabinet(parse_settings(document)) as running:
+    with world.cabinet(settings=parse_settings(document)) as running:
         assert running.runtime.link.wait_connected(15)
         running.runtime.courier_desk.requests.timeout = 3.0
         yield running

@@ -319,3 +319,42 @@ def test_an_admin_registers_and_deactivates_a_courier(
     off = admin.post(f"/couriers/{courier.group(1)}/deactivate", data={"csrf_token": csrf})
     assert off.status_code == 303
     assert f'data-courier="{courier.group(1)}" data-active="no"' in admin.get("/couriers").text
+
+
+def test_alarms_are_listed_and_acknowledged_with_a_note(
+    app: Any, signed_in: SignIn, delivered: dict[str, Any], audit_entries: Any
+) -> None:
+    from locker_server.api.routes._domain import get_domain_deps
+    from locker_server.audit import Actor
+    from locker_server.db import session_scope
+    from locker_server.models import Cabinet
+    from locker_server.services import Caller, alarms
+
+    class _Request:  # what get_domain_deps reads of a request
+        def __init__(self) -> None:
+            self.app = app
+
+    deps = get_domain_deps(_Request())  # type: ignore[arg-type]
+    with session_scope(app.state.engine) as session:
+        cabinet = session.get(Cabinet, delivered["cabinet"])
+        assert cabinet is not None
+        alarms.raise_alarm(
+            session, deps, place=alarms.Place(cabinet, door_number=1, door_id=None),
+            kind="door_forced_open", caller=Caller(actor=Actor(type="system")),
+            detail="opened without a command",
+        )  # fmt: skip
+    guard = signed_in("security")
+    page = guard.get("/alarms")
+    assert 'data-kind="door_forced_open" data-state="open"' in page.text
+    alarm_id = re.search(r'data-alarm="(\d+)"', page.text)
+    assert alarm_id is not None
+    csrf = csrf_of(page.text)
+    no_note = guard.post(f"/alarms/{alarm_id.group(1)}/acknowledge", data={"csrf_token": csrf})
+    assert no_note.status_code == 422
+    done = guard.post(
+        f"/alarms/{alarm_id.group(1)}/acknowledge",
+        data={"csrf_token": csrf, "note": "checked on camera: cleaner"},
+    )
+    assert done.status_code == 303
+    assert 'data-state="acknowledged"' in guard.get("/alarms?state=acknowledged").text
+    assert [e for e in audit_entries("alarm.acknowledged") if e.channel == "web"]

@@ -50,9 +50,18 @@
       });
     }
     document.documentElement.lang = fresh.dataset.language;
+    focusField();
+  }
+
+  // A courier screen with a text field: typing (or a keyboard-wedge scanner) goes there.
+  function focusField() {
+    var field = document.getElementById("courier-input");
+    if (field && document.activeElement !== field) { field.focus(); }
   }
 
   document.addEventListener("keydown", function (event) {
+    var typing = event.target.tagName === "INPUT";
+    if (typing && event.key !== "Escape") { return; }  // the field takes its own keys
     var key = /^[0-9]$/.test(event.key) ? event.key : keys[event.key];
     if (!key || event.altKey || event.ctrlKey || event.metaKey) { return; }
     event.preventDefault();
@@ -65,7 +74,29 @@
     event.preventDefault();
     if (button.dataset.key) { post("/key", "key", button.dataset.key); }
     else if (button.dataset.language) { post("/language", "language", button.dataset.language); }
+    else if (button.dataset.courier) { post("/courier/key", "key", button.dataset.courier); }
+    else if (button.dataset.size) { post("/courier/size", "size", button.dataset.size); }
+    else if (button.dataset.reason) { post("/courier/reason", "reason", button.dataset.reason); }
+    else if (button.id === "courier-submit") { submitField(); }
   });
+
+  // Enter in the field (or its OK button) sends the text once and empties the field.
+  function submitField() {
+    var field = document.getElementById("courier-input");
+    if (!field) { return; }
+    var value = field.value;
+    field.value = "";
+    post("/courier/text", "text", value);
+  }
+
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "courier-field") {
+      event.preventDefault();
+      submitField();
+    }
+  });
+
+  focusField();
 
   timer = setTimeout(poll, 300);
 }());

@@ -1,0 +1,5 @@
+import sys
+
+from simulators.demo.cli import main
+
+sys.exit(main())
