@@ -20,9 +20,16 @@ from locker_server.notifications.errors import (
 from locker_server.notifications.mail import EmailTransport, build_email, new_content_id
 from locker_server.notifications.models import Channel, NotificationMessage
 from locker_server.notifications.qr import qr_png
+from locker_server.notifications.recipient_link import (
+    LinkKeys,
+    RecipientLink,
+    link_expiry,
+    link_url,
+    seal_link,
+)
 from locker_server.notifications.sealing import PickupSecret, unseal
 from locker_server.notifications.sms import SmsGateway
-from locker_server.notifications.templates import TemplateRenderer
+from locker_server.notifications.templates import TemplateRenderer, resolve_language
 from locker_server.notifications.webhooks import (
     WebhookPoster,
     carrier_webhook_secret,
@@ -81,8 +88,11 @@ class Dispatcher:
         sms: SmsGateway | None,
         webhooks: WebhookPoster | None,
         renderer: TemplateRenderer | None = None,
+        public_base_url: str | None = None,
     ) -> None:
         self._keys, self._sender = keys, sender
+        self._public_base_url = public_base_url
+        self._link_keys = LinkKeys.derive(keys.outbox_sealing_key)
         self._email, self._sms, self._webhooks = email, sms, webhooks
         self._renderer = renderer or TemplateRenderer()
 
@@ -107,7 +117,7 @@ class Dispatcher:
             raise TransientDeliveryError("email is not configured")
         secret = self._secret(item)
         qr_cid = new_content_id(self._sender) if secret else None
-        params = item.params | self._secret_params(secret) | {"qr_cid": qr_cid}
+        params = item.params | self._secret_params(item, secret) | {"qr_cid": qr_cid}
         rendered = self._renderer.email(item.event, item.language, params)
         message = build_email(
             sender=self._sender,
@@ -122,7 +132,7 @@ class Dispatcher:
     def _send_sms(self, item: OutboxItem) -> None:
         if self._sms is None:
             raise TransientDeliveryError("no SMS gateway is configured")
-        params = item.params | self._secret_params(self._secret(item))
+        params = item.params | self._secret_params(item, self._secret(item))
         self._sms.send(item.destination, self._renderer.sms(item.event, item.language, params))
 
     def _send_webhook(self, item: OutboxItem, now: datetime) -> None:
@@ -146,6 +156,24 @@ class Dispatcher:
             kind=item.kind,
         )
 
-    @staticmethod
-    def _secret_params(secret: PickupSecret | None) -> dict[str, Any]:
-        return {"code": secret.code} if secret else {}
+    def _secret_params(self, item: OutboxItem, secret: PickupSecret | None) -> dict[str, Any]:
+        if secret is None:
+            return {}
+        return {"code": secret.code, "recipient_link": self._recipient_link(item, secret)}
+
+    def _recipient_link(self, item: OutboxItem, secret: PickupSecret) -> str | None:
+        """The recipient page's link, made now (never stored) from the sealed secret."""
+        deadline = item.params.get("expires_at")
+        if not self._public_base_url or not isinstance(deadline, str):
+            return None
+        if item.parcel_id is None or item.recipient_id is None:
+            return None
+        link = RecipientLink(
+            parcel_id=item.parcel_id,
+            recipient_id=item.recipient_id,
+            expires_at=link_expiry(datetime.fromisoformat(deadline)),
+            qr_token=secret.qr_token,
+        )
+        url = link_url(self._public_base_url, seal_link(self._link_keys, link))
+        # The page opens in the message's language (the recipient may switch there).
+        return f"{url}?lang={resolve_language(item.language)}"

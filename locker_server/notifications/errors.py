@@ -13,13 +13,20 @@ enter our code; the worker only needs to know whether trying again could help::
     ├── SealingError                  a sealed pickup secret cannot be opened (wrong key or
     │                                 an edited row)
     ├── WebhookSignatureInvalid       receiver side: missing, stale or wrong signature
+    ├── LinkRejected                  a recipient link that is malformed, forged, altered
+    │                                 or expired
     ├── MessageNotFound               also a locker_server.errors.NotFound (HTTP 404)
     └── NotResendable                 also a locker_server.errors.Conflict (HTTP 409)
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from locker_server.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from locker_server.notifications.recipient_link import RecipientLink
 
 
 class NotificationError(Exception):
@@ -50,6 +57,18 @@ class SealingError(NotificationError):
 
 class WebhookSignatureInvalid(NotificationError):
     """A received webhook does not carry a valid, fresh signature."""
+
+
+class LinkRejected(NotificationError):
+    """A recipient link that does not open (``malformed``, ``forged``) or has ``expired``.
+
+    ``link`` is what an expired link said (it opened: only its time is over), else None.
+    """
+
+    def __init__(self, reason: str, *, link: RecipientLink | None = None) -> None:
+        super().__init__(f"recipient link {reason}")
+        self.reason = reason
+        self.link = link
 
 
 class MessageNotFound(NotFound, NotificationError):

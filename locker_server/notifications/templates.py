@@ -97,7 +97,8 @@ class TemplateRenderer:
         language = resolve_language(language)
         if not (self._directory / language / f"{event}.txt.j2").exists():
             language = DEFAULT_LANGUAGE
-        context = {"qr_cid": None, "door_label": None, **params, "html_lang": language}
+        defaults = {"qr_cid": None, "door_label": None, "recipient_link": None}
+        context = {**defaults, **params, "html_lang": language}
         timezone = str(params.get("site_timezone") or "UTC")
         for name in _TIMESTAMP_PARAMS:
             if isinstance(params.get(name), str):

@@ -80,6 +80,7 @@ class NotificationWorker:
             email=email or SmtpEmailTransport.from_settings(settings),
             sms=sms or HttpSmsGateway.from_settings(settings),
             webhooks=webhooks or HttpWebhookPoster(settings.notification_timeout_seconds),
+            public_base_url=settings.public_base_url,
         )
 
     def run_once(self) -> int:

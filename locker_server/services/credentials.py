@@ -159,6 +159,19 @@ def parcel_credentials(session: Session, parcel_id: int) -> list[PickupCredentia
     return list(session.exec(query).all())
 
 
+def is_live_credential(
+    session: Session, key: bytes, *, parcel_id: int, kind: CredentialKind, value: str
+) -> bool:
+    """Whether ``value`` is one of the parcel's credentials still able to open its door
+    (not used, not voided by a re-issue or a final state), compared in constant time."""
+    found = False
+    for candidate in parcel_credentials(session, parcel_id):
+        presented = credential_hash(key, kind, candidate.cabinet_id, value)
+        if candidate.kind == kind and hmac.compare_digest(candidate.credential_hash, presented):
+            found = True
+    return found
+
+
 def void_credentials(session: Session, parcel_id: int, *, now: datetime) -> None:
     for credential in parcel_credentials(session, parcel_id):
         credential.voided_at = now

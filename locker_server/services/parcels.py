@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from locker_server.config import Settings
 from locker_server.errors import Conflict, NotFound, PermissionDenied
 from locker_server.models import (
     Cabinet,
@@ -335,14 +336,44 @@ def _require_collectable(parcel: Parcel, what: str) -> None:
         raise Conflict(f"{what} is possible only while the parcel waits in a locker")
 
 
+@dataclass(frozen=True, slots=True)
+class ExtensionOutlook:
+    """Whether the recipient may extend now and, if not, why: ``not_waiting`` (not in a
+    locker), ``none_allowed`` (the site allows no extension), ``used`` (already extended),
+    ``too_early`` (possible from ``opens_at``). ``hours`` is one extension's length."""
+
+    refusal: str | None
+    hours: int
+    opens_at: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+def recipient_extension_outlook(parcel: Parcel, rules: Settings, now: datetime) -> ExtensionOutlook:
+    """The recipient-extension rule, asked without extending (a page shows the button)."""
+    hours = rules.max_extension_hours
+    if parcel.state not in COLLECTABLE or parcel.pickup_deadline is None:
+        return ExtensionOutlook("not_waiting", hours)
+    if rules.max_extensions == 0:
+        return ExtensionOutlook("none_allowed", hours)
+    if parcel.extensions_used >= rules.max_extensions:
+        return ExtensionOutlook("used", hours)
+    opens_at = parcel.pickup_deadline - timedelta(hours=rules.extension_window_hours)
+    if now < opens_at:
+        return ExtensionOutlook("too_early", hours, opens_at)
+    return ExtensionOutlook(None, hours)
+
+
 def _check_recipient_extension(parcel: Parcel, deps: DomainDeps, hours: int, now: datetime) -> None:
     rules = deps.settings
-    assert parcel.pickup_deadline is not None
     if hours > rules.max_extension_hours:
         raise InvalidField("hours", f"at most {rules.max_extension_hours} hours per extension")
-    if parcel.extensions_used >= rules.max_extensions:
+    refusal = recipient_extension_outlook(parcel, rules, now).refusal
+    if refusal in ("none_allowed", "used"):
         raise Conflict(f"the parcel was already extended {parcel.extensions_used} time(s)")
-    if parcel.pickup_deadline - now > timedelta(hours=rules.extension_window_hours):
+    if refusal == "too_early":
         window = rules.extension_window_hours
         raise InvalidField("hours", f"extensions are possible only in the last {window} hours")
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from locker_server.api.app import create_app
 from locker_server.config import Settings
 from locker_server.services.outbound import Publisher
-from locker_server.web import admin, alarm_pages, operations, pages
+from locker_server.web import admin, alarm_pages, operations, pages, recipient
 
 
 def create_console_app(
@@ -19,4 +19,6 @@ def create_console_app(
     app.include_router(operations.router)
     app.include_router(admin.router)
     app.include_router(alarm_pages.router)
+    app.include_router(recipient.router)
+    recipient.redact_access_log()
     return app

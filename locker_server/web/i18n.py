@@ -164,6 +164,50 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         "integrity.result_bad": "The audit log is NOT intact: {kind} at entry {seq}. {message}",
         "integrity.export": "Export these entries",
         "integrity.bundle": "A verification bundle that an auditor checks offline: {command}",
+        # The recipients' page (/p/<token>).
+        "recipient.title": "Your parcel",
+        "recipient.status": "Status",
+        "recipient.state.announced": "On its way to the locker",
+        "recipient.state.reserved": "On its way to the locker",
+        "recipient.state.deposited": "Waiting for you in the locker",
+        "recipient.state.notified": "Waiting for you in the locker",
+        "recipient.state.picked_up": "Picked up",
+        "recipient.state.expired": "The pickup time is over; the parcel goes back to the sender",
+        "recipient.state.collected_for_return": "Taken out of the locker to go back to the sender",
+        "recipient.state.returned": "Returned to the sender",
+        "recipient.state.cancelled": "Cancelled",
+        "recipient.where": "Where",
+        "recipient.locker": "Locker “{cabinet}”, door {door}",
+        "recipient.address": "Address",
+        "recipient.deadline": "Collect by",
+        "recipient.qr_alt": "QR code to open your locker door",
+        "recipient.qr_help": (
+            "Hold this QR code up to the locker's scanner, or type the pickup code from your "
+            "message. The door opens by itself."
+        ),
+        "recipient.replaced": (
+            "A new pickup code was sent to you after this message, so this link no longer "
+            "shows a QR code. Please use your newest message."
+        ),
+        "recipient.extend": "Extend by {hours} hours",
+        "recipient.extend_help": "Need more time? You may extend the pickup time once.",
+        "recipient.extended": "Done: your parcel now waits for you until {when}.",
+        "recipient.refusal.too_early": "You can extend the pickup time from {when}.",
+        "recipient.refusal.used": (
+            "The pickup time was already extended; it cannot be extended again."
+        ),
+        "recipient.refusal.none_allowed": "This locker does not offer extensions.",
+        "recipient.refusal.not_waiting": "The parcel is no longer waiting in the locker.",
+        "recipient.refusal.replaced": (
+            "A new pickup code was sent to you after this message; please use your newest message."
+        ),
+        "recipient.form_expired": "The form had expired. Please try again.",
+        "recipient.private": "This page is for you alone: do not share its address.",
+        "recipient.invalid.title": "Link not valid",
+        "recipient.invalid.body": (
+            "This link is not valid or has expired. Please use the link in your latest message, "
+            "or ask the locker's operator."
+        ),
     },
     "zh-CN": {
         "app.title": "智能快递柜",
@@ -312,6 +356,41 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         "integrity.result_bad": "审计日志已被篡改：第 {seq} 条，{kind}。{message}",
         "integrity.export": "导出这些记录",
         "integrity.bundle": "供审计人员离线校验的校验包：{command}",
+        # 收件人页面（/p/<token>）。
+        "recipient.title": "您的包裹",
+        "recipient.status": "状态",
+        "recipient.state.announced": "正在送往快递柜",
+        "recipient.state.reserved": "正在送往快递柜",
+        "recipient.state.deposited": "已存入快递柜，等待取件",
+        "recipient.state.notified": "已存入快递柜，等待取件",
+        "recipient.state.picked_up": "已取件",
+        "recipient.state.expired": "已超过取件期限，包裹将退回寄件人",
+        "recipient.state.collected_for_return": "已从快递柜取出，正在退回寄件人",
+        "recipient.state.returned": "已退回寄件人",
+        "recipient.state.cancelled": "已取消",
+        "recipient.where": "取件地点",
+        "recipient.locker": "快递柜“{cabinet}”，{door} 号格口",
+        "recipient.address": "地址",
+        "recipient.deadline": "取件期限",
+        "recipient.qr_alt": "取件二维码",
+        "recipient.qr_help": "请将此二维码对准快递柜扫码口，或输入消息中的取件码，柜门会自动打开。",
+        "recipient.replaced": (
+            "此消息之后已向您发送了新的取件码，此链接不再显示二维码。请使用最新的消息。"
+        ),
+        "recipient.extend": "延长 {hours} 小时",
+        "recipient.extend_help": "需要更多时间？取件期限可延长一次。",
+        "recipient.extended": "已延期：包裹将保留至 {when}。",
+        "recipient.refusal.too_early": "从 {when} 起可以申请延期。",
+        "recipient.refusal.used": "取件期限已经延长过，不能再次延长。",
+        "recipient.refusal.none_allowed": "此快递柜不提供延期。",
+        "recipient.refusal.not_waiting": "包裹已不在快递柜中。",
+        "recipient.refusal.replaced": "此消息之后已向您发送了新的取件码，请使用最新的消息。",
+        "recipient.form_expired": "表单已过期，请重试。",
+        "recipient.private": "此页面仅供您本人使用，请勿分享其地址。",
+        "recipient.invalid.title": "链接无效",
+        "recipient.invalid.body": (
+            "此链接无效或已过期。请使用最新消息中的链接，或联系快递柜运营方。"
+        ),
     },
 }
 

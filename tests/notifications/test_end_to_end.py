@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -28,6 +29,7 @@ from locker_server.models import (
     CabinetCreate,
     CarrierCreate,
     DoorCreate,
+    Parcel,
     RecipientCreate,
     SiteCreate,
 )
@@ -41,6 +43,7 @@ from locker_server.notifications import (
     carrier_webhook_secret,
     verify_webhook_signature,
 )
+from locker_server.notifications.recipient_link import LinkKeys, link_expiry, open_link
 from locker_server.services import Caller, DomainDeps, directory
 from locker_server.services import layout as config_service
 from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
@@ -209,3 +212,46 @@ def test_cancelled_pickup_message_is_never_sent_and_forgets_the_code(
             select(NotificationMessage).where(NotificationMessage.event == "pickup_ready")
         ).all()
     assert {(row.status, row.sealed_secret) for row in rows} == {(Status.cancelled, None)}
+
+
+def recipient_link_of(text: str, base_url: str) -> str:
+    """The recipient page's link in a message text."""
+    match = re.search(re.escape(base_url.rstrip("/")) + r"/p/[A-Za-z0-9_-]+", text)
+    assert match, "the message carries no link to the recipient's page"
+    return match.group(0)
+
+
+def test_the_pickup_email_and_sms_link_to_the_recipients_page_with_the_same_qr_token(
+    engine: Engine,
+    live_settings: Settings,
+    server_keys: ServerKeys,
+    deposit: Callable[[], Deposited],
+    make_worker: Callable[..., NotificationWorker],
+    mail_sink: MailSink,
+    http_receiver: HttpReceiver,
+    clock: FakeClock,
+) -> None:
+    parcel = deposit()
+
+    make_worker().run_once()
+
+    (email,) = mail_sink.messages
+    text = email.get_body(("plain",))
+    html = email.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    link = recipient_link_of(text.get_content(), live_settings.public_base_url)
+    assert f'href="{link}?lang=zh-CN"' in html.get_content()  # opens in the message's language
+    sms_text = json.loads(next(r for r in http_receiver.requests if r.path == "/sms").body)["text"]
+    sms_link = recipient_link_of(sms_text, live_settings.public_base_url)
+    assert sms_link != link  # each message seals its own
+    keys = LinkKeys.derive(server_keys.outbox_sealing_key)
+    opened = open_link(keys, link.rsplit("/", 1)[1], now=clock())
+    with Session(engine) as session:
+        stored = session.get(Parcel, parcel.parcel_id)
+        assert stored is not None
+        assert stored.pickup_deadline is not None
+        assert (opened.parcel_id, opened.recipient_id) == (stored.id, stored.recipient_id)
+        assert opened.expires_at == link_expiry(stored.pickup_deadline)
+    assert opened.qr_token == _qr_token(email)
+    assert open_link(keys, sms_link.rsplit("/", 1)[1], now=clock()).qr_token == opened.qr_token

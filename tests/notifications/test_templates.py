@@ -107,3 +107,18 @@ def test_a_missing_parameter_is_an_error_not_a_blank_in_the_message() -> None:
 
     with pytest.raises(TemplateRenderError):
         TemplateRenderer().sms("pickup_ready", "en", incomplete)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_pickup_message_links_to_the_recipients_page_when_it_has_a_link(
+    language: str,
+) -> None:
+    renderer = TemplateRenderer()
+    link = "https://lockers.example/p/AbC-123_xyz"
+    with_link = PARAMS | {"recipient_link": link}
+
+    email = renderer.email("pickup_ready", language, with_link)
+    assert link in email.text
+    assert f'href="{link}"' in email.html
+    assert link in renderer.sms("pickup_ready", language, with_link)
+    assert "/p/" not in renderer.email("pickup_ready", language, PARAMS).text
