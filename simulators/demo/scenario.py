@@ -509,6 +509,23 @@ def announce_parcel(api: Api, data: DemoData, recipient: str, *, size: str) -> A
     return Announced(recipient, int(parcel["id"]), str(parcel["tracking_number"]), size)
 
 
+def parcels_to_deposit(
+    api: Api, data: DemoData, wanted: tuple[tuple[str, str], ...]
+) -> list[Announced]:
+    """The carrier's demo parcels still waiting to be deposited; when there are fewer than
+    ``wanted`` (recipient, size) pairs, the missing ones are announced first."""
+    query = {"search": TRACKING_PREFIX, "state": "announced", "limit": 100}
+    waiting = api.call(Role.courier, "GET", "/parcels", params=query)["items"]
+    by_id = {recipient_id: address for address, recipient_id in data.recipients.items()}
+    found = [
+        Announced(by_id[p["recipient_id"]], int(p["id"]), p["tracking_number"], p["size"] or "?")
+        for p in waiting
+    ]
+    for recipient, size in wanted[len(found) :]:
+        found.append(announce_parcel(api, data, recipient, size=size))
+    return found
+
+
 def next_tracking_number(api: Api) -> str:
     """``DEMO-0001``, ``DEMO-0002``, …: one past the carrier's demo parcels so far (a kept
     ``--data-dir`` has some already)."""
