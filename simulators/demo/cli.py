@@ -149,7 +149,7 @@ def banner(system: DemoSystem, parcels: list[Announced]) -> str:
         f"  Data: {system.data_dir}",
         "",
         *_how_to_deposit(parcels),
-        "  Pick up: type the e-mailed code on the kiosk page (or show its QR to the camera).",
+        "  Pick up: type the e-mailed code on the kiosk page.",
         f"  A simulated person at the cabinets fills or empties each door that opens and"
         f" closes it {DWELL_SECONDS:.0f} s later.",
         "  Press Ctrl-C to stop.",
@@ -161,9 +161,8 @@ def banner(system: DemoSystem, parcels: list[Announced]) -> str:
 def _how_to_deposit(parcels: list[Announced]) -> list[str]:
     lines = [
         f"  Deposit at a kiosk page: press Courier, type the courier code {COURIER_CODE},"
-        " then a tracking number",
-        "  of an announced parcel and press Open door; the door opens, the recipient is"
-        " e-mailed. Announced parcels:",
+        " type one of these",
+        "  tracking numbers and press Open door; once the door closes, the recipient is e-mailed:",
     ]
     lines += [f"    {p.tracking_number}  for {p.recipient} (size {p.size})" for p in parcels]
     return [*lines, "  (announce more as the courier in the API docs: POST /api/v1/parcels)"]

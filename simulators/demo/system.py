@@ -220,10 +220,8 @@ class DemoSystem:
         self._started(cable.stop)
         document = self._agent_document(code, engine, keys, audit, cable, camera)
         settings = parse_settings(document)
-        # amqtt speaks MQTT 3.1.1 only; reconnect soon after the cable is back
-        mqtt = dataclasses.replace(
-            mqtt_settings(settings), mqtt_v5=False, backoff_initial=0.2, backoff_max=1.0
-        )
+        # reconnect soon after the cable is back
+        mqtt = dataclasses.replace(mqtt_settings(settings), backoff_initial=0.2, backoff_max=1.0)
         simulated = SimulatedCabinet(settings, CabinetTuning(mqtt=mqtt))
         simulated.start()
         self._started(simulated.stop)
@@ -241,7 +239,8 @@ class DemoSystem:
         camera: VirtualCameraStream,
     ) -> dict[str, Any]:
         """The server's provisioned ``agent.toml``, adapted to the development broker (no
-        TLS, through the cable), with a journal in the data directory, kiosk and camera."""
+        TLS, MQTT 3.1.1, through the cable), with a journal in the data directory, kiosk and
+        camera."""
         directory = self.data_dir / "cabinets" / code
         endpoint = BrokerEndpoint(HOST, cable.port, self.data_dir / "broker")
         provisioned = provision(
@@ -255,6 +254,7 @@ class DemoSystem:
             "tls": False,
             "username": broker["username"],
             "password": broker["password"],
+            "protocol": "3.1.1",  # amqtt speaks nothing newer
         }
         document["journal"] = {"path": str(directory / "journal.sqlite3")}
         kiosk_port = PREFERRED_KIOSK_PORTS.get(code) if self.options.preferred_ports else None
