@@ -56,6 +56,8 @@ DEFAULT_MAX_REMOTE_OPENS_PER_MINUTE: Final = 30
 #: a positive, finite duration in seconds; strict, so a quoted number is refused, not guessed
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 PositiveCount = Annotated[int, Field(ge=1, strict=True)]
+#: the MQTT versions the agent speaks, as written in ``[broker] protocol``
+MqttProtocol = Literal["5", "3.1.1"]
 
 
 class _Section(BaseModel):
@@ -70,6 +72,9 @@ class BrokerSettings(_Section):
     username: str = Field(min_length=1)
     password: SecretStr
     keepalive: int = Field(default=10, ge=2, le=600)
+    #: the MQTT version spoken: "5" (Mosquitto), or "3.1.1" only for a broker that knows
+    #: nothing newer, such as ``locker-server serve``'s embedded development broker
+    protocol: MqttProtocol = "5"
 
     @field_validator("password")
     @classmethod

@@ -133,6 +133,7 @@ def mqtt_settings(settings: AgentSettings) -> MqttSettings:
         tls=broker.tls,
         ca_file=broker.ca_file,
         keepalive=broker.keepalive,
+        mqtt_v5=broker.protocol == "5",
     )
 
 

@@ -240,6 +240,14 @@ class CourierDesk:
             return DepositRecord.RECORDED
         return DepositRecord.ALREADY_RECORDED
 
+    def deposit_event_id(self, parcel_id: int) -> str | None:
+        """The id of the ``deposit`` event journaled for ``parcel_id``; None: none yet."""
+        with self._journal.transaction() as tx:
+            rows = tx.query(
+                "SELECT event_id FROM deposits_reported WHERE parcel_id = ?", (parcel_id,)
+            )
+        return str(rows[0][0]) if rows else None
+
     @staticmethod
     def _journal_once(tx: JournalTx, parcel_id: int, door: int, courier_id: int | None) -> bool:
         if tx.query("SELECT 1 FROM deposits_reported WHERE parcel_id = ?", (parcel_id,)):

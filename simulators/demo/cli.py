@@ -11,10 +11,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Final
 
-from simulators.demo.scenario import Story, StoryFailed
+import httpx
+
+from simulators.demo.hands import DWELL_SECONDS
+from simulators.demo.scenario import Announced, Api, Story, StoryFailed, parcels_to_deposit
 from simulators.demo.seed import ACCOUNTS, COURIER_CODE, COURIER_NAME, RECIPIENTS
 from simulators.demo.system import DemoOptions, DemoSystem
+
+#: the parcels the interactive demo keeps announced for a person to deposit at a kiosk
+PARCELS_TO_DEPOSIT: Final = (("carol@example.org", "S"), ("alice@example.org", "M"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,20 +73,32 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _run_interactive(data_dir: Path | None, stopping: threading.Event) -> int:
-    system = DemoSystem(DemoOptions(data_dir=data_dir, preferred_ports=True))
+    options = DemoOptions(data_dir=data_dir, preferred_ports=True, person_at_doors=True)
+    system = DemoSystem(options)
     try:
         system.start()
+        parcels = _announce_parcels(system)
     except Exception as exc:
         print(f"locker-demo: could not start: {exc}", file=sys.stderr)
+        system.stop()
         return 1
     try:
-        print(banner(system), flush=True)
+        print(banner(system, parcels), flush=True)
         stopping.wait()
         print("Stopping...", flush=True)
     finally:
         system.stop()
     print("Stopped.", flush=True)
     return 0
+
+
+def _announce_parcels(system: DemoSystem) -> list[Announced]:
+    """Parcels announced through the courier API, for a person to deposit at a kiosk."""
+    api = Api(system, httpx.Client(base_url=system.api_url, timeout=10))
+    try:
+        return parcels_to_deposit(api, system.data, PARCELS_TO_DEPOSIT)
+    finally:
+        api.close()
 
 
 def _run_scenario(data_dir: Path | None) -> int:
@@ -106,7 +125,7 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def banner(system: DemoSystem) -> str:
+def banner(system: DemoSystem, parcels: list[Announced]) -> str:
     api = system.api_url
     lines = [
         "",
@@ -129,9 +148,21 @@ def banner(system: DemoSystem) -> str:
         " - anonymous, no TLS, no ACLs; production uses Mosquitto (docs/link.md).",
         f"  Data: {system.data_dir}",
         "",
-        "  Deposit: as the courier through the API (the kiosk's courier screens are not in"
-        " the demo yet); pick up by typing the e-mailed code on a kiosk page.",
+        *_how_to_deposit(parcels),
+        "  Pick up: type the e-mailed code on the kiosk page.",
+        f"  A simulated person at the cabinets fills or empties each door that opens and"
+        f" closes it {DWELL_SECONDS:.0f} s later.",
         "  Press Ctrl-C to stop.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _how_to_deposit(parcels: list[Announced]) -> list[str]:
+    lines = [
+        f"  Deposit at a kiosk page: press Courier, type the courier code {COURIER_CODE},"
+        " type one of these",
+        "  tracking numbers and press Open door; once the door closes, the recipient is e-mailed:",
+    ]
+    lines += [f"    {p.tracking_number}  for {p.recipient} (size {p.size})" for p in parcels]
+    return [*lines, "  (announce more as the courier in the API docs: POST /api/v1/parcels)"]

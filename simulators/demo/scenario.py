@@ -1,6 +1,9 @@
 """``locker-demo --scenario``: a scripted story on the running demo system, every step checked.
 
-The story, at cabinet LOBBY-A: a courier deposits parcels for Alice and Bob; their
+The story, at cabinet LOBBY-A: the carrier announces parcels for Alice and Bob through
+the courier API; the courier signs in on the kiosk page with the courier code, types each
+tracking number, the reserved door opens on the simulated board, the parcel goes in and
+the door is closed, the kiosk journals the deposit and the server records it; their
 notification e-mails arrive at the mail catcher, where the story reads the code and
 decodes the QR image with the kiosk's own decoder chain; Alice holds the QR up to the
 kiosk's camera and her door opens; a wrong code typed on the kiosk page is refused; the
@@ -29,7 +32,8 @@ import httpx
 import numpy as np
 
 from locker_agent.boards import DoorState
-from locker_agent.doors import OpenOutcome
+from locker_agent.kiosk.courier import CourierKey, CourierState, Deposited, Stage
+from locker_agent.kiosk.courier import DoorStatus as CourierDoorStatus
 from locker_agent.kiosk.machine import DoorStatus, Phase, Refusal, Screen
 from locker_agent.kiosk.service import KioskService
 from locker_agent.pickup.store import JournalAllowListStore
@@ -37,7 +41,8 @@ from locker_agent.scan.decoders import default_chain
 from locker_contract.pickup_qr import parse_pickup_qr
 from locker_server.auth.roles import Role
 from simulators.demo.mailcatcher import body_text, qr_image
-from simulators.demo.system import DemoCabinet, DemoSystem
+from simulators.demo.seed import COURIER_CODE, DemoData
+from simulators.demo.system import DemoSystem
 
 T = TypeVar("T")
 
@@ -46,6 +51,8 @@ ALICE: Final = "alice@example.org"
 BOB: Final = "bob@example.org"
 #: how long any one thing may take to happen (the mail worker polls every 5 s)
 PATIENCE: Final = 15.0
+#: the demo's tracking numbers: DEMO-0001, DEMO-0002, …
+TRACKING_PREFIX: Final = "DEMO-"
 _CODE_LINE: Final = re.compile(r"Pickup code:\s+(\d{6,12})\b")
 
 
@@ -60,6 +67,16 @@ class StoryFailed(Exception):
 
 class _NotSo(Exception):
     """Raised inside a step; the step turns it into :class:`StoryFailed` with its name."""
+
+
+@dataclass(frozen=True)
+class Announced:
+    """A parcel the carrier announced, waiting for the courier."""
+
+    recipient: str
+    parcel_id: int
+    tracking_number: str
+    size: str
 
 
 @dataclass(frozen=True)
@@ -150,14 +167,20 @@ class Story:
             self.api.close()
 
     def _run(self) -> None:
+        parcels = self.step(
+            "The carrier announces parcels for Alice and Bob through the courier API",
+            self.announce_parcels,
+        )
+        self.step("The courier signs in at the kiosk with the courier code", self.courier_signs_in)
         alice = self.step(
-            "A courier deposits a parcel for Alice",
-            lambda: deposit_through_courier_api(self, ALICE, "DEMO-0001", size="S"),
+            "The courier deposits Alice's parcel at the kiosk",
+            lambda: self.deposit_at_kiosk(parcels[ALICE], deposits_before=0),
         )
         bob = self.step(
-            "A courier deposits a parcel for Bob",
-            lambda: deposit_through_courier_api(self, BOB, "DEMO-0002", size="M"),
+            "The courier deposits Bob's parcel at the kiosk",
+            lambda: self.deposit_at_kiosk(parcels[BOB], deposits_before=1),
         )
+        self.step("The courier finishes the session", self.courier_finishes)
         notices = self.step("The notification e-mails arrive", lambda: self.read_emails())
         self.step("The cabinet has both parcels in its allow-list", lambda: self.wait_allow_list())
         self.step(
@@ -176,6 +199,111 @@ class Story:
         )
         self.step("The doors really moved", lambda: self.doors_moved([alice, bob]))
         self.step("The audit log verifies", self.audit_verifies)
+
+    # -- the courier at the kiosk ---------------------------------------------------------
+
+    def announce_parcels(self) -> dict[str, Announced]:
+        announced = {
+            ALICE: announce_parcel(self.api, self.system.data, ALICE, size="S"),
+            BOB: announce_parcel(self.api, self.system.data, BOB, size="M"),
+        }
+        for parcel in announced.values():
+            self.say(
+                f"  parcel #{parcel.parcel_id} {parcel.tracking_number} ({parcel.size}) "
+                f"for {parcel.recipient}: announced"
+            )
+        return announced
+
+    def courier_signs_in(self) -> None:
+        self._wait_screen(lambda s: s.phase is Phase.HOME and s.courier_entry, "the courier key")
+        self._courier_post("key", CourierKey.COURIER.value)
+        self._wait_courier(lambda c: c.stage is Stage.SIGN_IN, "the courier sign-in screen")
+        self._courier_post("text", COURIER_CODE)
+        signed_in = self._wait_courier(lambda c: c.stage is Stage.SCAN, "the courier's scan screen")
+        self.say(
+            f"  the kiosk greets {signed_in.courier_name} of {signed_in.carrier_name} "
+            "(the server checked the code over the link)"
+        )
+
+    def deposit_at_kiosk(self, parcel: Announced, *, deposits_before: int) -> Delivery:
+        pulses_before = self._unlock_pulses()
+        self._courier_post("text", parcel.tracking_number)  # typed, as a wedge scanner does
+        door = self._door_ready(parcel)
+        check(self._unlock_pulses() == pulses_before, "a door opened before 'Open door'")
+        self._courier_post("key", CourierKey.OPEN.value)
+        simulated = self.cabinet.simulated.door(door)
+        wait_until(lambda: simulated.is_open, f"door {door} opening on the board")
+        self._wait_courier(
+            lambda c: c.door is not None and c.door.status is CourierDoorStatus.OPEN,
+            f"'put the parcel in door {door}' on the kiosk",
+        )
+        simulated.put_item()
+        simulated.close()
+        recorded = Deposited(door, parcel.parcel_id)
+        self._wait_courier(
+            lambda c: (
+                c.stage is Stage.SCAN
+                and c.last_deposit == recorded
+                and c.deposits == deposits_before + 1
+            ),
+            f"'door {door}: the parcel is recorded' on the kiosk",
+        )
+        self._server_has_deposit(parcel, door)
+        return Delivery(parcel.recipient, parcel.parcel_id, door)
+
+    def _door_ready(self, parcel: Announced) -> int:
+        def reserved(c: CourierState) -> bool:
+            held = c.reservation
+            ready = c.stage is Stage.CONFIRM and held is not None
+            return ready and held is not None and held.parcel_id == parcel.parcel_id
+
+        screen = self._wait_courier(reserved, f"'door N is ready for {parcel.tracking_number}'")
+        assert screen.reservation is not None
+        door = screen.reservation.door
+        on_server = self._parcel_by_id(parcel.parcel_id)
+        check(
+            on_server["state"] == "reserved"
+            and on_server["cabinet_id"] == self.cabinet.db_id
+            and on_server["door_number"] == door,
+            f"the server has the parcel {on_server['state']} at door {on_server['door_number']}",
+        )
+        self.say(f"  the kiosk says door {door} ({screen.reservation.size}) is ready; reserved")
+        return door
+
+    def _server_has_deposit(self, parcel: Announced, door: int) -> None:
+        desk = self.cabinet.runtime.courier_desk
+        event_id = wait_until(
+            lambda: desk.deposit_event_id(parcel.parcel_id), "the deposit in the journal"
+        )
+        wait_until(
+            lambda: self._parcel_by_id(parcel.parcel_id)["state"] in ("deposited", "notified"),
+            "the server recording the deposit",
+        )
+        history = self.api.call(Role.operator, "GET", f"/parcels/{parcel.parcel_id}/history")
+        moves = [move for move in history if move["to_state"] == "deposited"]
+        check(len(moves) == 1, f"{len(moves)} deposits recorded")
+        check(moves[0]["actor_type"] == "cabinet", f"deposited by {moves[0]['actor_type']}")
+        self.say(
+            f"  door {door} opened and closed with the parcel inside; the kiosk journaled "
+            f"deposit {event_id[:8]}…; the server has parcel #{parcel.parcel_id} deposited "
+            f"(reported by cabinet {moves[0]['actor_id']})"
+        )
+
+    def courier_finishes(self) -> None:
+        self._courier_post("key", CourierKey.FINISH.value)
+        self._wait_screen(lambda s: s.phase is Phase.HOME, "the home screen again")
+        self.say("  the kiosk is back on its home screen")
+
+    def _wait_courier(self, shown: Callable[[CourierState], bool], what: str) -> CourierState:
+        screen = self._wait_screen(lambda s: s.courier is not None and shown(s.courier), what)
+        assert screen.courier is not None
+        return screen.courier
+
+    def _courier_post(self, field: str, value: str) -> None:
+        """One courier input on the kiosk page, posted as its form does."""
+        response = self._kiosk_page.post(f"/courier/{field}", data={field: value})
+        if response.is_error:
+            raise _NotSo(f"the kiosk page refused courier {field}: {response.status_code}")
 
     # -- the e-mails ----------------------------------------------------------------------
 
@@ -317,9 +445,10 @@ class Story:
     # -- helpers --------------------------------------------------------------------------
 
     def _parcel(self, delivery: Delivery) -> dict[str, Any]:
-        result: dict[str, Any] = self.api.call(
-            Role.operator, "GET", f"/parcels/{delivery.parcel_id}"
-        )
+        return self._parcel_by_id(delivery.parcel_id)
+
+    def _parcel_by_id(self, parcel_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.api.call(Role.operator, "GET", f"/parcels/{parcel_id}")
         return result
 
     def _unlock_pulses(self) -> int:
@@ -366,44 +495,40 @@ def decode_qr_png(png: bytes | None, address: str) -> str:
     return qr
 
 
-def deposit_through_courier_api(
-    story: Story, recipient: str, tracking_number: str, *, size: str
-) -> Delivery:
-    """The courier's deposit, done through the API until the kiosk's courier flow is wired
-    into the demo: announce and reserve as the courier, open the reserved door through the
-    cabinet's door layer (confirmed by its sensor), put the parcel in and close the door,
-    and record the deposit. Replace this with the kiosk courier flow when it lands."""
-    api, cabinet = story.api, story.cabinet
+def announce_parcel(api: Api, data: DemoData, recipient: str, *, size: str) -> Announced:
+    """A parcel for ``recipient`` announced as a carrier's system does (``POST /parcels``,
+    as the courier), under the next demo tracking number this carrier has not used."""
     body = {
-        "tracking_number": tracking_number,
-        "recipient_id": story.system.data.recipients[recipient],
-        "site_id": story.system.data.site_id,
+        "tracking_number": next_tracking_number(api),
+        "recipient_id": data.recipients[recipient],
+        "site_id": data.site_id,
         "size": size,
     }
     parcel = api.call(Role.courier, "POST", "/parcels", json=body)
-    reserved = api.call(
-        Role.courier, "POST", f"/parcels/{parcel['id']}/reserve", json={"cabinet_id": cabinet.db_id}
-    )
-    door = int(reserved["door_number"])
-    _put_parcel_in(cabinet, door)
-    deposited = api.call(
-        Role.courier, "POST", f"/parcels/{parcel['id']}/deposit", json={"door_number": door}
-    )
-    check(deposited["state"] in ("deposited", "notified"), f"parcel is {deposited['state']}")
-    story.say(
-        f"  deposited through the courier API (the kiosk courier flow is not wired into the "
-        f"demo yet): parcel #{parcel['id']} ({size}) in door {door} of {cabinet.code}"
-    )
-    return Delivery(recipient, int(parcel["id"]), door)
+    check(parcel["state"] == "announced", f"the new parcel is {parcel['state']}")
+    return Announced(recipient, int(parcel["id"]), str(parcel["tracking_number"]), size)
 
 
-def _put_parcel_in(cabinet: DemoCabinet, door: int) -> None:
-    result = cabinet.runtime.cabinet.doors.open_door(door)
-    check(result.outcome is OpenOutcome.CONFIRMED, f"door {door} did not open: {result.outcome}")
-    simulated = cabinet.simulated.door(door)
-    simulated.put_item()
-    simulated.close()
-    wait_until(
-        lambda: cabinet.runtime.door_state(door) is DoorState.CLOSED,
-        f"the agent seeing door {door} closed",
-    )
+def parcels_to_deposit(
+    api: Api, data: DemoData, wanted: tuple[tuple[str, str], ...]
+) -> list[Announced]:
+    """The carrier's demo parcels still waiting to be deposited; when there are fewer than
+    ``wanted`` (recipient, size) pairs, the missing ones are announced first."""
+    query = {"search": TRACKING_PREFIX, "state": "announced", "limit": 100}
+    waiting = api.call(Role.courier, "GET", "/parcels", params=query)["items"]
+    by_id = {recipient_id: address for address, recipient_id in data.recipients.items()}
+    found = [
+        Announced(by_id[p["recipient_id"]], int(p["id"]), p["tracking_number"], p["size"] or "?")
+        for p in waiting
+    ]
+    for recipient, size in wanted[len(found) :]:
+        found.append(announce_parcel(api, data, recipient, size=size))
+    return found
+
+
+def next_tracking_number(api: Api) -> str:
+    """``DEMO-0001``, ``DEMO-0002``, …: one past the carrier's demo parcels so far (a kept
+    ``--data-dir`` has some already)."""
+    query = {"search": TRACKING_PREFIX, "limit": 1}
+    page = api.call(Role.courier, "GET", "/parcels", params=query)
+    return f"{TRACKING_PREFIX}{int(page['total']) + 1:04d}"

@@ -13,7 +13,8 @@
    (:func:`locker_server.broker.provisioning.provision`), a network cable to the broker
    (:mod:`simulators.demo.network`), a virtual camera (:mod:`simulators.demo.camera_stream`)
    and the real agent with its kiosk page on simulated pty boards
-   (:class:`simulators.cabinet.SimulatedCabinet`).
+   (:class:`simulators.cabinet.SimulatedCabinet`); interactively, a simulated person at
+   its doors (:mod:`simulators.demo.hands`).
 
 :meth:`DemoSystem.stop` stops them in the opposite order.
 """
@@ -53,6 +54,7 @@ from locker_server.services import DomainDeps
 from locker_server.web.app import create_console_app
 from simulators.cabinet import CabinetTuning, SimulatedCabinet
 from simulators.demo.camera_stream import VirtualCameraStream
+from simulators.demo.hands import PersonAtTheDoors
 from simulators.demo.mailcatcher import MailCatcher
 from simulators.demo.network import NetworkCable
 from simulators.demo.seed import CABINET_CODES, DemoData, seed
@@ -77,6 +79,8 @@ class DemoOptions:
     data_dir: Path | None = None
     #: try the well-known ports first (interactive); False: free ports only (scenario)
     preferred_ports: bool = True
+    #: a simulated person fills or empties each door that opens and closes it (interactive)
+    person_at_doors: bool = False
 
 
 @dataclass
@@ -216,13 +220,13 @@ class DemoSystem:
         self._started(cable.stop)
         document = self._agent_document(code, engine, keys, audit, cable, camera)
         settings = parse_settings(document)
-        # amqtt speaks MQTT 3.1.1 only; reconnect soon after the cable is back
-        mqtt = dataclasses.replace(
-            mqtt_settings(settings), mqtt_v5=False, backoff_initial=0.2, backoff_max=1.0
-        )
+        # reconnect soon after the cable is back
+        mqtt = dataclasses.replace(mqtt_settings(settings), backoff_initial=0.2, backoff_max=1.0)
         simulated = SimulatedCabinet(settings, CabinetTuning(mqtt=mqtt))
         simulated.start()
         self._started(simulated.stop)
+        if self.options.person_at_doors:
+            self._started(PersonAtTheDoors(simulated).start().stop)
         return DemoCabinet(code, self.data.cabinets[code], simulated, camera, cable)
 
     def _agent_document(
@@ -235,7 +239,8 @@ class DemoSystem:
         camera: VirtualCameraStream,
     ) -> dict[str, Any]:
         """The server's provisioned ``agent.toml``, adapted to the development broker (no
-        TLS, through the cable), with a journal in the data directory, kiosk and camera."""
+        TLS, MQTT 3.1.1, through the cable), with a journal in the data directory, kiosk and
+        camera."""
         directory = self.data_dir / "cabinets" / code
         endpoint = BrokerEndpoint(HOST, cable.port, self.data_dir / "broker")
         provisioned = provision(
@@ -249,6 +254,7 @@ class DemoSystem:
             "tls": False,
             "username": broker["username"],
             "password": broker["password"],
+            "protocol": "3.1.1",  # amqtt speaks nothing newer
         }
         document["journal"] = {"path": str(directory / "journal.sqlite3")}
         kiosk_port = PREFERRED_KIOSK_PORTS.get(code) if self.options.preferred_ports else None

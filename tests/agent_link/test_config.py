@@ -12,6 +12,7 @@ from locker_agent.cabinet import protocol_named
 from locker_agent.config import load_settings
 from locker_agent.errors import ConfigError
 from locker_agent.layout import DoorAddress
+from locker_agent.runtime import mqtt_settings
 
 SECRET_PASSWORD = "s3cret-broker-password"
 
@@ -104,6 +105,31 @@ def test_username_other_than_the_cabinet_id_is_refused(tmp_path: Path) -> None:
     doc["broker"] = {**doc["broker"], "username": "OTHER"}  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match="username must equal cabinet_id"):
         load_settings(write(tmp_path, doc))
+
+
+def broker_with(**changes: object) -> dict[str, object]:
+    broker = document()["broker"]
+    assert isinstance(broker, dict)
+    return {**broker, **changes}
+
+
+def test_the_agent_speaks_mqtt_5_unless_the_file_says_3_1_1(tmp_path: Path) -> None:
+    default = load_settings(write(tmp_path, document()))
+    older = load_settings(write(tmp_path, document(broker=broker_with(protocol="3.1.1"))))
+    newest = load_settings(write(tmp_path, document(broker=broker_with(protocol="5"))))
+
+    assert default.broker.protocol == "5"
+    assert mqtt_settings(default).mqtt_v5 is True
+    assert mqtt_settings(newest).mqtt_v5 is True
+    assert mqtt_settings(older).mqtt_v5 is False
+
+
+@pytest.mark.parametrize("protocol", ["3.1", "4", 5, "v5"])
+def test_an_mqtt_version_the_agent_does_not_speak_is_refused_naming_the_key(
+    tmp_path: Path, protocol: object
+) -> None:
+    with pytest.raises(ConfigError, match=r"broker\.protocol"):
+        load_settings(write(tmp_path, document(broker=broker_with(protocol=protocol))))
 
 
 def test_unreadable_and_non_toml_files_are_configuration_errors(tmp_path: Path) -> None:
