@@ -20,6 +20,10 @@ What it holds (one table each):
   :mod:`locker_agent.link.guard_store`);
 * ``allow_list``, ``allow_consumed``, ``allow_failures`` + ``meta.allow_list_version``
   — the offline pickup allow-list (see :mod:`locker_agent.pickup.store`);
+* ``pickups_pending`` — pickups granted whose door has not yet opened and closed again:
+  the parcels, the credential kind, the allow-list version, whether the link was up,
+  the consumed entries (to give back) and whether the door was seen open (see
+  :mod:`locker_agent.pickup.pending`);
 * ``command_results`` — final ``cmd/res`` messages the server has not acknowledged yet;
 * ``reservations`` + ``meta.reservations_version`` — doors the server reserved here, for
   deposits while it is out of reach, and ``deposits_reported`` — parcels whose
@@ -112,6 +116,17 @@ CREATE TABLE IF NOT EXISTS allow_failures (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     door INTEGER,
     at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pickups_pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    door INTEGER NOT NULL,
+    parcel_ids TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    allow_list_version INTEGER NOT NULL,
+    link_up INTEGER NOT NULL,
+    entries TEXT NOT NULL,
+    opened INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reservations (
     parcel_id INTEGER PRIMARY KEY,
