@@ -33,8 +33,9 @@ What it holds (one table each):
 Rules:
 
 1. **Same transaction.** An event is written in the same transaction as the local
-   state change it describes (door snapshot + version, a consumed allow-list entry, an
-   executed command id). After a crash either both are there or neither is.
+   state change it describes (door snapshot + version, a consumed allow-list entry and
+   its pending pickup, a door's close and the pickup it completes, an executed command
+   id). After a crash either both are there or neither is.
 2. **Durable before published.** Events are published *from the journal*, in ``seq``
    order; an event row is deleted only when an ``evt/ack`` names its ``event_id`` (the
    server has committed it — a broker PUBACK is not that). After a reconnect every
