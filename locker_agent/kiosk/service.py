@@ -11,9 +11,8 @@ steps the machine and carries out its actions:
   door sensor), one door at a time → fed back as ``DoorOpened`` / ``DoorNotOpened``;
 * ``JournalAlarm`` → an ``alarm`` event (a reader lost, or back).
 
-Door closes come from the door controller's events; a pickup is recorded (pending) by
-the desk and journaled by the runtime when its door closes again, the doors' opening and
-closing by the runtime too, so the kiosk journals neither.
+Door closes come from the door controller's events; a pickup itself is journaled by the
+desk, the doors' opening and closing by the runtime, so the kiosk journals neither.
 """
 
 from __future__ import annotations
