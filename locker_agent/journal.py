@@ -20,6 +20,10 @@ What it holds (one table each):
   :mod:`locker_agent.link.guard_store`);
 * ``allow_list``, ``allow_consumed``, ``allow_failures`` + ``meta.allow_list_version``
   — the offline pickup allow-list (see :mod:`locker_agent.pickup.store`);
+* ``pickups_pending`` — pickups granted whose door has not yet opened and closed again:
+  the parcels, the credential kind, the allow-list version, whether the link was up,
+  the consumed entries (to give back) and whether the door was seen open (see
+  :mod:`locker_agent.pickup.pending`);
 * ``command_results`` — final ``cmd/res`` messages the server has not acknowledged yet;
 * ``reservations`` + ``meta.reservations_version`` — doors the server reserved here, for
   deposits while it is out of reach, and ``deposits_reported`` — parcels whose
@@ -29,8 +33,9 @@ What it holds (one table each):
 Rules:
 
 1. **Same transaction.** An event is written in the same transaction as the local
-   state change it describes (door snapshot + version, a consumed allow-list entry, an
-   executed command id). After a crash either both are there or neither is.
+   state change it describes (door snapshot + version, a consumed allow-list entry and
+   its pending pickup, a door's close and the pickup it completes, an executed command
+   id). After a crash either both are there or neither is.
 2. **Durable before published.** Events are published *from the journal*, in ``seq``
    order; an event row is deleted only when an ``evt/ack`` names its ``event_id`` (the
    server has committed it — a broker PUBACK is not that). After a reconnect every
@@ -112,6 +117,17 @@ CREATE TABLE IF NOT EXISTS allow_failures (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     door INTEGER,
     at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pickups_pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    door INTEGER NOT NULL,
+    parcel_ids TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    allow_list_version INTEGER NOT NULL,
+    link_up INTEGER NOT NULL,
+    entries TEXT NOT NULL,
+    opened INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reservations (
     parcel_id INTEGER PRIMARY KEY,

@@ -8,8 +8,9 @@ between them.
 
 Threads and who does what::
 
-    door poller ──door events──▶ journal (event + door snapshot, one transaction) ─┐
-    kiosk ──pickup desk──▶ allow-list + journal (one transaction) ─▶ door ─────────┤ wake
+    door poller ──door events──▶ journal (event + door snapshot + the pickup a close
+                                 completes, one transaction) ──────────────────────┐
+    kiosk ──pickup desk──▶ allow-list + pending pickup (one transaction) ─▶ door ──┤ wake
       (locker_agent.kiosk: its own threads, started when agent.toml has [kiosk])   │
     mqtt network thread ──Connected / Received / Delivered──▶ inbox ───────────────┤
     door-command executor ──ResultReady──▶ inbox ───────────────────────────────────┤
@@ -313,6 +314,7 @@ class AgentRuntime:
     def start(self) -> AgentRuntime:
         if self.kiosk_web is not None:
             self.kiosk_web.start()  # first: a taken kiosk port stops the agent before it runs
+        self._recover_pickups()
         self.cabinet.start()
         if not self.cabinet.doors.wait_first_poll(FIRST_POLL_TIMEOUT):
             logger.warning("not every board answered the first poll; their doors are unknown")
@@ -377,9 +379,12 @@ class AgentRuntime:
     # -- door events (poller thread) ------------------------------------------------------
 
     def _on_door_event(self, event: DoorEvent) -> None:
+        """Journal the event with the snapshot change, and any pickup it completes (the
+        door of a pending pickup closing), in one transaction."""
         if event.kind is DoorEventKind.FOUND:  # read after a gap: compared, not a move
             with self.journal.transaction() as tx:
                 door_record.record_found(tx, event)
+                self.pickup_desk.pending.on_door_event(tx, event)
             self._wake()
             return
         event_type, data = self._describe(event)
@@ -392,6 +397,7 @@ class AgentRuntime:
             to_contract_event(
                 tx.append(event_type, door=event.door, data=data, device_time=event.wall)
             )
+            self.pickup_desk.pending.on_door_event(tx, event)
         self._wake()
 
     def _on_board_alarm(self, alarm: BoardAlarm) -> None:
@@ -427,6 +433,14 @@ class AgentRuntime:
         """Validate a code or QR token against the allow-list, open its door, journal it
         (see :class:`~locker_agent.pickup.PickupDesk`, which a kiosk calls directly)."""
         return self.pickup_desk.pickup(presented(code=code, qr_token=qr_token), door=door)
+
+    def _recover_pickups(self) -> None:
+        """Pickups pending from before a restart whose door was never seen open get their
+        entries back; those seen open wait for the first poll (found closed: done)."""
+        with self.journal.transaction() as tx:
+            given_back = self.pickup_desk.pending.recover(tx)
+        for pending in given_back:
+            logger.warning("door %d: pickup not seen open before the restart", pending.door)
 
     def _server_now(self) -> datetime:
         """The server's clock as the cabinet knows it: learned from commands and time syncs."""

@@ -2,7 +2,9 @@
 
 :mod:`~locker_agent.pickup.desk` is the one entry point — :class:`PickupDesk` takes a
 :class:`TypedCode` or a :class:`ScannedToken` and answers :class:`Granted` (the door to
-open) or :class:`Refused` (why not), journaled; :mod:`~locker_agent.pickup.allowlist` is
+open) or :class:`Refused` (why not), journaled; :mod:`~locker_agent.pickup.pending`
+holds a granted pickup until its door has opened and closed again (only then is the
+``pickup`` event journaled); :mod:`~locker_agent.pickup.allowlist` is
 the sans-IO offline allow-list it checks against, behind a small storage Protocol that
 :mod:`~locker_agent.pickup.store` implements on the agent journal. Nothing here knows
 the MQTT link: the runtime feeds the allow-list from ``sync`` messages and tells the
@@ -23,6 +25,7 @@ from locker_agent.pickup.desk import (
     Unreadable,
     presented,
 )
+from locker_agent.pickup.pending import PendingPickup, PendingPickups
 from locker_agent.pickup.store import JournalAllowListStore
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "Match",
     "NoMatch",
     "NoMatchReason",
+    "PendingPickup",
+    "PendingPickups",
     "PickupDesk",
     "PickupOutcome",
     "Refused",

@@ -12,6 +12,9 @@ scanned QR token against them. Rules:
 * an entry matches once: it is consumed, and its parcel id stays in a "consumed" set so
   a later full list that still carries it (the server has not yet stored our ``pickup``
   event) cannot bring it back; ids the server no longer lists are forgotten;
+* a consumed entry can be given back (``restore``) when its door was not seen open: the
+  recipient may try again. Only entries still consumed come back: one the server has
+  withdrawn meanwhile (no longer listed) stays gone;
 * expired entries never match; repeated failures lock the door / the whole cabinet out
   (5 failures in 15 minutes each by default, as on the server);
 * a credential whose parcels lie behind several doors matches one door at a time: the
@@ -74,6 +77,10 @@ class AllowListStore(Protocol):
         """Remove these entries and add their ids to the consumed set."""
         ...
 
+    def restore(self, entries: Sequence[AllowListEntry]) -> None:
+        """Put back the entries whose ids are still consumed; drop those ids from the set."""
+        ...
+
     def record_failure(self, failure: Failure) -> None: ...
 
     def failures_since(self, since: datetime) -> Sequence[Failure]:
@@ -120,6 +127,12 @@ class MemoryAllowListStore:
             self.by_parcel.pop(parcel_id, None)
             self.consumed_ids.add(parcel_id)
 
+    def restore(self, entries: Sequence[AllowListEntry]) -> None:
+        for entry in entries:
+            if entry.parcel_id in self.consumed_ids:
+                self.consumed_ids.discard(entry.parcel_id)
+                self.by_parcel[entry.parcel_id] = entry
+
     def record_failure(self, failure: Failure) -> None:
         self.failures.append(failure)
 
@@ -138,6 +151,8 @@ class Match:
     allow_list_version: int
     #: other doors holding live parcels for the same credential (not consumed by this match)
     more_doors: tuple[int, ...] = ()
+    #: the consumed entries themselves, to give back if the door is not seen open
+    entries: tuple[AllowListEntry, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +235,16 @@ class AllowList:
             self._store.record_failure(Failure(door, now))
             return NoMatch("expired" if hits else "no_match")
         chosen_door = live[0].door
-        parcel_ids = tuple(sorted(entry.parcel_id for entry in live if entry.door == chosen_door))
+        taken = tuple(sorted((e for e in live if e.door == chosen_door), key=_parcel_id))
+        parcel_ids = tuple(entry.parcel_id for entry in taken)
         more_doors = tuple(sorted({entry.door for entry in live} - {chosen_door}))
         self._store.consume(parcel_ids)
-        return Match(parcel_ids, chosen_door, kind, version, more_doors)
+        return Match(parcel_ids, chosen_door, kind, version, more_doors, taken)
+
+    def restore(self, entries: Sequence[AllowListEntry]) -> None:
+        """Give back consumed entries (their door was not seen open): the credential
+        works again, unless the server has withdrawn the parcel meanwhile."""
+        self._store.restore(entries)
 
     def lockout(self, *, door: int | None = None, now: datetime) -> LockoutStatus:
         """Attempts left before the lockout for an attempt at ``door``, and how long a
@@ -247,6 +268,10 @@ class AllowList:
         failures = self._store.failures_since(now - self._lockout.window)
         at_door = None if door is None else sum(1 for failure in failures if failure.door == door)
         return self._lockout.locks(cabinet_failures=len(failures), door_failures=at_door)
+
+
+def _parcel_id(entry: AllowListEntry) -> int:
+    return entry.parcel_id
 
 
 def _matching_entries(

@@ -2,11 +2,14 @@
 
 The kiosk (and :meth:`locker_agent.runtime.AgentRuntime.local_pickup`) hands over a
 :class:`TypedCode` or a :class:`ScannedToken`. :meth:`PickupDesk.decide` checks it
-against the offline allow-list and journals the verdict — the match, the consumed
-entries and the ``pickup`` event, or the ``pickup.refused`` event — in ONE transaction
-before any door moves, so the record never lags the act. A :class:`Granted` names the
-door to open; :meth:`PickupDesk.open` opens it (once, never retried) and journals an
-alarm when the door was not seen open; :meth:`PickupDesk.pickup` does both.
+against the offline allow-list and journals the verdict in ONE transaction before any
+door moves: a match consumes its entries and records a *pending pickup*
+(:mod:`~locker_agent.pickup.pending`); a miss journals the ``pickup.refused`` event. A
+:class:`Granted` names the door to open; :meth:`PickupDesk.open` opens it (once, never
+retried); :meth:`PickupDesk.pickup` does both. The ``pickup`` event itself is journaled
+only when that door, seen open, closes again (the runtime feeds the door events to
+:attr:`PickupDesk.pending`); a door not seen open gives the entries back and journals
+the ``pickup_door_not_opened`` alarm.
 
 The presented code or token is never stored or logged, nor shown by a ``repr``. The
 desk touches nothing but the journal itself: the doors, the server's clock and whether
@@ -23,7 +26,8 @@ from typing import Any, Protocol
 from locker_agent.doors import OpenOutcome, OpenResult
 from locker_agent.journal import Journal, JournalTx, to_contract_event
 from locker_agent.pickup.allowlist import AllowList, LockoutStatus, Match, NoMatchReason
-from locker_contract import CredentialKind, OfflinePickupData
+from locker_agent.pickup.pending import PendingPickups
+from locker_contract import CredentialKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,8 @@ class Unreadable:
 
 @dataclass(frozen=True, slots=True)
 class Granted:
-    """Open ``door``: the parcels it holds for the credential (consumed and journaled).
+    """Open ``door``: the parcels it holds for the credential (consumed; pending until
+    the door has opened and closed again).
 
     ``more_doors``: other doors with parcels for the same credential, not yet claimed;
     each is claimed by deciding the same credential again with ``door=`` that door.
@@ -126,6 +131,8 @@ class PickupDesk:
         self._server_now = server_now
         self._link_up = link_up
         self._journaled = journaled
+        #: granted pickups waiting for their door; the runtime feeds it the door events
+        self.pending = PendingPickups(allow_list)
 
     def pickup(
         self, credential: Credential | Unreadable, *, door: int | None = None
@@ -137,12 +144,13 @@ class PickupDesk:
         return self.open(decision)
 
     def decide(self, credential: Credential | Unreadable, *, door: int | None = None) -> Decision:
-        """Match the credential; journal the ``pickup`` or ``pickup.refused`` event with it."""
+        """Match the credential: a match is consumed and recorded as a pending pickup, a
+        miss journaled as ``pickup.refused`` (in the transaction of the check)."""
         kind, code, qr = _check_arguments(credential)
         with self._journal.transaction() as tx:
             verdict = self._allow_list.check(code=code, qr=qr, door=door, now=self._server_now())
             if isinstance(verdict, Match):
-                _append(tx, "pickup", verdict.door, self._pickup_data(verdict))
+                self.pending.add(tx, verdict, link_up=self._link_up())
             else:
                 _append(tx, "pickup.refused", door, {"reason": verdict.reason, "credential": kind})
         self._journaled()
@@ -155,15 +163,17 @@ class PickupDesk:
         return self._allow_list.lockout(door=door, now=self._server_now())
 
     def open(self, granted: Granted) -> PickupOutcome:
-        """Open the granted door once; a door not seen open is journaled as an alarm."""
+        """Open the granted door once. Seen open: the pickup waits for the close. Not
+        seen open: its entries are given back and an alarm journaled."""
         result = self._doors.open_door(granted.door)
         opened = result.outcome is OpenOutcome.CONFIRMED
-        if not opened:
-            detail = f"{result.outcome.value} {result.detail}".strip()[:200]
-            with self._journal.transaction() as tx:
-                alarm = {"kind": "pickup_door_not_opened", "detail": detail}
-                _append(tx, "alarm", granted.door, alarm)
-            self._journaled()
+        with self._journal.transaction() as tx:
+            if opened:  # the door event says so too; this covers a handler that failed
+                self.pending.opened(tx, granted.door)
+            else:
+                detail = f"{result.outcome.value} {result.detail}".strip()
+                self.pending.not_opened(tx, granted.door, granted.parcel_ids, detail)
+        self._journaled()
         return PickupOutcome(
             opened,
             granted.door,
@@ -171,18 +181,6 @@ class PickupDesk:
             result.outcome,
             None if opened else result.outcome.value,
         )
-
-    def _pickup_data(self, match: Match) -> dict[str, Any]:
-        mode = "online" if self._link_up() else "offline"
-        data = {
-            "mode": mode,
-            "parcel_ids": list(match.parcel_ids),
-            "credential": match.credential,
-            "allow_list_version": match.allow_list_version,
-        }
-        if mode == "online" and not _contract_accepts(data):
-            data["mode"] = "offline"  # the contract knows only cabinet-validated pickups
-        return data
 
 
 def _check_arguments(
@@ -199,11 +197,3 @@ def _check_arguments(
 def _append(tx: JournalTx, event_type: str, door: int | None, data: dict[str, Any]) -> None:
     """Journal an event, checked against the contract now so it can never block the outbox."""
     to_contract_event(tx.append(event_type, door=door, data=data))
-
-
-def _contract_accepts(data: dict[str, Any]) -> bool:
-    try:
-        OfflinePickupData.model_validate(data)
-    except ValueError:
-        return False
-    return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from locker_agent.journal import Journal
+from locker_agent.journal import Journal, JournalTx
 from locker_agent.pickup.allowlist import Failure
 from locker_contract import AllowListEntry, format_utc
 
@@ -64,22 +64,33 @@ class JournalAllowListStore:
             self._upsert(version, upserts)
 
     def _upsert(self, version: int, entries: Sequence[AllowListEntry]) -> None:
+        with self._journal.transaction() as tx:
+            self._upsert_entries(tx, entries)
+            tx.put(_ALLOW_VERSION, version)
+
+    @staticmethod
+    def _upsert_entries(tx: JournalTx, entries: Sequence[AllowListEntry]) -> None:
         rows = [
             (e.parcel_id, e.door, e.code_hash, e.qr_hash, format_utc(e.expires_at)) for e in entries
         ]
-        with self._journal.transaction() as tx:
-            tx.executemany(
-                "INSERT OR REPLACE INTO allow_list"
-                " (parcel_id, door, code_hash, qr_hash, expires_at) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            tx.put(_ALLOW_VERSION, version)
+        tx.executemany(
+            "INSERT OR REPLACE INTO allow_list"
+            " (parcel_id, door, code_hash, qr_hash, expires_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def consume(self, parcel_ids: Iterable[int]) -> None:
         ids = [(pid,) for pid in parcel_ids]
         with self._journal.transaction() as tx:
             tx.executemany("DELETE FROM allow_list WHERE parcel_id = ?", ids)
             tx.executemany("INSERT OR IGNORE INTO allow_consumed (parcel_id) VALUES (?)", ids)
+
+    def restore(self, entries: Sequence[AllowListEntry]) -> None:
+        with self._journal.transaction() as tx:
+            for entry in entries:
+                # an id no longer consumed was withdrawn by the server: it stays gone
+                if tx.execute("DELETE FROM allow_consumed WHERE parcel_id = ?", (entry.parcel_id,)):
+                    self._upsert_entries(tx, [entry])
 
     def record_failure(self, failure: Failure) -> None:
         with self._journal.transaction() as tx:

@@ -185,6 +185,22 @@ def test_a_consumed_parcel_is_forgotten_once_the_server_stops_listing_it(
     assert store.consumed() == frozenset()
 
 
+def test_entries_given_back_match_again_unless_the_server_withdrew_them_meanwhile(
+    store: MemoryAllowListStore,
+) -> None:
+    allow = AllowList(CABINET_KEY, store)
+    allow.apply(sync(5, [entry(40, 4, code="55556666"), entry(41, 4, code="55556666")]))
+    match = allow.check(code="55556666", now=NOW)
+    assert isinstance(match, Match)
+    assert [e.parcel_id for e in match.entries] == [40, 41]
+    allow.apply(sync(6, [entry(40, 4, code="55556666")]))  # 41 cancelled on the server
+
+    allow.restore(match.entries)
+
+    assert store.consumed() == frozenset()
+    assert allow.check(code="55556666", now=NOW) == Match((40,), 4, "code", 6)
+
+
 # --- lockout and constant-time comparison ---------------------------------------------------
 
 

@@ -1,4 +1,7 @@
-"""The pickup desk a kiosk calls: a typed code or a scanned token in, a door or a refusal out."""
+"""The pickup desk a kiosk calls: a typed code or a scanned token in, a door or a refusal out.
+
+What happens after the door opened (the pickup journaled at the close) is in
+``test_pending_pickups.py``."""
 
 from __future__ import annotations
 
@@ -34,17 +37,27 @@ TOKEN = "qr-token-of-parcel-41"
 @dataclass
 class FakeDoors:
     """Doors that answer every unlock with ``outcome``, and note what the journal held
-    at that moment (a pickup must be on record before its door moves)."""
+    at that moment: a pickup must be on record (pending) before its door moves, and no
+    ``pickup`` event may be there yet."""
 
     journal: Journal
     outcome: OpenOutcome = OpenOutcome.CONFIRMED
     opened: list[int] = field(default_factory=list)
     journaled_before_opening: list[list[str]] = field(default_factory=list)
+    pending_before_opening: list[list[tuple[int, ...]]] = field(default_factory=list)
+    desk: PickupDesk | None = None
 
     def open_door(self, door: int) -> OpenResult:
         self.opened.append(door)
         self.journaled_before_opening.append([e.type for e in self.journal.pending()])
-        return OpenResult(door, DoorAddress(1, door), self.outcome, True, b"\x8a", 0.0)
+        assert self.desk is not None
+        with self.journal.transaction() as tx:
+            held = self.desk.pending.held(tx)
+        self.pending_before_opening.append([p.parcel_ids for p in held])
+        detail = "" if self.outcome is OpenOutcome.CONFIRMED else "not seen open"
+        return OpenResult(
+            door, DoorAddress(1, door), self.outcome, True, b"\x8a", 0.0, None, detail
+        )
 
 
 @pytest.fixture
@@ -57,13 +70,20 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 def _desk(journal: Journal, doors: FakeDoors, *entries: AllowListEntry) -> PickupDesk:
     allow_list = AllowList(PICKUP_KEY, JournalAllowListStore(journal))
     allow_list.apply(messages.allow_list_sync(version=1, entries=list(entries)).body)
-    return PickupDesk(
+    desk = PickupDesk(
         allow_list,
         journal,
         doors,
         server_now=lambda: datetime.now(UTC),
         link_up=lambda: False,
     )
+    doors.desk = desk
+    return desk
+
+
+def _held(desk: PickupDesk, journal: Journal) -> list[tuple[int, tuple[int, ...], bool]]:
+    with journal.transaction() as tx:
+        return [(p.door, p.parcel_ids, p.opened) for p in desk.pending.held(tx)]
 
 
 def _qr_entry(parcel_id: int, door: int, token: str) -> AllowListEntry:
@@ -76,7 +96,7 @@ def _qr_entry(parcel_id: int, door: int, token: str) -> AllowListEntry:
     )
 
 
-def test_a_typed_code_opens_its_door_once_after_the_pickup_is_on_record(
+def test_a_typed_code_opens_its_door_once_with_the_pickup_pending_until_the_door_closes(
     journal: Journal,
 ) -> None:
     doors = FakeDoors(journal)
@@ -86,8 +106,11 @@ def test_a_typed_code_opens_its_door_once_after_the_pickup_is_on_record(
 
     assert outcome == PickupOutcome(True, 5, (11, 12), OpenOutcome.CONFIRMED, None)
     assert doors.opened == [5]
-    assert doors.journaled_before_opening == [["pickup"]]
-    assert not desk.pickup(TypedCode(CODE)).opened  # used up
+    assert doors.pending_before_opening == [[(11, 12)]]
+    assert doors.journaled_before_opening == [[]]  # no pickup event before the close
+    assert _held(desk, journal) == [(5, (11, 12), True)]
+    assert not [e for e in journal.pending() if e.type == "pickup"]
+    assert not desk.pickup(TypedCode(CODE)).opened  # used up meanwhile
     assert doors.opened == [5]
 
 
@@ -116,17 +139,28 @@ def test_a_token_presented_at_another_door_is_refused_and_opens_nothing(
     assert refused.data == {"reason": "no_match", "credential": "qr"}
 
 
-def test_a_door_that_does_not_open_is_reported_and_journaled_as_an_alarm(
-    journal: Journal,
+@pytest.mark.parametrize(
+    "outcome",
+    [OpenOutcome.JAMMED, OpenOutcome.OUTCOME_UNKNOWN, OpenOutcome.BOARD_UNAVAILABLE],
+)
+def test_a_door_that_does_not_open_raises_an_alarm_and_the_code_works_again(
+    journal: Journal, outcome: OpenOutcome
 ) -> None:
-    doors = FakeDoors(journal, outcome=OpenOutcome.JAMMED)
+    doors = FakeDoors(journal, outcome=outcome)
     desk = _desk(journal, doors, entry(11, 5, CODE))
 
-    outcome = desk.pickup(TypedCode(CODE))
+    result = desk.pickup(TypedCode(CODE))
 
-    assert outcome == PickupOutcome(False, 5, (11,), OpenOutcome.JAMMED, "jammed")
-    alarm = journal.pending()[-1]
-    assert (alarm.type, alarm.data["kind"]) == ("alarm", "pickup_door_not_opened")
+    assert result == PickupOutcome(False, 5, (11,), outcome, outcome.value)
+    [alarm] = journal.pending()
+    assert (alarm.type, alarm.door, alarm.data["kind"]) == ("alarm", 5, "pickup_door_not_opened")
+    assert alarm.data["detail"].startswith(f"{outcome.value} not seen open")
+    assert alarm.data["detail"].endswith("the credential works again")
+    assert _held(desk, journal) == []
+    doors.outcome = OpenOutcome.CONFIRMED  # the fault is gone: the same code, once more
+    assert desk.pickup(TypedCode(CODE)) == PickupOutcome(True, 5, (11,), OpenOutcome.CONFIRMED)
+    assert doors.opened == [5, 5]
+    assert not [e for e in journal.pending() if e.type in ("pickup", "pickup.refused")]
 
 
 @pytest.mark.parametrize(
@@ -164,8 +198,8 @@ def test_parcels_behind_several_doors_are_claimed_and_journaled_one_door_at_a_ti
     assert desk.open(second).opened
 
     assert doors.opened == [5, 2]
-    assert doors.journaled_before_opening == [["pickup"], ["pickup", "pickup"]]
-    assert [(e.door, e.data["parcel_ids"]) for e in journal.pending()] == [(5, [11]), (2, [12])]
+    assert doors.pending_before_opening == [[(11,)], [(11,), (12,)]]
+    assert _held(desk, journal) == [(5, (11,), True), (2, (12,), True)]
 
 
 def test_a_kiosk_can_say_how_many_attempts_are_left(journal: Journal) -> None:

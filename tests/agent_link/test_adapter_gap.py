@@ -85,3 +85,10 @@ def test_replugged_adapter_reconnects_by_itself_and_reports_the_move_it_missed(
     assert unlocks_on_the_wire(rig) == []
     assert (rig.door(3).unlock_pulses, rig.door(4).unlock_pulses) == (0, 0)
     assert len(board_alarms(rig)) == 2  # raised once, cleared once
+    # the pickup refused while the board was away did not use the code up
+    not_opened = [
+        e for e in rig.server.events_of("alarm", 4) if e.data["kind"].startswith("pickup")
+    ]
+    assert [e.data["kind"] for e in not_opened] == ["pickup_door_not_opened"]
+    assert rig.runtime.local_pickup(code=CODE).opened
+    assert rig.door(4).unlock_pulses == 1

@@ -32,7 +32,8 @@ def test_offline_pickup_opens_the_door_with_the_link_down_and_is_reported_after(
 
     assert outcome == PickupOutcome(True, 5, (11, 12), outcome.door_outcome, None)
     assert rig.door(5).unlock_pulses == 1
-    assert [e.data for e in rig.runtime.journal.pending() if e.type == "pickup"] == [
+    rig.door(5).close()  # the parcels count as taken once the door is shut again
+    assert wait_until(lambda: _journaled(rig, "pickup")) == [
         {"mode": "offline", "parcel_ids": [11, 12], "credential": "code", "allow_list_version": 1}
     ]
     again = rig.runtime.local_pickup(code=CODE)  # the same code once more: used up
@@ -66,6 +67,10 @@ def test_wrong_code_is_refused_journaled_without_the_code_and_opens_nothing(
     assert CODE.encode() not in stored
 
 
+def _journaled(rig: AgentRig, event_type: str) -> list[dict[str, object]]:
+    return [dict(e.data) for e in rig.runtime.journal.pending() if e.type == event_type]
+
+
 def _wal(rig: AgentRig) -> bytes:
     wal = rig.runtime.journal.path.with_name(rig.runtime.journal.path.name + "-wal")
     return wal.read_bytes() if wal.exists() else b""
@@ -81,7 +86,7 @@ def test_expired_entry_never_opens_a_door(cabinet_id: str, make_rig: RigFactory)
     assert rig.door(3).unlock_pulses == 0
 
 
-def test_pickup_with_the_link_up_is_also_checked_locally_and_reported_at_once(
+def test_pickup_with_the_link_up_is_also_checked_locally_and_reported_once_the_door_closes(
     cabinet_id: str, make_rig: RigFactory
 ) -> None:
     rig = make_rig(cabinet_id)
@@ -91,6 +96,9 @@ def test_pickup_with_the_link_up_is_also_checked_locally_and_reported_at_once(
 
     assert outcome.opened
     assert rig.door(4).unlock_pulses == 1
+    assert rig.server.wait(lambda s: s.events_of("door.open_confirmed", 4))
+    assert not rig.server.events_of("pickup")
+    rig.door(4).close()
     picked = rig.server.wait(lambda s: s.events_of("pickup", 4))
     assert picked[0].data["parcel_ids"] == [41]
     assert rig.server.wait(lambda s: s.events_of("door.open_confirmed", 4))
