@@ -21,8 +21,9 @@ A courier session (only with :class:`~locker_agent.kiosk.courier_desk.CourierHoo
 * ``RecordDeposit`` → the hooks' ``record_deposit`` (journals the ``deposit``);
 * ``CourierAlarm`` → an ``alarm`` event for the door (a reservation left unused).
 
-Door closes come from the door controller's events; a pickup itself is journaled by the
-desk, the doors' opening and closing by the runtime, so the kiosk journals neither.
+Door closes come from the door controller's events. The desk records a granted pickup as
+pending; the runtime journals the ``pickup`` when that door, seen open, closes again, and
+the doors' opening and closing, so the kiosk journals neither.
 """
 
 from __future__ import annotations
