@@ -82,8 +82,9 @@ def render(
     return response
 
 
-def with_query(request: Request, **changes: str | int | None) -> str:
-    """This page's path with its query changed (``None`` removes a parameter)."""
+def with_query(request: Request, path: str | None = None, **changes: str | int | None) -> str:
+    """This page's query changed (``None`` removes a parameter), on ``path`` (default: this
+    page's path)."""
     params = dict(request.query_params)
     for name, value in changes.items():
         if value is None:
@@ -91,7 +92,8 @@ def with_query(request: Request, **changes: str | int | None) -> str:
         else:
             params[name] = str(value)
     query = urlencode(params)
-    return f"{request.url.path}?{query}" if query else request.url.path
+    target = path or request.url.path
+    return f"{target}?{query}" if query else target
 
 
 # --- who is looking ------------------------------------------------------------------------

@@ -244,7 +244,8 @@ def audit_page(
         outcomes=OUTCOMES,
         last_verified=last_verification(session),
         export_links={
-            kind: with_query(request, format=kind, before=None) for kind in ("csv", "jsonl")
+            kind: with_query(request, "/audit/export", format=kind, before=None)
+            for kind in ("csv", "jsonl")
         },
         bundle_command=bundle_command(query.entry_filter),
         older_link=with_query(request, before=page.older_than) if page.older_than else None,

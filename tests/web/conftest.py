@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from locker_server.auth.roles import Role
 from locker_server.config import Settings
 from locker_server.web.app import create_console_app
 from tests.api import conftest as api_fixtures
@@ -79,3 +81,45 @@ def signed_in(browser: Callable[[], TestClient], make_user: MakeUser) -> SignIn:
 
 def unique_name(role: str) -> str:
     return f"{role}-{secrets.token_hex(4)}"
+
+
+def _ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+@pytest.fixture
+def delivered(
+    client: TestClient, admin_headers: AuthHeaders, make_user: MakeUser
+) -> dict[str, Any]:
+    """A site with a cabinet of two doors and one parcel deposited in it (through the API)."""
+    h = admin_headers
+    site = _ok(client.post("/api/v1/sites", json={"name": "Town hall"}, headers=h), 201)
+    cabinet = _ok(
+        client.post("/api/v1/cabinets", headers=h,
+                    json={"site_id": site["id"], "code": "CAB-WEB", "name": "Lobby"}),
+        201,
+    )  # fmt: skip
+    doors = [
+        _ok(client.post(f"/api/v1/cabinets/{cabinet['id']}/doors", headers=h,
+                        json={"number": n, "size": "M", "board": 1, "lock": n}), 201)
+        for n in (1, 2)
+    ]  # fmt: skip
+    recipient = _ok(
+        client.post("/api/v1/recipients", headers=h,
+                    json={"name": "Wang Fang", "email": "wang@example.org",
+                          "consent_locker_delivery": True}),
+        201,
+    )  # fmt: skip
+    courier = make_user(Role.courier)
+    parcel = _ok(
+        client.post("/api/v1/parcels", headers=courier,
+                    json={"tracking_number": "SF1234567890", "recipient_id": recipient["id"],
+                          "size": "M"}),
+        201,
+    )  # fmt: skip
+    _ok(client.post(f"/api/v1/parcels/{parcel['id']}/reserve", headers=courier,
+                    json={"cabinet_id": cabinet["id"]}))  # fmt: skip
+    parcel = _ok(client.post(f"/api/v1/parcels/{parcel['id']}/deposit", headers=courier, json={}))
+    door_id = next(d["id"] for d in doors if d["number"] == parcel["door_number"])
+    return {"site": site["id"], "parcel": parcel, "door_id": door_id, "cabinet": cabinet["id"]}

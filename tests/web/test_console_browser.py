@@ -5,8 +5,10 @@ docs/web.md shows."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -122,3 +124,68 @@ def test_the_operators_board_shows_a_door_opening_without_a_reload(
     assert wait_until(lambda: shown_state() == "open", 15)
     assert chromium.execute_script("return window.notReloaded === true;")
     chromium.save_screenshot(str(SCREENSHOTS / "console-cabinets.png"))
+
+
+def _failed_notification(app: FastAPI, parcel_id: int) -> int:
+    from locker_server.notifications.models import NotificationMessage, Status
+
+    with session_scope(app.state.engine) as session:
+        message = NotificationMessage(
+            kind="email", event="parcel.reminder", parcel_id=parcel_id,
+            destination="wang@example.org", status=Status.failed, last_error="550 mailbox full",
+        )  # fmt: skip
+        session.add(message)
+        session.flush()
+        assert message.id is not None
+        return message.id
+
+
+def test_security_staff_follow_a_parcels_timeline_verify_and_export(
+    served: str, chromium: WebDriver, make_user: MakeUser, delivered: dict[str, Any]
+) -> None:
+    username = unique_name("security")
+    make_user("security", username=username)
+    _sign_in(chromium, served, username, page="/parcels")
+    assert wait_until(lambda: chromium.current_url.endswith("/parcels"), 10)
+    chromium.find_element(By.NAME, "q").send_keys("SF1234")
+    chromium.find_element(By.CSS_SELECTOR, "form[action='/parcels'] button").click()
+    chromium.find_element(By.LINK_TEXT, "SF1234567890").click()
+    assert wait_until(lambda: "/parcels/" in chromium.current_url, 10)
+    steps = [
+        li.get_attribute("data-action")
+        for li in chromium.find_elements(By.CSS_SELECTOR, "#timeline li")
+    ]
+    assert steps.index("parcel.announced") < steps.index("parcel.deposited")
+    chromium.save_screenshot(str(SCREENSHOTS / "console-parcel-timeline.png"))
+
+    chromium.get(served + f"/audit?parcel=%23{delivered['parcel']['id']}")
+    chromium.find_element(By.CSS_SELECTOR, "form[action='/audit/verify'] button").click()
+    assert wait_until(lambda: "/audit/verify" in chromium.current_url, 10)
+    assert chromium.find_elements(By.CSS_SELECTOR, "[data-verified='ok']")
+    chromium.get(served + f"/audit?parcel=%23{delivered['parcel']['id']}")
+    assert chromium.find_elements(By.CSS_SELECTOR, "[data-last-verified='ok']")
+    href = chromium.find_element(By.LINK_TEXT, "JSON Lines").get_attribute("href")
+    exported: str = chromium.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        " fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done);",
+        href,
+    )
+    assert exported.startswith("{"), exported[:300]
+    parcels = {json.loads(line)["parcel_id"] for line in exported.splitlines()}
+    assert parcels == {delivered["parcel"]["id"]}
+
+
+def test_an_operator_resends_a_failed_notification(
+    app: FastAPI, served: str, chromium: WebDriver, make_user: MakeUser, delivered: dict[str, Any]
+) -> None:
+    message_id = _failed_notification(app, delivered["parcel"]["id"])
+    username = unique_name("operator")
+    make_user("operator", username=username)
+    _sign_in(chromium, served, username, page="/notifications")
+    assert wait_until(lambda: chromium.current_url.endswith("/notifications"), 10)
+    row = f"[data-notification='{message_id}']"
+    assert data_attribute(chromium, row, "status") == "failed"
+    chromium.find_element(By.CSS_SELECTOR, f"{row} button").click()
+    assert wait_until(lambda: "resent=1" in chromium.current_url, 10)
+    chromium.get(served + "/notifications?status=all")
+    assert data_attribute(chromium, row, "status") == "pending"

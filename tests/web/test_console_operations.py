@@ -8,54 +8,12 @@ import json
 import re
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
-
-from locker_server.auth.roles import Role
-from tests.api.conftest import AuthHeaders, MakeUser
 from tests.web.conftest import SignIn, csrf_of
 
 
 def _ok(response: Any, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()
-
-
-@pytest.fixture
-def delivered(
-    client: TestClient, admin_headers: AuthHeaders, make_user: MakeUser
-) -> dict[str, Any]:
-    """A site with a cabinet of two doors and one parcel deposited in it (through the API)."""
-    h = admin_headers
-    site = _ok(client.post("/api/v1/sites", json={"name": "Town hall"}, headers=h), 201)
-    cabinet = _ok(
-        client.post("/api/v1/cabinets", headers=h,
-                    json={"site_id": site["id"], "code": "CAB-WEB", "name": "Lobby"}),
-        201,
-    )  # fmt: skip
-    doors = [
-        _ok(client.post(f"/api/v1/cabinets/{cabinet['id']}/doors", headers=h,
-                        json={"number": n, "size": "M", "board": 1, "lock": n}), 201)
-        for n in (1, 2)
-    ]  # fmt: skip
-    recipient = _ok(
-        client.post("/api/v1/recipients", headers=h,
-                    json={"name": "Wang Fang", "email": "wang@example.org",
-                          "consent_locker_delivery": True}),
-        201,
-    )  # fmt: skip
-    courier = make_user(Role.courier)
-    parcel = _ok(
-        client.post("/api/v1/parcels", headers=courier,
-                    json={"tracking_number": "SF1234567890", "recipient_id": recipient["id"],
-                          "size": "M"}),
-        201,
-    )  # fmt: skip
-    _ok(client.post(f"/api/v1/parcels/{parcel['id']}/reserve", headers=courier,
-                    json={"cabinet_id": cabinet["id"]}))  # fmt: skip
-    parcel = _ok(client.post(f"/api/v1/parcels/{parcel['id']}/deposit", headers=courier, json={}))
-    door_id = next(d["id"] for d in doors if d["number"] == parcel["door_number"])
-    return {"site": site["id"], "parcel": parcel, "door_id": door_id, "cabinet": cabinet["id"]}
 
 
 def test_search_finds_a_parcel_by_tracking_number_and_by_recipient(
@@ -173,6 +131,7 @@ def test_export_carries_exactly_the_filtered_entries(
     assert [line["seq"] for line in lines] == expected
     assert audit_entries("audit.exported")
     page = jar.get(f"/audit?{query}")
+    assert f'href="/audit/export?{query.replace("&", "&amp;")}&amp;format=csv"' in page.text
     assert f"--parcel {parcel_id}" in page.text
     assert "--action parcel." in page.text
 
