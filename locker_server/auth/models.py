@@ -27,6 +27,8 @@ class User(SQLModel, table=True):
     courier_id: int | None = Field(default=None, foreign_key="couriers.id", ondelete="SET NULL")
     #: Where alarms of the user's sites are sent (operators); personal data, kept only here.
     email: str | None = Field(default=None, sa_type=String(254))
+    #: The web console's language for this user (``en``, ``zh-CN``); None: the browser's.
+    language: str | None = Field(default=None, sa_type=String(8))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

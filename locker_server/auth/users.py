@@ -237,3 +237,16 @@ def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
 def user_id_by_name(session: Session, username: str) -> int | None:
     user = session.exec(select(User).where(User.username == username)).first()
     return user.id if user else None
+
+
+def console_language(session: Session, user_id: int) -> str | None:
+    user = session.get(User, user_id)
+    return user.language if user is not None else None
+
+
+def remember_console_language(session: Session, user_id: int, language: str) -> None:
+    """Keep the language a user chose in the console for their next visit (any browser)."""
+    user = session.get(User, user_id)
+    if user is not None and user.language != language:
+        user.language = language
+        session.add(user)

@@ -19,6 +19,7 @@ from locker_server.auth.errors import CredentialsRejected
 from locker_server.auth.principal import Principal
 from locker_server.auth.principals import authenticate_credential
 from locker_server.auth.roles import Role
+from locker_server.auth.users import console_language, remember_console_language
 from locker_server.keys import ServerKeys
 from locker_server.web.i18n import (
     LANGUAGE_COOKIE,
@@ -39,16 +40,18 @@ class Viewer:
 
     principal: Principal
     csrf: str
+    #: The language the user chose last time (None: never chose one).
+    language: str | None = None
 
 
 # --- rendering ---------------------------------------------------------------------------
 
 
-def language_of(request: Request) -> str:
+def language_of(request: Request, viewer: Viewer | None = None) -> str:
+    """``?lang=``, else the signed-in user's choice, else the cookie, else the browser's."""
+    remembered = (viewer.language if viewer else None) or request.cookies.get(LANGUAGE_COOKIE)
     return pick_language(
-        request.query_params.get("lang"),
-        request.cookies.get(LANGUAGE_COOKIE),
-        request.headers.get("accept-language"),
+        request.query_params.get("lang"), remembered, request.headers.get("accept-language")
     )
 
 
@@ -60,7 +63,7 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    language = language_of(request)
+    language = language_of(request, viewer)
     response = templates.TemplateResponse(
         request,
         template,
@@ -111,7 +114,13 @@ def viewer_of(request: Request, session: Session, keys: ServerKeys) -> Viewer | 
     if principal.kind != "user":
         return None  # a session cookie holds a user's token, never an API key
     request.state.principal = principal
-    return Viewer(principal, session_csrf_token(keys.token_signing_key, token))
+    asked = request.query_params.get("lang")
+    if asked in LANGUAGES:
+        remember_console_language(session, principal.id, asked)
+        chosen: str | None = asked
+    else:
+        chosen = console_language(session, principal.id)
+    return Viewer(principal, session_csrf_token(keys.token_signing_key, token), chosen)
 
 
 def landing_of(principal: Principal) -> str:

@@ -321,3 +321,20 @@ def test_both_languages_have_every_text() -> None:
     from locker_server.web.i18n import CATALOG
 
     assert set(CATALOG["en"]) == set(CATALOG["zh-CN"])
+
+
+def test_a_users_language_follows_them_to_another_browser(
+    signed_in: SignIn, browser: Callable[[], TestClient]
+) -> None:
+    jar = signed_in("security")
+    assert "审计日志" in jar.get("/audit?lang=zh-CN").text
+    other = browser()  # the same user, another browser: no language cookie there
+    csrf = csrf_of(other.get("/sign-in").text)
+    signed = other.post(
+        "/sign-in",
+        data={"username": jar.username, "password": TEST_PASSWORD, "csrf_token": csrf},  # type: ignore[attr-defined]
+    )
+    assert signed.status_code == 303
+    assert "审计日志" in other.get("/audit").text
+    assert "Audit log" in other.get("/audit?lang=en").text
+    assert "Audit log" in jar.get("/audit").text  # the choice is the user's, not the browser's
