@@ -43,9 +43,16 @@ from locker_server.services import Caller, DomainDeps, directory, layout
 from locker_server.services.parcels import Announcement, announce, record_deposit, reserve
 from tests.notifications.notification_support import MailSink, free_port
 from tests.waiting import wait_until
-from tests.web.test_console_browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, pytestmark, served
+from tests.web.browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, needs_chromium, serving
 
-__all__ = ["pytestmark", "served"]  # the browser tests' skip rule and served application
+pytestmark = [needs_chromium]
+
+
+@pytest.fixture
+def served(app: FastAPI) -> Iterator[str]:
+    with serving(app) as base:
+        yield base
+
 
 OPERATOR = Caller(actor=Actor(type="user", id="1"), channel="api")
 COURIER = Caller(actor=Actor(type="courier", id="2"), channel="api")
