@@ -64,7 +64,8 @@ from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
 from locker_server.link import desk
 from locker_server.link.bridge import InboundMessage, LinkPublisher
-from locker_server.models import Cabinet, Door, DoorEvent
+from locker_server.models import Cabinet, CommandStatus, Door, DoorEvent
+from locker_server.models.commands import LinkCommand
 from locker_server.services import (
     alarms,
     cabinet_events,
@@ -156,6 +157,14 @@ class _DoorBatch:
     doors: Mapping[int, Door]
     #: The alarms of those doors that the batch's events may end, read once.
     alarm_book: alarms.DoorAlarmBook
+
+
+def _opened_remotely(command: LinkCommand | None) -> bool:
+    return (
+        command is not None
+        and command.action in commands.OPENING_ACTIONS
+        and command.status == CommandStatus.succeeded
+    )
 
 
 class Ingest:
@@ -466,9 +475,18 @@ class Ingest:
         envelope = _decode_from(cabinet, message.payload, CommandResultMessage)
         with session_scope(self.engine) as session:
             presence.touch(session, cabinet.id, self._heard_at(message))
-            commands.apply_result(
+            finished = commands.apply_result(
                 session, cabinet_id=cabinet.id, result=envelope, audit=self.deps.audit
             )
+            if _opened_remotely(finished):
+                assert finished is not None
+                place = alarms.Place(
+                    get_cabinet(session, cabinet.id), door_number=finished.door,
+                    door_id=finished.door_id,
+                )  # fmt: skip
+                alarms.remote_open_issued(
+                    session, self.deps, place=place, caller=cabinet.caller, reason=finished.reason
+                )
         if envelope.body.is_final:
             ack = outbound.event_ack(self.deps.keys, cabinet.code, (), result_ids=[envelope.id])
             out.publish(topics.evt_ack(cabinet.code), ack, qos=topics.QOS)

@@ -20,6 +20,7 @@ from locker_server.models.types import (
     NotNull,
     UTCDateTime,
     forbid_extra,
+    known_opening_hours,
     known_time_zone,
     utcnow,
     visible,
@@ -69,6 +70,14 @@ class SiteBase(SQLModel):
         description="IANA time zone (Europe/Berlin); times in e-mails are shown in it",
     )
     address: str | None = Field(default=None, max_length=255, sa_type=String(255))
+    opening_hours: str | None = Field(
+        default=None,
+        max_length=11,
+        sa_type=String(11),
+        description="Daily access hours in the site's time zone, e.g. 07:00-20:00 "
+        "(22:00-06:00 spans midnight); a door opened outside them raises an alarm. "
+        "Empty: always open",
+    )
 
 
 class Site(SiteBase, table=True):
@@ -82,6 +91,7 @@ class SiteCreate(SiteBase):
     model_config = forbid_extra()
 
     _known_zone = field_validator("timezone")(known_time_zone)
+    _known_hours = field_validator("opening_hours")(known_opening_hours)
 
 
 class SiteUpdate(SQLModel):
@@ -90,8 +100,12 @@ class SiteUpdate(SQLModel):
     name: NotNull[str] = Field(default=None, min_length=1, max_length=120, schema_extra=visible())
     timezone: NotNull[str] = Field(default=None, min_length=1, max_length=64)
     address: str | None = Field(default=None, max_length=255, description="null clears it")
+    opening_hours: str | None = Field(
+        default=None, max_length=11, description="e.g. 07:00-20:00; null: always open"
+    )
 
     _known_zone = field_validator("timezone")(known_time_zone)
+    _known_hours = field_validator("opening_hours")(known_opening_hours)
 
 
 class SitePublic(SiteBase):

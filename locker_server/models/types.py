@@ -10,6 +10,7 @@ Timestamps are stored and compared in UTC. SQLite has no time-zone type, so
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -90,4 +91,27 @@ def known_time_zone(value: str | None) -> str | None:
         raise ValueError(
             f"unknown time zone {value!r}; use an IANA name like Europe/Berlin"
         ) from exc
+    return value
+
+
+_OPENING_HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def opening_minutes(value: str) -> tuple[int, int]:
+    """``"07:00-20:00"`` → minutes after midnight of the opening and the closing (a closing
+    before the opening spans midnight: ``"22:00-06:00"``); ``ValueError`` otherwise."""
+    match = _OPENING_HOURS.fullmatch(value)
+    if match is None:
+        raise ValueError(f"opening hours must look like 07:00-20:00, not {value!r}")
+    start = int(match[1]) * 60 + int(match[2])
+    end = int(match[3]) * 60 + int(match[4])
+    if start == end:
+        raise ValueError("opening and closing time are the same; leave it empty for always open")
+    return start, end
+
+
+def known_opening_hours(value: str | None) -> str | None:
+    """Validator: None (always open) or daily opening hours in the site's time zone."""
+    if value is not None:
+        opening_minutes(value)
     return value

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,6 +44,7 @@ from locker_server.errors import Conflict, NotFound
 from locker_server.models import Alarm, AlarmState, Cabinet, DoorEvent, PickupFailure, Site
 from locker_server.models.alarms import MAX_DETAIL
 from locker_server.models.links import LinkEvent
+from locker_server.models.types import opening_minutes
 from locker_server.notifications import AlarmNotice
 from locker_server.services.cabinets import Scope, in_scope
 from locker_server.services.context import Caller, DomainDeps, SitedCabinet, Target, audit
@@ -62,6 +64,8 @@ class ServerAlarm(StrEnum):
     door_jammed = "door_jammed"
     wrong_code_burst = AlarmKind.WRONG_CODE_BURST.value
     cabinet_offline = "cabinet_offline"
+    access_out_of_hours = "access_out_of_hours"
+    remote_open = "remote_open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +118,12 @@ def raise_alarm(
     caller: Caller,
     detail: str | None = None,
     seen_at: datetime | None = None,
+    tell_operators: bool = True,
 ) -> Raised:
     """Raise ``kind`` at ``place``, or count up the open alarm of that kind there.
     ``seen_at``: when the cabinet saw it, by its clock (also the audit entry's device
-    time); None: now, by the server's clock."""
+    time); None: now, by the server's clock. ``tell_operators`` false: listed for
+    security staff, not mailed (an operator's own deliberate act)."""
     at = seen_at or deps.clock()
     detail = detail[:MAX_DETAIL] if detail else None
     raised = _insert_or_repeat(session, place, kind, detail, at)
@@ -130,7 +136,7 @@ def raise_alarm(
             "repeats": alarm.repeats, "detail": detail,
         },
     )  # fmt: skip
-    if raised.new:
+    if raised.new and tell_operators:
         _tell_operators(session, deps, alarm)
     return raised
 
@@ -298,6 +304,8 @@ def on_door_event(
     ``book``: a run's alarms read up front; without it they are read here."""
     if book is None:
         book = DoorAlarmBook.load(session, place.cabinet_id, _numbers(place, event))
+    if event in (DoorEvent.opened, DoorEvent.forced_open):
+        _check_opening_hours(session, deps, place, caller=caller, at=seen_at or deps.clock())
     if event in _DOOR_ALARMS:
         kind, detail = _DOOR_ALARMS[event]
         raised = raise_alarm(
@@ -307,6 +315,43 @@ def on_door_event(
     elif event in _DOOR_CLEARS:
         ended = book.take(place.door_number, _DOOR_CLEARS[event])
         _end(session, deps, ended, place=place, caller=caller, cleared_at=seen_at)
+
+
+def _check_opening_hours(
+    session: Session, deps: DomainDeps, place: Place, *, caller: Caller, at: datetime
+) -> None:
+    """A door opened outside its site's opening hours (in the site's time zone) raises
+    ``access_out_of_hours``; a site without opening hours is always open."""
+    site = session.get(Site, place.cabinet.site_id)  # one query per session: identity map
+    if site is None or site.opening_hours is None:
+        return
+    local = at.astimezone(ZoneInfo(site.timezone))
+    if is_open_at(site.opening_hours, local.hour * 60 + local.minute):
+        return
+    detail = f"door opened at {local:%H:%M} local time; open {site.opening_hours}"
+    raise_alarm(
+        session, deps, place=place, kind=ServerAlarm.access_out_of_hours, caller=caller,
+        detail=detail, seen_at=at,
+    )  # fmt: skip
+
+
+def is_open_at(opening_hours: str, minute_of_day: int) -> bool:
+    """Whether ``minute_of_day`` (0-1439, local) falls inside ``"HH:MM-HH:MM"``."""
+    start, end = opening_minutes(opening_hours)
+    if start < end:
+        return start <= minute_of_day < end
+    return minute_of_day >= start or minute_of_day < end  # spans midnight
+
+
+def remote_open_issued(
+    session: Session, deps: DomainDeps, *, place: Place, caller: Caller, reason: str | None
+) -> None:
+    """A remote open is an alarm for security staff to review (not mailed: the operator
+    did it on purpose, with a reason, and it is audited as the command)."""
+    raise_alarm(
+        session, deps, place=place, kind=ServerAlarm.remote_open, caller=caller,
+        detail=f"remote open: {reason}" if reason else "remote open", tell_operators=False,
+    )  # fmt: skip
 
 
 def _numbers(place: Place, event: DoorEvent) -> list[int]:

@@ -464,8 +464,9 @@ def apply_result(
     result: Envelope[CommandResult],
     audit: AuditRecorder,
     now: datetime | None = None,
-) -> None:
-    """Move a command along on the cabinet's ``cmd/res`` (in the caller's transaction).
+) -> LinkCommand | None:
+    """Move a command along on the cabinet's ``cmd/res`` (in the caller's transaction);
+    answers the command if this result finished it, else None.
 
     ``received`` → ``delivered``; a final status is recorded once with its reason and
     outcome. The cabinet sends a final result again until it is acknowledged, so the same
@@ -487,6 +488,8 @@ def apply_result(
         _mark_delivered(session, command, now)
     else:
         _finish(session, audit, cabinet, command, body, now)
+        return command
+    return None
 
 
 def _repeats_the_recorded_result(command: LinkCommand, body: CommandResult) -> bool:

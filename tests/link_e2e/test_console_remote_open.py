@@ -12,12 +12,14 @@ import pytest
 from fastapi import FastAPI
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from sqlmodel import Session, select
 
 from locker_server.auth.origin import Origin
 from locker_server.auth.roles import Role
 from locker_server.auth.users import NewUser, create_user
 from locker_server.config import Settings
 from locker_server.db import session_scope
+from locker_server.models import Alarm
 from locker_server.web.app import create_console_app
 from tests.api.conftest import TEST_PASSWORD
 from tests.link_e2e.conftest import ADMIN, CABINET, LinkWorld
@@ -90,3 +92,7 @@ def test_an_operator_opens_a_door_from_the_console_and_sees_it_open_on_the_board
         board.save_screenshot(str(SCREENSHOTS / "console-remote-open.png"))
     details = world.audit_details("command.succeeded")
     assert len(details) == 1
+    with Session(world.engine) as session:
+        raised = session.exec(select(Alarm).where(Alarm.cabinet_id == world.cabinet_db_id)).all()
+    remote = [(alarm.kind, alarm.door_number) for alarm in raised if alarm.kind == "remote_open"]
+    assert remote == [("remote_open", DOOR)]  # for security staff to review
