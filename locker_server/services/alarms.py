@@ -272,6 +272,13 @@ class DoorAlarmBook:
 
     def __init__(self, alarms: Sequence[Alarm]) -> None:
         self._alarms = list(alarms)
+        #: the cabinet's site, read at the run's first opening (its opening hours)
+        self._site: Site | None = None
+
+    def site(self, session: Session, site_id: int) -> Site | None:
+        if self._site is None or self._site.id != site_id:
+            self._site = session.get(Site, site_id)
+        return self._site
 
     @classmethod
     def load(cls, session: Session, cabinet_id: int, door_numbers: Sequence[int]) -> DoorAlarmBook:
@@ -305,7 +312,8 @@ def on_door_event(
     if book is None:
         book = DoorAlarmBook.load(session, place.cabinet_id, _numbers(place, event))
     if event in (DoorEvent.opened, DoorEvent.forced_open):
-        _check_opening_hours(session, deps, place, caller=caller, at=seen_at or deps.clock())
+        site = book.site(session, place.cabinet.site_id)
+        _check_opening_hours(session, deps, place, site, caller=caller, at=seen_at or deps.clock())
     if event in _DOOR_ALARMS:
         kind, detail = _DOOR_ALARMS[event]
         raised = raise_alarm(
@@ -318,11 +326,16 @@ def on_door_event(
 
 
 def _check_opening_hours(
-    session: Session, deps: DomainDeps, place: Place, *, caller: Caller, at: datetime
+    session: Session,
+    deps: DomainDeps,
+    place: Place,
+    site: Site | None,
+    *,
+    caller: Caller,
+    at: datetime,
 ) -> None:
     """A door opened outside its site's opening hours (in the site's time zone) raises
     ``access_out_of_hours``; a site without opening hours is always open."""
-    site = session.get(Site, place.cabinet.site_id)  # one query per session: identity map
     if site is None or site.opening_hours is None:
         return
     local = at.astimezone(ZoneInfo(site.timezone))

@@ -149,8 +149,8 @@ def test_a_cabinet_coming_online_gets_time_then_its_full_allow_list_over_mosquit
     bridges.start()
     stub.send(topics.Kind.PRESENCE, Presence(status="online", connection=1, agent_version="t"),
               retain=True)  # fmt: skip
-    assert wait_for(lambda: len(stub.on("sync")) == 2)
-    time_sync, allow = (decode(m.payload, SyncMessage).body for m in stub.on("sync"))
+    assert wait_for(lambda: len(stub.on("sync")) == 3)  # time, allow-list, reservations
+    time_sync, allow, _reservations = (decode(m.payload, SyncMessage).body for m in stub.on("sync"))
     assert isinstance(time_sync, TimeSync)
     assert isinstance(allow, AllowListSync)
     assert allow.full
