@@ -517,9 +517,18 @@ def measure(rig: Rig, cases: Sequence[str], options: argparse.Namespace) -> dict
     return {"times": times, "missed": missed}
 
 
+@dataclass(frozen=True)
+class LinkRun:
+    """One link state's figures, the raw samples, and the serial line's counters."""
+
+    summaries: list[Summary]
+    samples_ms: dict[str, list[float]]
+    serial: dict[str, int]
+
+
 def run_link(
     link: str, broker: Broker, cases: Sequence[str], options: argparse.Namespace, workdir: Path
-) -> list[Summary]:
+) -> LinkRun:
     online = link == "online"
     address = broker if online else Broker(broker.host, free_port(), broker.cabinet_id)
     with running_cabinet(broker.cabinet_id, address, online, options, workdir) as rig:
@@ -529,11 +538,14 @@ def run_link(
         still = rig.cabinet.runtime.link.connected
         if still != online:
             raise BenchError(f"{link}: the link changed during the run (connected={still})")
-    summaries = []
-    for case in cases:
-        missed = measured["missed"] if case == "qr" else 0
-        summaries.append(Summary.of(link, case, measured["times"][case], missed))
-    return summaries
+        serial = asdict(rig.cabinet.runtime.cabinet.link.stats)
+    times: dict[str, list[float]] = measured["times"]
+    summaries = [
+        Summary.of(link, case, times[case], measured["missed"] if case == "qr" else 0)
+        for case in cases
+    ]
+    samples = {case: [round(t * 1000, 2) for t in times[case]] for case in cases}
+    return LinkRun(summaries, samples, serial)
 
 
 @contextmanager
@@ -553,11 +565,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     cases = ["baseline", *[c for c in CASES[1:] if c in options.cases]]
     load_before = os.getloadavg()
     started = time.time()
-    summaries: list[Summary] = []
+    runs: dict[str, LinkRun] = {}
     with tempfile.TemporaryDirectory(prefix="bench-kiosk-") as tmp, broker_for(options) as broker:
         for link in options.links:
-            summaries.extend(run_link(link, broker, cases, options, Path(tmp)))
-    return report(summaries, options, broker_text(options), load_before, started)
+            runs[link] = run_link(link, broker, cases, options, Path(tmp))
+    return report(runs, options, broker_text(options), load_before, started)
 
 
 def broker_text(options: argparse.Namespace) -> str:
@@ -567,12 +579,13 @@ def broker_text(options: argparse.Namespace) -> str:
 
 
 def report(
-    summaries: list[Summary],
+    runs: dict[str, LinkRun],
     options: argparse.Namespace,
     broker: str,
     load_before: tuple[float, float, float],
     started: float,
 ) -> dict[str, Any]:
+    summaries = [summary for run in runs.values() for summary in run.summaries]
     baselines = {s.link: s for s in summaries if s.case == "baseline"}
     goals = [goal(s, baselines[s.link]) for s in summaries if s.case in GOALS_MS]
     return {
@@ -593,6 +606,9 @@ def report(
         },
         "results": [asdict(s) for s in summaries],
         "goals": goals,
+        #: request timeouts here explain a sample that waited out a poll's timeout
+        "serial_link_stats": {link: run.serial for link, run in runs.items()},
+        "samples_ms": {link: run.samples_ms for link, run in runs.items()},
     }
 
 
@@ -646,6 +662,11 @@ def print_table(result: dict[str, Any]) -> None:
         figures = " ".join(_ms(row[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
         print(
             f"{row['link']:<8} {row['case']:<9} {row['samples']:>5} {figures} {row['missed']:>12}"
+        )
+    for link, stats in result["serial_link_stats"].items():
+        print(
+            f"serial line, {link}: {stats['requests']} requests, {stats['timeouts']} timeouts, "
+            f"{stats['bad_replies']} bad replies, {stats['retries']} retries"
         )
     for item in result["goals"]:
         verdict = "met" if item["met"] else "NOT met"
