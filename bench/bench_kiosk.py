@@ -114,8 +114,9 @@ LINKS: Final = ("online", "offline")
 GOALS_MS: Final = {"typed": 50.0, "qr": 80.0}
 SERVER_PICKUP_KEY: Final = b"bench server pickup key, 32 b..."
 TOKEN_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-#: how long one step of a sample may take before the bench gives up on it
-STEP_TIMEOUT: Final = 5.0
+#: how long one step of a sample may take before the bench gives up on it (generous: a
+#: loaded machine can hold a door's close or a poll back by seconds)
+STEP_TIMEOUT: Final = 20.0
 #: quiet time before each sample (the previous pickup's events journaled and published),
 #: plus a random part of one poll interval so samples land evenly over the poll cycle
 SETTLE: Final = 0.1
@@ -140,14 +141,29 @@ class Summary:
     max_ms: float | None
     #: QR samples whose frame was never read (no unlock): not in the percentiles
     missed: int = 0
+    #: samples during which the serial link counted a bad reply or a timeout before the
+    #: unlock was seen (the unlock then waits for the line to settle), and the p99 of
+    #: the other samples: a second reading, never the headline
+    line_errors: int = 0
+    p99_without_line_errors_ms: float | None = None
 
     @classmethod
-    def of(cls, link: str, case: str, seconds: Sequence[float], missed: int = 0) -> Summary:
+    def of(
+        cls,
+        link: str,
+        case: str,
+        seconds: Sequence[float],
+        troubled: Sequence[bool],
+        missed: int = 0,
+    ) -> Summary:
         ms = sorted(s * 1000 for s in seconds)
         if not ms:
             return cls(link, case, 0, None, None, None, None, missed)
         p50, p90, p99 = (round(_percentile(ms, p), 2) for p in (50, 90, 99))
-        return cls(link, case, len(ms), p50, p90, p99, round(ms[-1], 2), missed)
+        clean = sorted(s * 1000 for s, bad in zip(seconds, troubled, strict=True) if not bad)
+        clean_p99 = round(_percentile(clean, 99), 2) if clean else None
+        errors = sum(troubled)
+        return cls(link, case, len(ms), p50, p90, p99, round(ms[-1], 2), missed, errors, clean_p99)
 
 
 def _percentile(ordered: Sequence[float], pct: int) -> float:
@@ -313,8 +329,22 @@ class Rig:
     cabinet: SimulatedCabinet
     camera: LiveCamera
     plan: Credentials
+    #: where this sample's requests start in ``bus.received``
     seen: int = 0
+    #: the serial link's error count when this sample started, and whether it grew
+    #: before the sample's unlock was seen
+    errors_at_start: int = 0
+    troubled: bool = False
     doors: list[int] = field(default_factory=list)
+
+    def mark(self) -> None:
+        """A sample starts now."""
+        self.seen = len(self.cabinet.bus.received)
+        self.errors_at_start = self.line_errors()
+
+    def line_errors(self) -> int:
+        stats = self.cabinet.runtime.cabinet.link.stats
+        return stats.bad_replies + stats.timeouts
 
     @property
     def kiosk(self) -> KioskService:
@@ -395,6 +425,7 @@ def unlock_time(rig: Rig, door: int, timeout: float = STEP_TIMEOUT) -> float | N
                 and getattr(frame, "board", None) == address.board
                 and getattr(frame, "lock", None) == address.lock
             ):
+                rig.troubled = rig.line_errors() != rig.errors_at_start
                 return at
         time.sleep(0.003)
     return None
@@ -426,7 +457,7 @@ def go_home(rig: Rig) -> None:
 
 def baseline_sample(rig: Rig, door: int) -> float:
     doors = rig.cabinet.runtime.cabinet.doors
-    rig.seen = len(rig.cabinet.bus.received)
+    rig.mark()
     called = time.monotonic()
     result = doors.open_door(door)
     unlocked = unlock_time(rig, door)
@@ -442,7 +473,7 @@ def typed_sample(rig: Rig, index: int) -> float:
     for digit in code[:-1]:
         rig.kiosk.send(KeyPress(digit))
     wait_screen(rig.kiosk, lambda s: s.phase is Phase.TYPING and s.digits_entered == len(code) - 1)
-    rig.seen = len(rig.cabinet.bus.received)
+    rig.mark()
     typed = time.monotonic()
     rig.kiosk.send(KeyPress(code[-1]))
     unlocked = unlock_time(rig, door)
@@ -455,7 +486,7 @@ def typed_sample(rig: Rig, index: int) -> float:
 def qr_sample(rig: Rig, index: int, frame: Frame, idle: Frame) -> float | None:
     """Seconds from the first frame showing the QR to the unlock; None if never read."""
     _token, door = rig.plan.tokens[index]
-    rig.seen = len(rig.cabinet.bus.received)
+    rig.mark()
     shown = rig.camera.show(frame)
     unlocked = unlock_time(rig, door)
     rig.camera.show(idle)  # the phone is taken away
@@ -491,6 +522,7 @@ def _wait_until(predicate: Callable[[], bool], what: str) -> None:
 def measure(rig: Rig, cases: Sequence[str], options: argparse.Namespace) -> dict[str, Any]:
     """Samples of every case, interleaved: baseline, typed, qr, baseline, typed, ..."""
     times: dict[str, list[float]] = {case: [] for case in cases}
+    troubled: dict[str, list[bool]] = {case: [] for case in cases}
     missed = 0
     idle = empty_frame(options.width, options.height)
     phase = random.Random(options.seed)
@@ -503,9 +535,11 @@ def measure(rig: Rig, cases: Sequence[str], options: argparse.Namespace) -> dict
             door = rig.doors[(index * 7 + 3) % len(rig.doors)]
             settle()
             times["baseline"].append(baseline_sample(rig, door))
+            troubled["baseline"].append(rig.troubled)
         if "typed" in cases:
             settle()
             times["typed"].append(typed_sample(rig, index))
+            troubled["typed"].append(rig.troubled)
         if "qr" in cases:
             frame = qr_frame(rig.plan.tokens[index][0], options, seed=index)
             settle()
@@ -514,7 +548,10 @@ def measure(rig: Rig, cases: Sequence[str], options: argparse.Namespace) -> dict
                 missed += 1
             else:
                 times["qr"].append(seconds)
-    return {"times": times, "missed": missed}
+                troubled["qr"].append(rig.troubled)
+        if (index + 1) % 50 == 0:
+            print(f"  {index + 1} of {options.samples} samples", file=sys.stderr, flush=True)
+    return {"times": times, "troubled": troubled, "missed": missed}
 
 
 @dataclass(frozen=True)
@@ -541,7 +578,13 @@ def run_link(
         serial = asdict(rig.cabinet.runtime.cabinet.link.stats)
     times: dict[str, list[float]] = measured["times"]
     summaries = [
-        Summary.of(link, case, times[case], measured["missed"] if case == "qr" else 0)
+        Summary.of(
+            link,
+            case,
+            times[case],
+            measured["troubled"][case],
+            measured["missed"] if case == "qr" else 0,
+        )
         for case in cases
     ]
     samples = {case: [round(t * 1000, 2) for t in times[case]] for case in cases}
@@ -623,9 +666,14 @@ def goal(summary: Summary, baseline: Summary) -> dict[str, Any]:
         "goal_p99_ms": wanted,
         "p99_ms": p99,
         "met": p99 is not None and summary.missed == 0 and p99 <= wanted,
+        "met_without_line_errors": _at_most(summary.p99_without_line_errors_ms, wanted),
         "kiosk_cost_p50_ms": _minus(summary.p50_ms, baseline.p50_ms),
         "kiosk_cost_p99_ms": _minus(p99, baseline.p99_ms),
     }
+
+
+def _at_most(value: float | None, limit: float) -> bool:
+    return value is not None and value <= limit
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -657,12 +705,12 @@ def print_table(result: dict[str, Any]) -> None:
     for key, value in result["setting"].items():
         print(f"  {key}: {value}")
     header = f"{'link':<8} {'case':<9} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}"
-    print(header + "  (ms)  missed")
+    print(header + "  missed  line errors  p99 without (ms)")
     for row in result["results"]:
         figures = " ".join(_ms(row[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
-        print(
-            f"{row['link']:<8} {row['case']:<9} {row['samples']:>5} {figures} {row['missed']:>12}"
-        )
+        name = f"{row['link']:<8} {row['case']:<9} {row['samples']:>5}"
+        clean = _ms(row["p99_without_line_errors_ms"], 17)
+        print(f"{name} {figures} {row['missed']:>7} {row['line_errors']:>12} {clean}")
     for link, stats in result["serial_link_stats"].items():
         print(
             f"serial line, {link}: {stats['requests']} requests, {stats['timeouts']} timeouts, "
@@ -672,7 +720,8 @@ def print_table(result: dict[str, Any]) -> None:
         verdict = "met" if item["met"] else "NOT met"
         print(
             f"goal {item['link']} {item['case']}: p99 {_ms(item['p99_ms'], 0)} <= "
-            f"{item['goal_p99_ms']:.0f} ms: {verdict}; the kiosk over the baseline: "
+            f"{item['goal_p99_ms']:.0f} ms: {verdict} (without samples that met a line error: "
+            f"{'met' if item['met_without_line_errors'] else 'NOT met'}); over the baseline: "
             f"p50 {_ms(item['kiosk_cost_p50_ms'], 0)}, p99 {_ms(item['kiosk_cost_p99_ms'], 0)} ms"
         )
 
