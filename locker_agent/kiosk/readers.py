@@ -20,6 +20,7 @@ from locker_agent.scan.settings import ScannerSettings
 
 if TYPE_CHECKING:
     from locker_agent.config import CameraSection
+    from locker_agent.scan.camera import FrameSource
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,17 @@ class ScanSource(Protocol):
 
 
 class CameraSource:
-    """The ``[camera]`` through :class:`~locker_agent.scan.camera.CameraReader`."""
+    """The ``[camera]`` through :class:`~locker_agent.scan.camera.CameraReader`.
+
+    ``frames``: read this frame source instead of opening ``[camera]``'s device (a fake
+    camera, as the kiosk benchmark feeds generated frames); decoding is unchanged.
+    """
 
     name = "camera"
 
-    def __init__(self, section: CameraSection) -> None:
+    def __init__(self, section: CameraSection, *, frames: FrameSource | None = None) -> None:
         self._section = section
+        self._frames = frames
         self._stop = threading.Event()
         self._reader_stop: Callable[[], None] = self._stop.set
 
@@ -55,7 +61,8 @@ class CameraSource:
             stopping.wait(seconds)  # a reconnect backoff that a stop cuts short
 
         settings = self._section.camera_settings()
-        reader = CameraReader(OpenCvCamera(settings), self._section.chain(), settings, sleep=pause)
+        camera = self._frames if self._frames is not None else OpenCvCamera(settings)
+        reader = CameraReader(camera, self._section.chain(), settings, sleep=pause)
         self._reader_stop = reader.stop
         if self._stop.is_set():
             return
