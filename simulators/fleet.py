@@ -18,6 +18,14 @@ Its paho clients are built as the agent builds its own (:func:`locker_agent.link
 MQTT 5, persistent session, will, TLS, credentials; the same subscription options and
 reconnect backoff); only the network loop differs (below).
 
+With ``FleetSettings(kiosks=True)`` every cabinet also has a kiosk
+(:mod:`simulators.fleet_kiosk`): the agent's own ``KioskMachine`` and offline
+``AllowList`` (in memory), fed by the signed ``allow_list`` syncs the cabinet receives.
+:meth:`Fleet.type_code` / :meth:`Fleet.scan` have a person present a credential and
+:meth:`Fleet.close_door` shut a door: a granted door opens at once and its close
+journals the ``pickup`` event; a refusal journals ``pickup.refused``. Without the flag a
+cabinet holds no kiosk at all.
+
 What it leaves out, on purpose: serial boards (a door opens the instant it is told to), a
 durable journal (a fleet lives in one process) and the open-rate limits (its guard allows
 any number of opens). :mod:`simulators.cabinet` runs ONE full cabinet instead: the real
