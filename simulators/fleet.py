@@ -18,6 +18,14 @@ Its paho clients are built as the agent builds its own (:func:`locker_agent.link
 MQTT 5, persistent session, will, TLS, credentials; the same subscription options and
 reconnect backoff); only the network loop differs (below).
 
+With ``FleetSettings(kiosks=True)`` every cabinet also has a kiosk
+(:mod:`simulators.fleet_kiosk`): the agent's own ``KioskMachine`` and offline
+``AllowList`` (in memory), fed by the signed ``allow_list`` syncs the cabinet receives.
+:meth:`Fleet.type_code` / :meth:`Fleet.scan` have a person present a credential and
+:meth:`Fleet.close_door` shut a door: a granted door opens at once and its close
+journals the ``pickup`` event; a refusal journals ``pickup.refused``. Without the flag a
+cabinet holds no kiosk at all.
+
 What it leaves out, on purpose: serial boards (a door opens the instant it is told to), a
 durable journal (a fleet lives in one process) and the open-rate limits (its guard allows
 any number of opens). :mod:`simulators.cabinet` runs ONE full cabinet instead: the real
@@ -35,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import heapq
 import itertools
 import json
@@ -50,13 +59,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import locker_contract as contract
+from locker_agent.kiosk.machine import KeyPress, KioskInput, KioskMachine, Scanned
 from locker_agent.link.errors import LinkError
 from locker_agent.link.guard import CommandGuard, GuardPolicy, MemoryGuardStore, Reject
 from locker_agent.link.mqtt import (
@@ -69,6 +80,7 @@ from locker_agent.link.mqtt import (
     new_client,
 )
 from simulators.errors import SimulatorConfigError
+from simulators.fleet_kiosk import FleetKiosk
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +90,9 @@ NO_OPEN_RATE_LIMIT = sys.maxsize
 #: paho may hold any number of a fleet cabinet's publishes (0: no bound): a publish is
 #: never refused, and what the broker did not acknowledge is published again anyway
 UNBOUNDED_OUTGOING = 0
+#: how long a public Fleet method waits for its cabinet's loop thread to answer
+_ASK_TIMEOUT_S = 30.0
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +114,11 @@ class FleetSettings:
     reconnect_max: float = 30.0
     agent_version: str = "locker-sim-fleet/1"
     maintenance_token_hash: str | None = None
+    #: give every cabinet a kiosk (the agent's pickup flow and offline allow-list)
+    kiosks: bool = False
+    #: cabinet id → its pickup key (allow-list hashes are keyed with it); a cabinet not
+    #: listed uses :func:`fleet_pickup_key`
+    pickup_keys: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.cabinet_ids:
@@ -196,6 +216,10 @@ class FleetCabinet:
         self.sync_versions: dict[str, int] = {}
         self.mqtt = _mqtt_settings(cabinet_id, settings)
         self.client = self._make_client()
+        self.kiosk: FleetKiosk | None = None
+        if settings.kiosks:
+            key = settings.pickup_keys.get(cabinet_id) or fleet_pickup_key(cabinet_id)
+            self.kiosk = FleetKiosk(KioskMachine(), key, self, time.monotonic())
 
     def _make_client(self) -> mqtt.Client:
         try:
@@ -312,6 +336,35 @@ class FleetCabinet:
         if acked:
             self.counters.add(events_acked=acked)
 
+    # ---------------------------------------------------------------- the kiosk
+    def at_kiosk(self, inputs: Sequence[KioskInput]) -> str:
+        """A person at the kiosk: keys pressed, texts scanned; returns the screen after."""
+        if self.kiosk is None:
+            raise SimulatorConfigError(f"cabinet {self.cabinet_id} has no kiosk")
+        self.kiosk.feed(inputs, time.monotonic())
+        self.flush_journal()
+        return self.kiosk.screen
+
+    def open_for_pickup(self, door: int) -> None:
+        """Open a granted door at once, as a command's (a fleet has no boards)."""
+        self.doors[door] = "open"
+        self.journal_event("door.open_confirmed", door, {})
+        self._publish_state()
+
+    def server_now(self) -> datetime:
+        return self.guard.clock_offset.server_now(contract.utc_now())
+
+    def close_door(self, door: int) -> None:
+        """A person shuts an open door: ``door.closed``, then what the kiosk makes of it."""
+        if self.doors.get(door) != "open":
+            return
+        self.doors[door] = "closed"
+        self.journal_event("door.closed", door, {})
+        self._publish_state()
+        if self.kiosk is not None:
+            self.kiosk.door_closed(door, time.monotonic())
+        self.flush_journal()
+
     # ---------------------------------------------------------------- messages
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = bytes(message.payload)
@@ -333,6 +386,8 @@ class FleetCabinet:
         kind, version = sync.body.kind, sync.body.version
         self.guard.clock_offset.observe(sync.body.server_time, contract.utc_now())
         self.sync_versions[kind] = max(version, self.sync_versions.get(kind, 0))
+        if self.kiosk is not None and isinstance(sync.body, contract.AllowListSync):
+            self.kiosk.apply(sync.body)
 
     def _from_the_server(self, message: contract.Envelope[Any]) -> bool:
         """Signed with a trusted key and addressed to us, as the agent requires. A fleet
@@ -518,6 +573,8 @@ class _LoopThread(threading.Thread):
         for cabinet in self.cabinets:
             if cabinet.client.socket() is not None:
                 cabinet.client.loop_misc()
+            if cabinet.kiosk is not None:
+                cabinet.kiosk.tick(now)
             cabinet.flush_journal(now)
 
     def _watch(self, sock: Any, cabinet: FleetCabinet) -> None:
@@ -678,6 +735,48 @@ class Fleet:
         cabinet = self.cabinets[cabinet_id]
         self._owner[cabinet_id].post(lambda: op(cabinet))
 
+    def ask(self, cabinet_id: str, op: Callable[[FleetCabinet], _T]) -> _T:
+        """Run ``op(cabinet)`` on the cabinet's loop thread and return (or raise) what it did."""
+        done = threading.Event()
+        answer: list[_T] = []
+        failure: list[BaseException] = []
+
+        def run(cabinet: FleetCabinet) -> None:
+            try:
+                answer.append(op(cabinet))
+            except Exception as exc:  # raised again in the caller's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        self.on_loop(cabinet_id, run)
+        if not done.wait(_ASK_TIMEOUT_S):
+            raise TimeoutError(f"cabinet {cabinet_id}'s loop thread did not answer")
+        if failure:
+            raise failure[0]
+        return answer[0]
+
+    # ---------------------------------------------------------------- kiosks
+    def type_code(self, cabinet_id: str, code: str) -> str:
+        """A person types ``code`` on the cabinet's keypad (Enter after a short one);
+        returns what the kiosk shows then (the machine's phase: ``doors``, ``refused``…)."""
+        keys: list[KioskInput] = [KeyPress(digit) for digit in code]
+        if len(code) < KioskMachine().rules.code_length:
+            keys.append(KeyPress("enter"))
+        return self.ask(cabinet_id, lambda cabinet: cabinet.at_kiosk(keys))
+
+    def scan(self, cabinet_id: str, text: str) -> str:
+        """A person holds up ``text`` (e.g. a pickup QR's payload) to the kiosk's reader."""
+        return self.ask(cabinet_id, lambda cabinet: cabinet.at_kiosk([Scanned(text)]))
+
+    def close_door(self, cabinet_id: str, door: int) -> None:
+        """A person shuts the door (a door that is not open stays as it is)."""
+        self.ask(cabinet_id, lambda cabinet: cabinet.close_door(door))
+
+    def kiosk_screen(self, cabinet_id: str) -> str:
+        """What the cabinet's kiosk shows now: the machine's phase (``home``, ``doors``…)."""
+        return self.ask(cabinet_id, lambda cabinet: cabinet.at_kiosk([]))
+
 
 def _emit(cabinet: FleetCabinet, *, count: int, kinds: tuple[str, ...]) -> None:
     doors = list(cabinet.doors)
@@ -697,6 +796,12 @@ def raise_fd_limit(wanted: int) -> int:
     if soft < wanted:
         raise SimulatorConfigError(f"open-files limit {soft} is below the {wanted} needed")
     return soft
+
+
+def fleet_pickup_key(cabinet_id: str) -> bytes:
+    """The pickup key of a fleet cabinet given none: derived from its id (a simulator's
+    key, known to anyone; a server sending it allow-lists hashes with the same)."""
+    return hashlib.sha256(b"locker-sim-fleet pickup key\0" + cabinet_id.encode()).digest()
 
 
 def cabinet_ids(prefix: str, count: int) -> tuple[str, ...]:

@@ -17,10 +17,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import jsonschema
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import locker_contract as contract
-from simulators.fleet import Fleet, FleetSettings, cabinet_ids
+from locker_contract.pickup_qr import encode_pickup_qr
+from simulators.errors import SimulatorConfigError
+from simulators.fleet import Fleet, FleetSettings, cabinet_ids, fleet_pickup_key
 from simulators.mosquitto import PrivateMosquitto
 from tests.link_support.clients import Received, TestClient, connect
 
@@ -317,3 +320,132 @@ def test_locker_sim_fleet_is_driven_from_stdin_and_reports_every_cabinets_connec
     stats = json.loads(lines[4])
     assert set(stats["connections"]) == set(ids)
     assert stats["events_journaled"] == 10
+
+
+# ------------------------------------------------------------------ kiosks
+CODE = "12345678"
+TOKEN = "pickup-token-42"
+
+
+def _entry(
+    cabinet_id: str, parcel_id: int, door: int, *, code: str | None = None, token: str | None = None
+) -> contract.AllowListEntry:
+    """An allow-list entry hashed with the cabinet's pickup key, as the server builds it."""
+    key = fleet_pickup_key(cabinet_id)
+    return contract.AllowListEntry(
+        parcel_id=parcel_id,
+        door=door,
+        code_hash=None if code is None else contract.credential_hash(key, "code", code),
+        qr_hash=None if token is None else contract.credential_hash(key, "qr", token),
+        expires_at=contract.utc_now() + timedelta(hours=1),
+    )
+
+
+def _allow_list(
+    cabinet_id: str,
+    version: int,
+    entries: list[contract.AllowListEntry],
+    *,
+    key: Ed25519PrivateKey = SIGNING_KEY,
+) -> bytes:
+    body = contract.UnsignedAllowListSync(
+        kind="allow_list",
+        version=version,
+        server_time=contract.utc_now(),
+        full=True,
+        entries=entries,
+        removed=[],
+        key_id=contract.key_id_of(key.public_key()),
+    )
+    envelope = contract.new_envelope(cabinet_id, body)
+    return contract.encode(contract.sign_message(envelope, key, contract.SyncMessage))
+
+
+def _events_by_cabinet(server: TestClient, count: int, timeout: float) -> dict[str, list[dict]]:
+    """cabinet id → its events in journal order, each once (re-sends dropped)."""
+    seen: dict[str, dict[str, dict]] = {}
+    for message in _drain(server, time.monotonic() + timeout):
+        document = _valid("evt", message.payload)
+        events = seen.setdefault(str(document["cabinet_id"]), {})
+        body = document["body"]
+        assert isinstance(body, dict)
+        events.update((event["event_id"], event) for event in body["events"])
+        if sum(len(events) for events in seen.values()) >= count:
+            break
+    return {cid: sorted(events.values(), key=lambda e: e["seq"]) for cid, events in seen.items()}
+
+
+def test_a_person_at_a_fleet_kiosk_picks_up_with_the_code_the_server_synced_and_no_other() -> None:
+    ids = cabinet_ids("KIOSK-", 3)
+    here, elsewhere, forged = ids
+    with _broker(ids) as broker, _server(broker) as server:
+        server.subscribe("lockers/v1/+/evt")
+        with Fleet(_settings(broker, ids, kiosks=True)) as fleet:
+            assert fleet.wait_online(timeout=10)
+            before_any_list = fleet.type_code(here, CODE)
+            fleet.close_door(here, 1)  # not open: nothing happens
+            server.publish(
+                contract.topics.sync(here),
+                _allow_list(
+                    here, 7, [_entry(here, 41, 2, code=CODE), _entry(here, 42, 3, token=TOKEN)]
+                ),
+            )
+            server.publish(
+                contract.topics.sync(elsewhere),
+                _allow_list(elsewhere, 3, [_entry(elsewhere, 50, 1, code="87654321")]),
+            )
+            stolen = _allow_list(
+                forged, 9, [_entry(forged, 60, 1, code=CODE)], key=Ed25519PrivateKey.generate()
+            )
+            server.publish(contract.topics.sync(forged), stolen)
+            for cid in ids:
+                _handled_after_what_came_before(fleet, server, cid)
+            wrong = fleet.type_code(here, "11112222")
+            granted = fleet.type_code(here, CODE)
+            door_open = fleet.ask(here, lambda cabinet: cabinet.doors[2])
+            fleet.close_door(here, 2)
+            after_close = fleet.kiosk_screen(here)
+            again = fleet.type_code(here, CODE)  # consumed: refused
+            scanned = fleet.scan(here, encode_pickup_qr(TOKEN))
+            fleet.close_door(here, 3)
+            not_listed = fleet.type_code(elsewhere, CODE)
+            not_trusted = fleet.type_code(forged, CODE)
+            events = _events_by_cabinet(server, count=11, timeout=10)
+    assert before_any_list == "refused"
+    assert (wrong, granted, door_open, after_close) == ("refused", "doors", "open", "thanks")
+    assert (again, scanned, not_listed, not_trusted) == ("refused", "doors", "refused", "refused")
+    story = [(e["type"], e["door"], e["data"]) for e in events[here]]
+    assert story == [
+        ("pickup.refused", None, {"reason": "no_list", "credential": "code"}),
+        ("pickup.refused", None, {"reason": "no_match", "credential": "code"}),
+        ("door.open_confirmed", 2, {}),
+        ("door.closed", 2, {}),
+        (
+            "pickup",
+            2,
+            {"mode": "offline", "parcel_ids": [41], "credential": "code", "allow_list_version": 7},
+        ),
+        ("pickup.refused", None, {"reason": "no_match", "credential": "code"}),
+        ("door.open_confirmed", 3, {}),
+        ("door.closed", 3, {}),
+        (
+            "pickup",
+            3,
+            {"mode": "offline", "parcel_ids": [42], "credential": "qr", "allow_list_version": 7},
+        ),
+    ]
+    assert [(e["type"], e["data"]["reason"]) for e in events[elsewhere]] == [
+        ("pickup.refused", "no_match")
+    ]
+    assert [(e["type"], e["data"]["reason"]) for e in events[forged]] == [
+        ("pickup.refused", "no_list")
+    ]
+
+
+def test_a_fleet_without_kiosks_has_no_keypad_to_type_on() -> None:
+    ids = cabinet_ids("BARE-", 1)
+    settings = FleetSettings(host="127.0.0.1", port=1, cabinet_ids=ids, reconnect_min=30)
+    with Fleet(settings) as fleet:
+        assert fleet.cabinets[ids[0]].kiosk is None
+        with pytest.raises(SimulatorConfigError, match="no kiosk"):
+            fleet.type_code(ids[0], CODE)
