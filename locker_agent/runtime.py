@@ -236,6 +236,8 @@ class AgentRuntime:
         )
         self.courier_desk = self._courier_desk(request_timeout)
         self._stop = threading.Event()
+        #: the link connection the outbox was restarted for (publishing waits for it)
+        self._ready_connection: int | None = None
         self._worker: threading.Thread | None = None
         self._closed = False
         self._unsubscribe = self.cabinet.doors.subscribe(self._on_door_event)
@@ -465,7 +467,10 @@ class AgentRuntime:
                 logger.exception("agent worker step failed; continuing")
 
     def _publish_due(self) -> None:
-        if self.link.connected:
+        # Only once this connection's ``Connected`` is handled (the outbox restarted for
+        # it): the link may be up a moment before the worker has read that, and events
+        # published then would go out again right after the restart.
+        if self.link.connected and self.link.connection == self._ready_connection:
             # a command's result first: someone is waiting at the server for it, while
             # the events and the snapshot behind it are only waiting for their ack
             self.commands.publish_results(self.link.publish)
@@ -485,6 +490,7 @@ class AgentRuntime:
         elif isinstance(item, Connected):
             self.outbox.restart()
             self.commands.restart()
+            self._ready_connection = item.connection
         elif isinstance(item, Disconnected):
             logger.info("link down: %s", item.reason)
         elif isinstance(item, Received):

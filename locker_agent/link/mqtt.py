@@ -276,6 +276,7 @@ class MqttAdapter:
         self._announcement: Announcement | None = None
         #: the broker accepted this connection: posted once it is announced
         self._accepted: Connected | None = None
+        self._connection: int | None = None
         #: an announcement of the current connection still has to be published
         self._announce_due = False
         #: PUBACKs seen in paho's callback, for PresenceAcks after the loop() pass
@@ -328,6 +329,11 @@ class MqttAdapter:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def connection(self) -> int | None:
+        """The number of the connection that is up (its ``Connected`` was posted), or None."""
+        return self._connection if self._connected.is_set() else None
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected AND every subscription is acknowledged (ready for cmd)."""
@@ -459,8 +465,13 @@ class MqttAdapter:
         accepted, self._accepted = self._accepted, None
         if accepted is not None:
             self._subscribe()
-            self._connected.set()
+            # Posted before ``connected`` is set: the runtime restarts its outbox on
+            # ``Connected`` and publishes only while connected, so the unacknowledged
+            # events go out once per connection, not once before the restart and again
+            # after it.
             self._post(accepted)
+            self._connection = accepted.connection
+            self._connected.set()
 
     def _subscribe(self) -> None:
         """Behind the announcement: its PUBACK comes first, so ``wait_connected`` (every
