@@ -149,12 +149,13 @@ def test_security_staff_follow_a_parcels_timeline_verify_and_export(
     assert wait_until(lambda: chromium.current_url.endswith("/parcels"), 10)
     chromium.find_element(By.NAME, "q").send_keys("SF1234")
     chromium.find_element(By.CSS_SELECTOR, "form[action='/parcels'] button").click()
+    assert wait_until(lambda: "q=SF1234" in chromium.current_url, 10)  # the results page
     chromium.find_element(By.LINK_TEXT, "SF1234567890").click()
-    assert wait_until(lambda: "/parcels/" in chromium.current_url, 10)
-    steps = [
-        li.get_attribute("data-action")
-        for li in chromium.find_elements(By.CSS_SELECTOR, "#timeline li")
-    ]
+    parcel_page = f"/parcels/{delivered['parcel']['id']}"
+    assert wait_until(lambda: chromium.current_url.endswith(parcel_page), 10)
+    steps: list[str] = chromium.execute_script(
+        "return Array.from(document.querySelectorAll('#timeline li'), li => li.dataset.action);"
+    )
     assert steps.index("parcel.announced") < steps.index("parcel.deposited")
     chromium.save_screenshot(str(SCREENSHOTS / "console-parcel-timeline.png"))
 
