@@ -19,7 +19,6 @@ from locker_server.api.deps import (
     IdPath,
     KeysDep,
     SessionDep,
-    record_refusal,
 )
 from locker_server.api.routes._domain import DomainDepsDep
 from locker_server.auth.origin import Origin
@@ -28,8 +27,7 @@ from locker_server.auth.users import NewUser, UserChange, create_user, list_user
 from locker_server.errors import DomainError
 from locker_server.models import Carrier, CourierCreate
 from locker_server.services import Caller, directory
-from locker_server.web.common import Viewer, gate, render
-from locker_server.web.session import tokens_match
+from locker_server.web.common import Viewer, csrf_refused, gate, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,13 +36,6 @@ CsrfField = Annotated[str, Form(max_length=256)]
 
 def _origin(viewer: Viewer, client: ClientInfo) -> Origin:
     return Origin(viewer.principal.actor, client.channel, client.source)
-
-
-def _checked(request: Request, viewer: Viewer, csrf_token: str) -> Response | None:
-    if tokens_match(viewer.csrf, csrf_token):
-        return None
-    record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
-    return render(request, "denied.html", viewer=viewer, status_code=403)
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -90,7 +81,7 @@ def user_create(
     viewer = gate(request, session, keys, Role.admin)
     if isinstance(viewer, Response):
         return viewer
-    refused = _checked(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     if role not in {r.value for r in USER_ROLES}:
@@ -122,7 +113,7 @@ def user_change(
     viewer = gate(request, session, keys, Role.admin)
     if isinstance(viewer, Response):
         return viewer
-    refused = _checked(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     new_password = secrets.token_urlsafe(12) if change == "reset-password" else None
@@ -184,7 +175,7 @@ def courier_create(
     viewer = gate(request, session, keys, Role.admin)
     if isinstance(viewer, Response):
         return viewer
-    refused = _checked(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     caller = Caller(actor=viewer.principal.actor, channel=client.channel, source=client.source)
@@ -228,7 +219,7 @@ def courier_change(
     viewer = gate(request, session, keys, Role.admin)
     if isinstance(viewer, Response):
         return viewer
-    refused = _checked(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     if change not in ("deactivate", "activate"):

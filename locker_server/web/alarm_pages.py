@@ -9,14 +9,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from locker_server.api.deps import ClientContext, IdPath, KeysDep, SessionDep, record_refusal
+from locker_server.api.deps import ClientContext, IdPath, KeysDep, SessionDep
 from locker_server.api.routes._domain import DomainDepsDep
 from locker_server.auth.roles import ALARM_ACKNOWLEDGERS, Role
 from locker_server.errors import DomainError
 from locker_server.models.alarms import AlarmState
 from locker_server.services import Caller, alarms, console
-from locker_server.web.common import Viewer, gate, render
-from locker_server.web.session import tokens_match
+from locker_server.web.common import Viewer, csrf_refused, gate, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,9 +68,9 @@ def alarm_acknowledge(
     viewer = gate(request, session, keys, *ALARM_ACKNOWLEDGERS)
     if isinstance(viewer, Response):
         return viewer
-    if not tokens_match(viewer.csrf, csrf_token):
-        record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
-        return render(request, "denied.html", viewer=viewer, status_code=403)
+    refused = csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
     if len(note.strip()) < 3:
         return _alarms_view(
             request, session, viewer, problem="note: say what was done (at least 3 characters)",

@@ -28,7 +28,7 @@ from locker_server.web.i18n import (
     Translator,
     pick_language,
 )
-from locker_server.web.session import SESSION_COOKIE, session_csrf_token
+from locker_server.web.session import SESSION_COOKIE, session_csrf_token, tokens_match
 
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
@@ -146,3 +146,11 @@ def gate(request: Request, session: Session, keys: ServerKeys, *roles: Role) -> 
         )
         return render(request, "denied.html", viewer=viewer, status_code=403)
     return viewer
+
+
+def csrf_refused(request: Request, viewer: Viewer, csrf_token: str) -> Response | None:
+    """None when the form carries the session's CSRF token; else the audited 403 page."""
+    if tokens_match(viewer.csrf, csrf_token):
+        return None
+    record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
+    return render(request, "denied.html", viewer=viewer, status_code=403)

@@ -37,8 +37,7 @@ from locker_server.notifications.models import Status
 from locker_server.notifications.outbox import RESENDABLE, MessageFilter, list_messages
 from locker_server.services import Caller, DomainDeps, console, layout, notices, parcels
 from locker_server.services.commands import issue_command
-from locker_server.web.common import Viewer, gate, render
-from locker_server.web.session import tokens_match
+from locker_server.web.common import Viewer, csrf_refused, gate, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,13 +55,6 @@ def _caller(viewer: Viewer, client: ClientInfo) -> Caller:
 
 def _not_found(request: Request, viewer: Viewer) -> Response:
     return render(request, "not_found.html", viewer=viewer, status_code=404)
-
-
-def _csrf_refused(request: Request, viewer: Viewer, csrf_token: str) -> Response | None:
-    if tokens_match(viewer.csrf, csrf_token):
-        return None
-    record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
-    return render(request, "denied.html", viewer=viewer, status_code=403)
 
 
 def _timeline(
@@ -176,7 +168,7 @@ def parcel_action(
     viewer = gate(request, session, keys, Role.operator)
     if isinstance(viewer, Response):
         return viewer
-    refused = _csrf_refused(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     if action not in PARCEL_ACTIONS:
@@ -265,7 +257,7 @@ def remote_open(
     viewer = gate(request, session, keys, Role.operator)
     if isinstance(viewer, Response):
         return viewer
-    refused = _csrf_refused(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     found = console.visible_door(session, viewer.principal.site_ids, door_id)
@@ -312,7 +304,7 @@ def door_service(
     viewer = gate(request, session, keys, Role.operator)
     if isinstance(viewer, Response):
         return viewer
-    refused = _csrf_refused(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     found = console.visible_door(session, viewer.principal.site_ids, door_id)
@@ -351,7 +343,7 @@ def cabinet_maintenance(
     viewer = gate(request, session, keys, Role.operator)
     if isinstance(viewer, Response):
         return viewer
-    refused = _csrf_refused(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     if maintenance not in ("on", "off"):
@@ -417,7 +409,7 @@ def notification_resend(
     viewer = gate(request, session, keys, Role.operator)
     if isinstance(viewer, Response):
         return viewer
-    refused = _csrf_refused(request, viewer, csrf_token)
+    refused = csrf_refused(request, viewer, csrf_token)
     if refused is not None:
         return refused
     try:

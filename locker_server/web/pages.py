@@ -51,6 +51,7 @@ from locker_server.auth.roles import Role
 from locker_server.auth.users import user_id_by_name, usernames
 from locker_server.services import console
 from locker_server.web.common import (
+    csrf_refused,
     gate,
     landing_of,
     language_of,
@@ -409,9 +410,9 @@ def audit_verify(
     viewer = gate(request, session, keys, Role.security)
     if isinstance(viewer, Response):
         return viewer
-    if not tokens_match(viewer.csrf, csrf_token):
-        record_refusal(request, action="access.denied", reason="form without a valid CSRF token")
-        return render(request, "denied.html", viewer=viewer, status_code=403)
+    refused = csrf_refused(request, viewer, csrf_token)
+    if refused is not None:
+        return refused
     reader = Reader(actor=viewer.principal.actor, channel=client.channel, source=client.source)
     report = verify_log(audit, session, reader)
     return render(request, "verified.html", viewer=viewer, report=report)
