@@ -447,6 +447,13 @@ class Journal:
             for s, e, t, c, d, w, p in rows
         ]
 
+    def newest_pending_before(self, seq: int) -> str | None:
+        """The id of the newest unacknowledged event older than ``seq``, if any."""
+        rows = self._read(
+            "SELECT event_id FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 1", (seq,)
+        )
+        return str(rows[0][0]) if rows else None
+
     def count_pending(self, *, upto_seq: int) -> int:
         """Unacknowledged events with ``seq <= upto_seq`` (those already published)."""
         rows = self._read("SELECT count(*) FROM events WHERE seq <= ?", (upto_seq,))

@@ -207,11 +207,31 @@ class Event(BaseModel):
         return None if model is None else model.model_validate(self.data)
 
 
+def _absent(value: str | None) -> bool:
+    return value is None
+
+
 class EventBatch(Body):
-    """``evt``: 1..100 events in journal order."""
+    """``evt``: 1..100 events in journal order.
+
+    ``after_event`` names the newest event older than this batch's first that the cabinet
+    still holds unacknowledged (left out when there is none). The server applies the
+    batch only once it has stored that event: a batch that overtook an earlier one lost
+    on the way (a broker that dropped it, a server that gave up on it) waits for the
+    cabinet's re-publish instead of being applied out of journal order.
+    """
 
     MESSAGE_TYPE: ClassVar = "evt"
     events: Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS_PER_MESSAGE)]
+    after_event: Annotated[HexId | None, Field(exclude_if=_absent)] = None
+
+    @model_validator(mode="after")
+    def _follows_an_earlier_event(self) -> EventBatch:
+        if self.after_event is not None and any(
+            event.event_id == self.after_event for event in self.events
+        ):
+            raise ValueError("after_event names an event older than the batch, not in it")
+        return self
 
     @model_validator(mode="after")
     def _event_ids_unique(self) -> EventBatch:

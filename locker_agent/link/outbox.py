@@ -4,7 +4,9 @@ Runs only in the runtime's worker thread (the one that also sees ``Delivered`` a
 ``evt/ack``), so its bookkeeping needs no lock. Rules:
 
 * events leave in ``seq`` order, at most 100 per message, with a bounded number waiting
-  for their ``evt/ack`` (``window``); more are sent as acknowledgements arrive;
+  for their ``evt/ack`` (``window``); more are sent as acknowledgements arrive; each
+  message names the newest older event still unacknowledged (``after_event``), so the
+  server never applies it ahead of an earlier message that was lost;
 * after a reconnect — or when no acknowledgement came for ``ack_timeout`` seconds —
   everything unacknowledged is published again, oldest first (same ``event_id``: the
   server keeps each event once);
@@ -118,6 +120,7 @@ class Outbox:
 
     def _batch_message(self, batch: list[JournalEvent]) -> Outgoing:
         events: list[Any] = [to_contract_event(event) for event in batch]
-        body = EventBatch(events=events)
+        earlier = self._journal.newest_pending_before(batch[0].seq)
+        body = EventBatch(events=events, after_event=earlier)
         payload = encode(new_envelope(self.cabinet_id, body))
         return Outgoing(topics.evt(self.cabinet_id), payload)

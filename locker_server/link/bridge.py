@@ -15,7 +15,9 @@ separate, application-level message published by the ingest code after its commi
 Errors of this package::
 
     LinkError
-    └── BridgeConfigError     a broker URL / setting the bridge cannot use
+    ├── BridgeConfigError     a broker URL / setting the bridge cannot use
+    └── NotYet                a message that cannot be applied yet (retried, then left
+                              to the sender's re-publish)
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class LinkError(Exception):
 
 class BridgeConfigError(LinkError):
     """The broker settings cannot be used (bad URL, missing CA file)."""
+
+
+class NotYet(LinkError):
+    """The handler cannot apply this message yet (it depends on one not stored yet)."""
 
 
 class LinkPublisher(Protocol):
@@ -342,15 +348,22 @@ class MqttBridge:
         forever; no evt/ack was sent, so the cabinet still holds the events in its
         journal and publishes them again.
         """
+        waiting: NotYet | None = None
         for attempt in range(1, self.config.handler_attempts + 1):
             try:
                 self._handler(message, self)
                 return True
+            except NotYet as exc:  # expected now and then: no traceback
+                waiting = exc
+                logger.info("%s on %s: waiting (attempt %s)", exc, message.topic, attempt)
             except Exception:
                 logger.exception("handling %s failed (attempt %s)", message.topic, attempt)
-                if self._stop.wait(self.config.retry_delay_s * attempt):
-                    return False
-        logger.error("gave up on a message on %s; the cabinet re-publishes it", message.topic)
+            if self._stop.wait(self.config.retry_delay_s * attempt):
+                return False
+        if waiting is not None:
+            logger.warning("left %s for the cabinet to publish again: %s", message.topic, waiting)
+        else:
+            logger.error("gave up on a message on %s; the cabinet re-publishes it", message.topic)
         return False
 
     def _puback(self, message: InboundMessage) -> None:

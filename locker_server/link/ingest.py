@@ -63,7 +63,7 @@ from locker_server.audit import Actor, AuditEvent
 from locker_server.db import session_scope
 from locker_server.errors import DomainError, NotFound
 from locker_server.link import desk
-from locker_server.link.bridge import InboundMessage, LinkPublisher
+from locker_server.link.bridge import InboundMessage, LinkPublisher, NotYet
 from locker_server.models import Cabinet, CommandStatus, Door, DoorEvent
 from locker_server.models.commands import LinkCommand
 from locker_server.services import (
@@ -208,9 +208,17 @@ class Ingest:
 
     def _events(self, cabinet: CabinetRef, message: InboundMessage, out: LinkPublisher) -> None:
         envelope = _decode_from(cabinet, message.payload, EventMessage)
-        events = envelope.body.events
+        events, earlier = envelope.body.events, envelope.body.after_event
+        logger.debug(
+            "evt of %s: %d events, seq %d..%d",
+            cabinet.code, len(events), events[0].seq, events[-1].seq,
+        )  # fmt: skip
         with session_scope(self.engine) as session:
             presence.touch(session, cabinet.id, self._heard_at(message))
+            if earlier is not None and not cabinet_events.is_stored(session, cabinet.id, earlier):
+                # Applying it now would put its events before older ones still on the way;
+                # unacknowledged, it comes back with them, in journal order.
+                raise NotYet(f"evt of {cabinet.code} from seq {events[0].seq} overtook earlier")
             telemetry = [event for event in events if is_droppable(event.type)]
             if telemetry:  # storing the id is all there is to do: one statement for all
                 cabinet_events.claim(session, cabinet.id, telemetry, received_at=self.deps.clock())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -57,6 +57,16 @@ def claim(
     ]
     statement = _CLAIMS[session.get_bind().dialect.name]
     return set(session.execute(statement, rows).scalars())
+
+
+def is_stored(session: Session, cabinet_id: int, event_id: str) -> bool:
+    """Whether the cabinet's event ``event_id`` has been stored (applied or refused)."""
+    statement = (
+        select(_LINK_EVENTS.c.id)
+        .where(_LINK_EVENTS.c.event_id == event_id)
+        .where(_LINK_EVENTS.c.cabinet_id == cabinet_id)
+    )
+    return session.execute(statement).first() is not None
 
 
 def mark_refused(session: Session, event_id: str, code: str) -> None:

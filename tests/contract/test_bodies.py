@@ -73,6 +73,19 @@ def test_one_event_cannot_appear_twice_in_a_batch() -> None:
         EventBatch(events=[event, event])
 
 
+def test_a_batch_with_no_earlier_unacknowledged_event_is_what_an_older_server_accepts() -> None:
+    batch = EventBatch(events=[messages.event()])
+    assert set(json.loads(batch.model_dump_json())) == {"events"}
+    follows = EventBatch(events=[messages.event(seq=2)], after_event="b" * 32)
+    assert json.loads(follows.model_dump_json())["after_event"] == "b" * 32
+
+
+def test_a_batch_cannot_follow_one_of_its_own_events() -> None:
+    event = messages.event()
+    with pytest.raises(ValidationError, match="after_event"):
+        EventBatch(events=[event], after_event=event.event_id)
+
+
 @pytest.mark.parametrize(
     "fields",
     [

@@ -12,8 +12,9 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session, select
 
 from locker_contract import topics
-from locker_contract.bodies import CommandResult
+from locker_contract.bodies import CommandResult, EventBatch
 from locker_contract.types import new_message_id
+from locker_server.audit.models import AuditEntry
 from locker_server.link.bridge import InboundMessage, LinkPublisher, MqttBridge
 from locker_server.models import Door, DoorState
 from locker_server.models.links import LinkEvent
@@ -277,3 +278,37 @@ def test_a_server_dying_before_its_commit_gets_the_message_again_from_the_broker
 
     assert wait_for(lambda: cabinet_client.acked_ids() == [opened.event_id])
     assert len(audit_entries(engine, "door.opened", cabinet.cabinet_id)) == 1
+
+
+def test_a_batch_that_overtook_an_earlier_one_waits_for_it_and_is_applied_after_it(
+    engine: Engine, bridges: Bridges, cabinet: CabinetWorld, cabinet_client: CabinetClient
+) -> None:
+    bridges.start()
+    earlier = [event("door.opened", door=3), event("door.closed", door=3)]
+    later = [event("door.opened", door=3)]
+    overtaking = EventBatch(events=later, after_event=earlier[-1].event_id)
+    cabinet_client.send(topics.Kind.EVT, overtaking)
+    marker = event("door.opened", door=5)  # handled after the bridge is done with it
+    cabinet_client.send_events([marker])
+    assert wait_for(lambda: marker.event_id in cabinet_client.acked_ids())
+
+    stored = {row.event_id for row in stored_events(engine, cabinet.cabinet_id)}
+    assert later[0].event_id not in stored
+    assert later[0].event_id not in cabinet_client.acked_ids()
+
+    cabinet_client.send_events(earlier)  # the cabinet publishes again, oldest first
+    cabinet_client.send(topics.Kind.EVT, overtaking)
+    assert wait_for(lambda: later[0].event_id in cabinet_client.acked_ids())
+    door_3 = door(engine, cabinet.cabinet_id, 3).id
+    entries = [
+        entry
+        for action in ("door.opened", "door.closed")
+        for entry in audit_entries(engine, action, cabinet.cabinet_id)
+        if entry.door_id == door_3
+    ]
+    applied = [(entry.action, as_utc(entry.device_time)) for entry in sorted(entries, key=seq_of)]
+    assert applied == [(e.type, e.device_time) for e in [*earlier, *later]]
+
+
+def seq_of(entry: AuditEntry) -> int:
+    return entry.seq

@@ -41,7 +41,7 @@ from locker_server.audit.models import AuditEntry
 from locker_server.config import Settings
 from locker_server.db import session_scope
 from locker_server.keys import ServerKeys
-from locker_server.link.bridge import BridgeConfig, MqttBridge
+from locker_server.link.bridge import BridgeConfig, MessageHandler, MqttBridge
 from locker_server.link.ingest import Ingest
 from locker_server.models import CabinetCreate, DoorCreate, SiteCreate
 from locker_server.models.links import LinkEvent
@@ -97,6 +97,8 @@ class Server:
     deps: DomainDeps
     client_id: str = field(default_factory=lambda: f"e2e-server-{uuid.uuid4().hex[:8]}")
     bridge: MqttBridge | None = None
+    #: wraps the ingest handler, e.g. to make it fail on a chosen message
+    wrap_handler: Callable[[MessageHandler], MessageHandler] = lambda handler: handler
 
     def start(self) -> None:
         account = self.broker.server_credentials
@@ -114,7 +116,7 @@ class Server:
             retry_delay_s=0.05,
             session_expiry_s=600,
         )
-        self.bridge = MqttBridge(config, Ingest(self.engine, self.deps))
+        self.bridge = MqttBridge(config, self.wrap_handler(Ingest(self.engine, self.deps)))
         self.bridge.start()
         assert self.bridge.wait_until_subscribed(15), "the bridge never subscribed"
 

@@ -17,6 +17,7 @@ from typing import Any
 from locker_agent.boards import DoorState
 from locker_agent.journal import Journal
 from locker_contract import topics
+from locker_server.link.bridge import InboundMessage, LinkPublisher, MessageHandler
 from simulators.cabinet import SimulatedCabinet
 from tests.link_e2e.conftest import DOORS, LinkWorld, Stored, wait_until
 from tests.link_support.clients import TestClient, connect
@@ -120,6 +121,66 @@ def test_a_long_outage_compressed_in_time_applies_hundreds_of_events_in_order(
         opens += 300 + _cycle_doors(cabinet, 1)
         assert len(journal.pending(limit=1000)) >= 600
         world.broker.start()
+        stored = _settled(world, cabinet, opens)
+    applied = world.door_application_times()
+    assert len(applied) == 2 * opens
+    assert applied == sorted(applied), "door events applied out of journal order"
+    world.assert_each_event_once(stored)
+
+
+class _GiveUpOnce:
+    """Fails every attempt at the first ``evt`` message once armed, as a database that
+    keeps refusing one transaction would: the bridge gives up on it and the messages
+    behind it go on."""
+
+    def __init__(self) -> None:
+        self.armed = threading.Event()
+        self.failing: bytes | None = None
+        self.failures = 0
+
+    def wrap(self, handler: MessageHandler) -> MessageHandler:
+        def handle(message: InboundMessage, publisher: LinkPublisher) -> None:
+            if self._fails(message):
+                self.failing = message.payload
+                self.failures += 1
+                raise RuntimeError("injected: this transaction keeps failing")
+            handler(message, publisher)
+
+        return handle
+
+    def _fails(self, message: InboundMessage) -> bool:
+        is_events = message.topic.endswith("/evt")
+        return self.armed.is_set() and is_events and self.failing in (None, message.payload)
+
+    def gave_up(self, attempts: int) -> bool:
+        if self.failures >= attempts:
+            self.armed.clear()
+            return True
+        return False
+
+
+def test_a_batch_the_server_gave_up_on_is_applied_before_the_batches_behind_it(
+    world: LinkWorld,
+) -> None:
+    fault = _GiveUpOnce()
+    world.server.stop()
+    world.server.wrap_handler = fault.wrap
+    world.server.start()
+    assert world.server.bridge is not None
+    attempts = world.server.bridge.config.handler_attempts
+    with world.cabinet() as cabinet:
+        opens = _cycle_doors(cabinet, 1)
+        assert wait_until(lambda: _journal_drained(cabinet))
+        world.broker.stop()
+        journal = cabinet.runtime.journal
+        for index in range(300):
+            door = index % DOORS + 1
+            journal.append("door.opened", door=door)
+            journal.append("door.closed", door=door)
+        opens += 300
+        fault.armed.set()
+        world.broker.start()
+        assert wait_until(lambda: fault.gave_up(attempts), 30), "the fault never fired"
         stored = _settled(world, cabinet, opens)
     applied = world.door_application_times()
     assert len(applied) == 2 * opens
