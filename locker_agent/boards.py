@@ -2,7 +2,8 @@
 
 This is where raw feedback becomes a door state, through each board's configured
 :class:`~locker_agent.layout.Polarity`. A lock that a reply does not cover is an
-error, never a guess.
+error, never a guess. Boards whose status replies carry item-sensor bits (Kerong) have
+them passed on as read, for the door layer to use where a sensor is wired.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from firmware_protocol import kerong
 from firmware_protocol.base import BoardProtocol, Reply
 from locker_agent.errors import BoardReplyError, ConfigError
 from locker_agent.layout import Polarity
@@ -54,6 +56,10 @@ class BoardReading:
     doors: Mapping[int, DoorState]
     sent_at: float
     answered_at: float
+    #: per lock of ``doors``, whether the reply's item bit says something is inside
+    #: (True); None when the reply carries no item bits (8A/80). A bit is what the board
+    #: sent: whether a sensor is wired to it is the layout's to say
+    items: Mapping[int, bool] | None = None
 
 
 class BoardClient:
@@ -117,12 +123,11 @@ class BoardClient:
 
         def convert(done: Future[Exchange]) -> None:
             try:
-                exchange = done.result()
-                states = MappingProxyType(self._states(exchange, (lock,)))
+                result = self._reading(board, done.result(), (lock,))
             except Exception as exc:  # handed to whoever waits on the reading
                 reading.set_exception(exc)
                 return
-            reading.set_result(BoardReading(board, states, exchange.sent_at, exchange.answered_at))
+            reading.set_result(result)
 
         exchanged.add_done_callback(convert)
         return reading
@@ -131,8 +136,14 @@ class BoardClient:
         """Query every lock of ``board``; ``locks`` are the ones that must be covered
         (default: whatever the reply carries)."""
         exchange = self.link.request(self.protocol.query_all(board))
-        states = self._states(exchange, locks)
-        return BoardReading(board, MappingProxyType(states), exchange.sent_at, exchange.answered_at)
+        return self._reading(board, exchange, locks)
+
+    def _reading(
+        self, board: int, exchange: Exchange, locks: tuple[int, ...] | None
+    ) -> BoardReading:
+        states = MappingProxyType(self._states(exchange, locks))
+        items = _items(exchange.reply, tuple(states))
+        return BoardReading(board, states, exchange.sent_at, exchange.answered_at, items)
 
     def _states(self, exchange: Exchange, locks: tuple[int, ...] | None) -> dict[int, DoorState]:
         reply: Reply = exchange.reply
@@ -147,6 +158,14 @@ class BoardClient:
             )
         polarity = self.polarity_of(reply.board)
         return {lock: door_state(feedback[lock], polarity) for lock in wanted}
+
+
+def _items(reply: Reply, locks: tuple[int, ...]) -> Mapping[int, bool] | None:
+    """The item bits of ``locks`` in a Kerong status reply; None for any other reply."""
+    if not isinstance(reply, kerong.StatusReply):
+        return None
+    inside = reply.items_inside()
+    return MappingProxyType({lock: inside[lock] for lock in locks if lock in inside})
 
 
 def parse_polarity(value: str) -> Polarity:

@@ -28,14 +28,16 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from firmware_protocol import PROTOCOLS
 from firmware_protocol.base import BoardProtocol
 from locker_agent.doors import ControllerSettings
 from locker_agent.errors import ConfigError
-from locker_agent.layout import BoardConfig, CabinetLayout, DoorAddress
+from locker_agent.layout import BoardConfig, CabinetLayout, DoorAddress, reports_items
 from locker_agent.scan.settings import CameraSettings, ScannerSettings
 
 if TYPE_CHECKING:
@@ -207,6 +209,10 @@ class DoorSettings(_Section):
     number: int = Field(ge=1)
     board: int = Field(ge=0)
     lock: int = Field(ge=1)
+    #: the compartment has a working item sensor wired to its board (Kerong only): a
+    #: pickup then needs it to read empty, a deposit to read occupied. Off by default,
+    #: because a board reports an item bit for every lock, wired or not
+    item_sensor: bool = Field(default=False, strict=True)
 
 
 class JournalSettings(_Section):
@@ -318,6 +324,23 @@ class AgentSettings(_Section):
     scanner: ScannerSection | None = None
     kiosk: KioskSection | None = None
 
+    @field_validator("doors")
+    @classmethod
+    def _item_sensors_readable(
+        cls, doors: list[DoorSettings], info: ValidationInfo
+    ) -> list[DoorSettings]:
+        serial = info.data.get("serial")
+        protocol = PROTOCOLS.get(serial.protocol) if isinstance(serial, SerialSettings) else None
+        if protocol is None or reports_items(protocol):
+            return doors  # an unknown protocol is refused where the boards are built
+        for door in doors:
+            if door.item_sensor:
+                raise ValueError(
+                    f"item_sensor = true on door {door.number}, but serial.protocol"
+                    f" {protocol.name!r} boards report no item sensor"
+                )
+        return doors
+
     @model_validator(mode="after")
     def _consistent(self) -> AgentSettings:
         if self.broker.username != self.cabinet_id:
@@ -334,7 +357,8 @@ class AgentSettings(_Section):
             locks[door.board] = max(locks.get(door.board, 0), door.lock)
         boards = [BoardConfig(address, count) for address, count in sorted(locks.items())]
         doors = {door.number: DoorAddress(door.board, door.lock) for door in self.doors}
-        return CabinetLayout.build(protocol, boards, doors)
+        sensors = [door.number for door in self.doors if door.item_sensor]
+        return CabinetLayout.build(protocol, boards, doors, item_sensors=sensors)
 
 
 def parse_settings(document: dict[str, object], *, base_dir: Path | None = None) -> AgentSettings:

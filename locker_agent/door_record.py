@@ -72,7 +72,7 @@ def record_found(tx: JournalTx, event: DoorEvent) -> UnobservedMove | None:
     if found is None or found is DoorState.UNKNOWN:
         return None
     move = unobserved_move(event.door, tx.last_seen(event.door), found)
-    tx.set_door(event.door, found.value)
+    tx.set_door(event.door, found.value, event.occupied)
     tx.set_last_seen(event.door, found.value)
     if move is not None:
         _append(tx, move.event_type, event, move.event_data())

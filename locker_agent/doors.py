@@ -18,6 +18,11 @@ Rules it keeps (background in docs/protocols.md and docs/hardware.md):
 * a door read for the first time after a gap (the controller's first poll, or its
   board answering again) is ``found`` in the state read, never ``opened`` or
   ``closed``: nobody saw it move, and whoever keeps the record compares;
+* a door with a wired item sensor (``CabinetLayout.item_sensors``) carries the sensor's
+  reading (``occupied``) on the events of the board reply that moved it: a ``closed``
+  says what the compartment held in the very reply that showed the door shut, never
+  what an earlier reply said before it opened. Without a sensor, or a reply without
+  item bits, ``occupied`` is None: nothing was read, so nothing is said;
 * a board that does not answer for ``board_alarm_after`` (a serial port that fails: at
   once) raises ONE :class:`BoardAlarm` for the bus, cleared when every board answers
   again; while the port is gone an open is refused at once (``board_unavailable``),
@@ -75,6 +80,18 @@ class DoorEvent:
     detail: str = ""
     #: the state read, for ``found`` events
     state: DoorState | None = None
+    #: the item sensor in the board reply this event came from (True: something inside);
+    #: None for a door without a wired sensor, or an event no reply carried
+    occupied: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DoorObservation:
+    """What the newest reading of one door said."""
+
+    state: DoorState
+    #: the item sensor, for a door with one wired; None: no sensor or not read
+    occupied: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +182,8 @@ class _Track:
     open_seen_sent_at: float = float("-inf")
     #: not read since the controller started or since its board stopped answering
     gap: bool = True
+    #: the item sensor in the newest reading (doors with a wired sensor; else None)
+    occupied: bool | None = None
 
 
 class DoorController:
@@ -251,6 +270,22 @@ class DoorController:
     def states(self) -> dict[int, DoorState]:
         with self._lock:
             return {door: track.state for door, track in self._tracks.items()}
+
+    def occupied(self, door: int) -> bool | None:
+        """The door's item sensor in the newest reading; None: no sensor wired, or the
+        door is not observed now."""
+        self.layout.address_of(door)
+        with self._lock:
+            return self._tracks[door].occupied
+
+    def observations(self) -> dict[int, DoorObservation]:
+        """State and item sensor of every door, from the newest readings (taken together,
+        so they never mix two moments)."""
+        with self._lock:
+            return {
+                door: DoorObservation(track.state, track.occupied)
+                for door, track in self._tracks.items()
+            }
 
     def wait_first_poll(self, timeout: float) -> bool:
         """Block until every board has been polled once (answered or not)."""
@@ -507,43 +542,60 @@ class DoorController:
             self._applied_sent_at[reading.board] = reading.sent_at
             doors = self.layout.doors_on(reading.board)
             for lock, state in reading.doors.items():
-                events.extend(self._observe(doors[lock], state, reading))
+                door = doors[lock]
+                occupied = self._occupied(door, lock, reading)
+                events.extend(self._observe(door, state, occupied, reading))
             self._polled_boards.add(reading.board)
             self._changed.notify_all()
         self._emit(events)
 
-    def _observe(self, door: int, state: DoorState, reading: BoardReading) -> list[DoorEvent]:
+    def _occupied(self, door: int, lock: int, reading: BoardReading) -> bool | None:
+        """The door's item sensor as ``reading`` saw it; None where no sensor is wired
+        (the bit of an unwired input means nothing) or the reply has no item bits."""
+        if not self.layout.has_item_sensor(door) or reading.items is None:
+            return None
+        return reading.items.get(lock)
+
+    def _observe(
+        self, door: int, state: DoorState, occupied: bool | None, reading: BoardReading
+    ) -> list[DoorEvent]:
+        """Apply one door's reading; its events carry ``occupied`` from the same reply."""
         track = self._tracks[door]
         # across a gap nothing was seen: the state read is "found", never a move
         previous = None if track.gap else track.last_known
         events: list[DoorEvent] = []
+
+        def event(kind: DoorEventKind, detail: str = "", found: DoorState | None = None) -> None:
+            events.append(self._event(kind, door, detail, found, occupied))
+
         if track.gap:
-            events.append(self._event(DoorEventKind.FOUND, door, "read after a gap", state))
+            event(DoorEventKind.FOUND, "read after a gap", state)
         track.state = track.last_known = state
+        track.occupied = occupied
         track.gap = False
         if state is DoorState.OPEN:
             track.open_seen_sent_at = reading.sent_at
             if previous is not DoorState.OPEN:
                 track.opened_at, track.left_open_reported = reading.answered_at, False
             if previous is DoorState.CLOSED:
-                events.append(self._event(DoorEventKind.OPENED, door))
+                event(DoorEventKind.OPENED)
                 if reading.answered_at > track.command_until:
-                    events.append(
-                        self._event(DoorEventKind.FORCED_OPEN, door, "opened without a command")
-                    )
-            events.extend(self._left_open_check(door, track, reading.answered_at))
+                    event(DoorEventKind.FORCED_OPEN, "opened without a command")
+            left_open = self._left_open_detail(track, reading.answered_at)
+            if left_open is not None:
+                event(DoorEventKind.LEFT_OPEN, left_open)
         elif previous is DoorState.OPEN:
-            events.append(self._event(DoorEventKind.CLOSED, door))
+            event(DoorEventKind.CLOSED)
         return events
 
-    def _left_open_check(self, door: int, track: _Track, now: float) -> list[DoorEvent]:
+    def _left_open_detail(self, track: _Track, now: float) -> str | None:
+        """Once per opening, when the door has stood open too long: what to say."""
         if track.opened_at is None or track.left_open_reported:
-            return []
+            return None
         if now - track.opened_at < self.settings.left_open_after:
-            return []
+            return None
         track.left_open_reported = True
-        detail = f"open for {now - track.opened_at:.1f} s"
-        return [self._event(DoorEventKind.LEFT_OPEN, door, detail)]
+        return f"open for {now - track.opened_at:.1f} s"
 
     def _apply_unknown(self, board: int) -> None:
         events: list[DoorEvent] = []
@@ -553,6 +605,7 @@ class DoorController:
                 if track.state is not DoorState.UNKNOWN:
                     events.append(self._event(DoorEventKind.UNKNOWN, door, "board not answering"))
                 track.state = DoorState.UNKNOWN
+                track.occupied = None  # not observed now: say nothing of the compartment
                 track.gap = True
             self._polled_boards.add(board)
             self._changed.notify_all()
@@ -561,10 +614,16 @@ class DoorController:
     # -- events ----------------------------------------------------------------
 
     def _event(
-        self, kind: DoorEventKind, door: int, detail: str = "", state: DoorState | None = None
+        self,
+        kind: DoorEventKind,
+        door: int,
+        detail: str = "",
+        state: DoorState | None = None,
+        occupied: bool | None = None,
     ) -> DoorEvent:
         address = self.layout.doors.get(door, DoorAddress(0, 0))
-        return DoorEvent(kind, door, address, time.monotonic(), datetime.now(UTC), detail, state)
+        now, wall = time.monotonic(), datetime.now(UTC)
+        return DoorEvent(kind, door, address, now, wall, detail, state, occupied)
 
     def _emit(self, events: list[DoorEvent]) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from firmware_protocol import errors as protocol_errors
+from firmware_protocol import kerong
 from firmware_protocol.base import BoardProtocol
 from locker_agent.errors import ConfigError, UnknownDoorError
 
@@ -53,12 +54,16 @@ class CabinetLayout:
 
     Build it with :meth:`build` (or :meth:`sequential`) so it is validated against the
     bus protocol: unique board addresses in the protocol's range, locks within each
-    board, no door number or (board, lock) used twice.
+    board, no door number or (board, lock) used twice, item sensors only on doors of
+    boards that report them.
     """
 
     boards: Mapping[int, BoardConfig]
     doors: Mapping[int, DoorAddress]
     _by_address: Mapping[DoorAddress, int] = field(repr=False)
+    #: doors whose compartment has a working item sensor wired; only their item readings
+    #: count (an input with nothing wired reads a fixed value, which means nothing)
+    item_sensors: frozenset[int] = frozenset()
 
     @classmethod
     def build(
@@ -66,24 +71,33 @@ class CabinetLayout:
         protocol: BoardProtocol,
         boards: Iterable[BoardConfig],
         doors: Mapping[int, DoorAddress],
+        item_sensors: Iterable[int] = (),
     ) -> CabinetLayout:
+        """``item_sensors``: the doors whose item sensor is wired and used."""
         board_map = _validate_boards(protocol, boards)
         by_address = _validate_doors(board_map, doors)
+        sensors = _validate_item_sensors(protocol, doors, item_sensors)
         return cls(
             boards=MappingProxyType(board_map),
             doors=MappingProxyType(dict(sorted(doors.items()))),
             _by_address=MappingProxyType(by_address),
+            item_sensors=sensors,
         )
 
     @classmethod
-    def sequential(cls, protocol: BoardProtocol, boards: Iterable[BoardConfig]) -> CabinetLayout:
+    def sequential(
+        cls,
+        protocol: BoardProtocol,
+        boards: Iterable[BoardConfig],
+        item_sensors: Iterable[int] = (),
+    ) -> CabinetLayout:
         """Number doors 1..N board after board, lock after lock (the usual wiring)."""
         board_list = list(boards)
         doors: dict[int, DoorAddress] = {}
         for board in board_list:
             for lock in range(1, board.locks + 1):
                 doors[len(doors) + 1] = DoorAddress(board.address, lock)
-        return cls.build(protocol, board_list, doors)
+        return cls.build(protocol, board_list, doors, item_sensors)
 
     def address_of(self, door: int) -> DoorAddress:
         try:
@@ -94,9 +108,18 @@ class CabinetLayout:
     def door_at(self, address: DoorAddress) -> int | None:
         return self._by_address.get(address)
 
+    def has_item_sensor(self, door: int) -> bool:
+        return door in self.item_sensors
+
     def doors_on(self, board: int) -> dict[int, int]:
         """Lock number → door number for every configured door of ``board``."""
         return {a.lock: d for d, a in self.doors.items() if a.board == board}
+
+
+def reports_items(protocol: BoardProtocol) -> bool:
+    """Whether the protocol's status replies say per lock if an item is inside: the
+    Kerong CU16's infrared bits do; an 8A/80 board reports its lock feedback only."""
+    return isinstance(protocol, kerong.KerongProtocol)
 
 
 def _validate_boards(
@@ -151,3 +174,18 @@ def _validate_doors(
             raise ConfigError(f"doors {by_address[address]} and {number} are both on {address}")
         by_address[address] = number
     return by_address
+
+
+def _validate_item_sensors(
+    protocol: BoardProtocol, doors: Mapping[int, DoorAddress], item_sensors: Iterable[int]
+) -> frozenset[int]:
+    sensors = frozenset(item_sensors)
+    unknown = sorted(sensors - set(doors))
+    if unknown:
+        raise ConfigError(f"item_sensor is set on door {unknown[0]}, which is not configured")
+    if sensors and not reports_items(protocol):
+        raise ConfigError(
+            f"item_sensor is set on door {min(sensors)}, but {protocol.name} boards report"
+            " no item sensor"
+        )
+    return sensors

@@ -40,7 +40,7 @@ from locker_agent.cabinet import Cabinet, protocol_named
 from locker_agent.config import AgentSettings
 from locker_agent.doors import BoardAlarm, ControllerSettings, DoorEvent, DoorEventKind
 from locker_agent.errors import ConfigError, CourierDeskUnreachable
-from locker_agent.journal import Journal, to_contract_event
+from locker_agent.journal import DoorRecord, Journal, to_contract_event
 from locker_agent.kiosk.courier import RecordDeposit
 from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.kiosk.service import KioskService, kiosk_rules, scan_sources
@@ -393,7 +393,7 @@ class AgentRuntime:
         with self.journal.transaction() as tx:
             state = _SNAPSHOT_STATES.get(event.kind)
             if state is not None:
-                tx.set_door(event.door, state)
+                tx.set_door(event.door, state, event.occupied)
             door_record.record_seen(tx, event)
             # checked against the contract now, so it can never block the outbox
             to_contract_event(
@@ -417,15 +417,19 @@ class AgentRuntime:
         return "alarm", alarm
 
     def _reconcile_snapshot(self) -> None:
-        """Doors whose observed state differs from the snapshot (first poll, board back)."""
-        observed = {door: state.value for door, state in self.cabinet.doors.states().items()}
-        recorded = {door: record.state for door, record in self.journal.snapshot().doors.items()}
-        changed = {door: state for door, state in observed.items() if recorded.get(door) != state}
+        """Doors whose observed state or item sensor differs from the snapshot (first poll,
+        board back, a compartment filled or emptied behind a closed door)."""
+        observed = {
+            door: DoorRecord(seen.state.value, seen.occupied)
+            for door, seen in self.cabinet.doors.observations().items()
+        }
+        recorded = self.journal.snapshot().doors
+        changed = {door: seen for door, seen in observed.items() if recorded.get(door) != seen}
         if not changed:
             return
         with self.journal.transaction() as tx:
-            for door, state in changed.items():
-                tx.set_door(door, state)
+            for door, seen in changed.items():
+                tx.set_door(door, seen.state, seen.occupied)
 
     # -- local pickup (kiosk thread) --------------------------------------------------------
 

@@ -10,6 +10,11 @@ simulated. Doors are moved by hand through :meth:`SimulatedCabinet.door`::
         cabinet.door(3).force_open()       # the agent journals door.forced_open / opened
         cabinet.runtime.door_state(3)
 
+The boards speak ``[serial] protocol``. A Kerong cabinet's boards report an item bit per
+compartment (``cabinet.door(3).put_item()`` / ``remove_item()``); the agent reads it on
+the doors whose ``[[doors]]`` entry has ``item_sensor = true``, which
+:func:`with_item_sensors` sets on the settings of a cabinet built in code.
+
 :meth:`SimulatedCabinet.serve_bus` serves only the boards, for an agent that runs in
 another process (``locker-agent run --config agent.toml --serial-port <pty>``), as the
 kill -9 tests do. For thousands of cabinets without boards see :mod:`simulators.fleet`.
@@ -19,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from locker_agent.config import AgentSettings
+from locker_agent.config import AgentSettings, parse_settings
 from locker_agent.doors import ControllerSettings
 from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.link.mqtt import MqttSettings
@@ -138,6 +144,19 @@ class SimulatedCabinet:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def with_item_sensors(settings: AgentSettings, doors: Iterable[int] | None = None) -> AgentSettings:
+    """``settings`` with ``item_sensor = true`` on ``doors`` (default: every door), as an
+    installer writes it for compartments with a working item sensor. Validated again like
+    a loaded file: a protocol whose boards report no item sensor (8A/80) is refused with
+    a :class:`~locker_agent.errors.ConfigError`."""
+    wanted = None if doors is None else set(doors)
+    document = settings.model_dump()
+    for door in document["doors"]:
+        if wanted is None or door["number"] in wanted:
+            door["item_sensor"] = True
+    return parse_settings(document)
 
 
 def bus_for(settings: AgentSettings, timing: Timing) -> SimulatedBus:

@@ -194,7 +194,8 @@ class DoorNotOpened:
 class DoorClosed:
     """The door layer saw a door close (its ``closed`` event follows an observed open).
 
-    ``occupied``: what the compartment's item sensor reads, on boards that have one.
+    ``occupied``: what the compartment's item sensor read in the reply that showed the door
+    closed, on doors configured with one (``item_sensor``); None elsewhere.
     """
 
     door: int

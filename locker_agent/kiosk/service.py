@@ -331,7 +331,7 @@ class KioskService:
 
     def _on_door_event(self, event: DoorEvent) -> None:
         if event.kind is DoorEventKind.CLOSED:
-            self.send(DoorClosed(event.door))
+            self.send(DoorClosed(event.door, event.occupied))
 
 
 def kiosk_rules(section: KioskSection) -> KioskRules:

@@ -17,10 +17,11 @@ moves it on, always inside the journal transaction of whatever moved it:
 * the door not seen open after the unlock (jammed, outcome unknown, board unavailable),
   or the agent restarted before it was → the entries are given back, so the recipient
   can try again, and an ``alarm`` ``pickup_door_not_opened`` says so;
-* closed while an item sensor still reads the compartment occupied → no pickup: the
-  entries are given back and an ``alarm`` ``parcel_not_taken`` is raised. The door layer
-  reads no item sensor yet, so the runtime passes ``occupied=None`` (unknown) and a
-  close is a pickup.
+* closed while the door's item sensor still reads the compartment occupied (in the
+  board reply that showed it closed) → no pickup: the entries are given back and an
+  ``alarm`` ``parcel_not_taken`` is raised. A door without a wired item sensor
+  (``item_sensor`` in ``[[doors]]``) closes with ``occupied`` None: the close alone is
+  the pickup.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from locker_contract import (
 
 #: the door layer's events that show a door open
 _SEEN_OPEN: Final = frozenset({DoorEventKind.OPENED, DoorEventKind.OPEN_CONFIRMED})
-#: not in the contract's AlarmKind: the set is open, and no sensor reports it yet
+#: not in the contract's AlarmKind: the set is open
 PARCEL_NOT_TAKEN: Final = "parcel_not_taken"
 
 
@@ -120,7 +121,7 @@ class PendingPickups:
             return []
         found_closed = event.kind is DoorEventKind.FOUND and event.state is DoorState.CLOSED
         if event.kind is DoorEventKind.CLOSED or found_closed:
-            return self.closed(tx, event.door, at=event.wall)
+            return self.closed(tx, event.door, at=event.wall, occupied=event.occupied)
         return []
 
     def opened(self, tx: JournalTx, door: int) -> None:

@@ -145,7 +145,8 @@ def protocol(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def make_rig() -> Iterator[MakeRig]:
-    """``make_rig(protocol, boards=(1, 2), polarity={}, link={}, control={})`` → Rig."""
+    """``make_rig(protocol, boards=(1, 2), polarity={}, link={}, control={},
+    item_sensors=())`` → Rig."""
     rigs: list[Rig] = []
 
     def _make(
@@ -156,6 +157,7 @@ def make_rig() -> Iterator[MakeRig]:
         control: dict[str, object] | None = None,
         timing: Timing | None = None,
         start: bool = True,
+        item_sensors: Sequence[int] = (),
     ) -> Rig:
         bus = SimulatedBus(
             protocol, [SimBoardConfig(a, LOCKS) for a in boards], timing or Timing.fast()
@@ -165,6 +167,7 @@ def make_rig() -> Iterator[MakeRig]:
         layout = CabinetLayout.sequential(
             codec,
             [BoardConfig(a, LOCKS, (polarity or {}).get(a, Polarity.NORMAL)) for a in boards],
+            item_sensors,
         )
         cabinet = Cabinet(
             port,

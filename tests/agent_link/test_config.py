@@ -139,3 +139,37 @@ def test_unreadable_and_non_toml_files_are_configuration_errors(tmp_path: Path) 
     broken.write_text("cabinet_id = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(broken)
+
+
+def with_item_sensor(protocol: str, value: object = True) -> dict[str, object]:
+    """The document on ``protocol`` boards, door 2 declared with an item sensor."""
+    doc = document(serial={"port": "/dev/ttyUSB0", "protocol": protocol})
+    doors = doc["doors"]
+    assert isinstance(doors, list)
+    doors[1] = {**doors[1], "item_sensor": value}
+    return doc
+
+
+def test_item_sensors_are_off_unless_a_door_says_so(tmp_path: Path) -> None:
+    plain = load_settings(write(tmp_path, document()))
+    kerong = load_settings(write(tmp_path, with_item_sensor("kerong")))
+
+    assert [door.item_sensor for door in plain.doors] == [False, False, False]
+    assert plain.layout(protocol_named("8a80")).item_sensors == frozenset()
+    assert [door.item_sensor for door in kerong.doors] == [False, True, False]
+    assert kerong.layout(protocol_named("kerong")).item_sensors == frozenset({2})
+
+
+def test_an_item_sensor_on_a_board_that_reports_none_is_refused_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="invalid agent configuration") as refused:
+        load_settings(write(tmp_path, with_item_sensor("8a80")))
+    message = str(refused.value)
+    assert "doors: item_sensor = true on door 2" in message
+    assert "'8a80' boards report no item sensor" in message
+
+
+def test_an_item_sensor_that_is_not_a_boolean_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"doors\.1\.item_sensor"):
+        load_settings(write(tmp_path, with_item_sensor("kerong", "yes")))

@@ -5,7 +5,7 @@ supplied the way the server does it (a full ``sync``, hashed under the cabinet's
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from locker_agent.kiosk.courier_desk import CourierHooks
 from locker_agent.kiosk.machine import Screen
 from locker_agent.kiosk.service import KioskService
 from locker_contract import AllowListEntry, credential_hash
-from simulators.cabinet import CabinetTuning, SimulatedCabinet
+from simulators.cabinet import CabinetTuning, SimulatedCabinet, with_item_sensors
 from simulators.scanner import VirtualScanner
 from simulators.timing import Timing
 from tests import waiting
@@ -74,17 +74,26 @@ KioskCabinetFactory = Callable[..., KioskCabinet]
 def make_kiosk_cabinet(tmp_path: Path) -> Iterator[KioskCabinetFactory]:
     """``make_kiosk_cabinet(**kiosk_section)`` → a started cabinet with a kiosk and scanner
     (``scanner_port=`` points ``[scanner]`` elsewhere than the virtual module; ``courier=``
-    gives the kiosk a courier desk)."""
+    gives the kiosk a courier desk; ``item_sensors=`` makes it a Kerong cabinet with an
+    item sensor wired behind those doors)."""
     started: list[KioskCabinet] = []
 
     def _make(
-        *, scanner_port: str | None = None, courier: CourierHooks | None = None, **kiosk: Any
+        *,
+        scanner_port: str | None = None,
+        courier: CourierHooks | None = None,
+        item_sensors: Sequence[int] = (),
+        **kiosk: Any,
     ) -> KioskCabinet:
         cabinet_id = f"K-{uuid.uuid4().hex[:12]}"
         scanner = VirtualScanner()
         document = agent_document(cabinet_id, tmp_path / "journal.sqlite3", Signer("x").public_key)
         document["kiosk"] = {"port": 0, **kiosk}
         document["scanner"] = {"port": scanner_port or scanner.port}
+        settings = parse_settings(document)
+        if item_sensors:
+            document["serial"]["protocol"] = "kerong"
+            settings = with_item_sensors(parse_settings(document), item_sensors)
         tuning = CabinetTuning(
             timing=Timing.fast(),
             link=FAST_LINK,
@@ -92,7 +101,7 @@ def make_kiosk_cabinet(tmp_path: Path) -> Iterator[KioskCabinetFactory]:
             mqtt=fast_settings(cabinet_id),
             courier=courier,
         )
-        rig = KioskCabinet(SimulatedCabinet(parse_settings(document), tuning), scanner)
+        rig = KioskCabinet(SimulatedCabinet(settings, tuning), scanner)
         started.append(rig)
         rig.cabinet.start()
         return rig
