@@ -49,7 +49,9 @@ from locker_agent.scan.decoders import (
     Stage,
     ZbarDecoder,
     ZxingDecoder,
+    chain_for,
     default_chain,
+    label_decoder,
     to_gray,
 )
 from locker_contract.pickup_qr import encode_pickup_qr
@@ -161,15 +163,18 @@ def baselines(samples: Sequence[Sample], size: tuple[int, int]) -> dict[str, flo
 
 
 def candidates() -> list[DecoderChain]:
-    """Each library alone, both orders of the two, and the default's stages alone and together."""
+    """Each library alone, both orders of the two, and the default's stages alone, with and
+    without its last (label) stage, and with ZBar added before that stage."""
     quick = ZxingDecoder(try_downscale=False, try_rotate=False)
     return [
         DecoderChain([ZbarDecoder()]),
         DecoderChain([ZxingDecoder()]),
         DecoderChain([Stage(quick, FAST_WIDTH)]),
+        DecoderChain([label_decoder()]),
         DecoderChain([ZbarDecoder(), ZxingDecoder()]),
         DecoderChain([ZxingDecoder(), ZbarDecoder()]),
-        DecoderChain([Stage(quick, FAST_WIDTH), ZxingDecoder(), ZbarDecoder()]),
+        DecoderChain([Stage(quick, FAST_WIDTH), ZxingDecoder()]),
+        chain_for(["zxing", "zbar"]),
         default_chain(),
     ]
 

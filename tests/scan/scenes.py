@@ -24,5 +24,5 @@ def frame_of(
 
 
 @cache
-def empty_frame(seed: int = 7) -> Frame:
-    return render(Scene(payload=None, width=640, height=480, seed=seed))
+def empty_frame(seed: int = 7, *, size: tuple[int, int] = (640, 480)) -> Frame:
+    return render(Scene(payload=None, width=size[0], height=size[1], seed=seed))

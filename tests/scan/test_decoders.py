@@ -17,15 +17,19 @@ from locker_agent.scan.decoders import (
     ZbarDecoder,
     ZxingDecoder,
     default_chain,
+    label_decoder,
     make_decoder,
     to_gray,
 )
 from locker_contract.pickup_qr import encode_pickup_qr, parse_pickup_qr
 from locker_server.notifications.qr import qr_png
-from simulators.camera import CONDITIONS, qr_modules
+from simulators.camera import CONDITIONS, as_sensor_sees, qr_modules
 from tests.scan.scenes import LABEL, PICKUP_QR, empty_frame, frame_of
 
 HD = (1280, 720)
+VGA = (640, 480)
+#: 17 characters like the benchmark's labels: 242 modules, 1.8 pixels each at 640×480
+VGA_LABEL = "JJDCWH8H5AJXKL0F8"
 PHONE_CONDITIONS = [c for c in CONDITIONS if c != "no_code" and not c.startswith("label")]
 
 
@@ -55,11 +59,38 @@ def test_kiosk_reads_a_courier_parcel_label(condition: str) -> None:
     assert found == [Decoded(LABEL, Symbology.CODE128)]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kiosk_reads_a_slightly_blurred_label_held_up_to_a_vga_camera(seed: int) -> None:
+    frame = frame_of("label_tilted", VGA_LABEL, seed=seed, size=VGA)
+    assert default_chain().decode(frame) == [Decoded(VGA_LABEL, Symbology.CODE128)]
+
+
+def test_only_the_fixed_threshold_pass_reads_thin_blurred_bars() -> None:
+    frame = frame_of("label_tilted", VGA_LABEL, seed=1, size=VGA)
+
+    assert ZxingDecoder().decode(frame) == []
+    assert ZbarDecoder().decode(frame) == []
+    assert label_decoder().decode(frame) == [Decoded(VGA_LABEL, Symbology.CODE128)]
+
+
+def test_the_label_pass_reads_nothing_but_code128() -> None:
+    assert label_decoder().decode(frame_of("clean")) == []
+
+
 @pytest.mark.parametrize("seed", range(4))
-def test_frame_with_no_code_reads_as_nothing_with_every_decoder(seed: int) -> None:
-    frame = empty_frame(seed)
-    for decoder in (default_chain(), ZbarDecoder(), ZxingDecoder()):
+@pytest.mark.parametrize("size", [HD, VGA], ids=["720p", "vga"])
+def test_frame_with_no_code_reads_as_nothing_with_every_decoder(
+    seed: int, size: tuple[int, int]
+) -> None:
+    frame = empty_frame(seed, size=size)
+    for decoder in (default_chain(), ZbarDecoder(), ZxingDecoder(), label_decoder()):
         assert decoder.decode(frame) == []
+
+
+def test_the_virtual_camera_greys_a_pixel_that_straddles_a_bar_edge() -> None:
+    light_then_dark = np.array([[1.0, 0.0]], dtype=np.float32)
+    # two modules on three pixels: the middle pixel sees half of each
+    assert as_sensor_sees(light_then_dark, (3, 1)).tolist() == [[1.0, 0.5, 0.0]]
 
 
 @pytest.mark.parametrize("decoder", [ZbarDecoder(), ZxingDecoder()], ids=lambda d: d.name)

@@ -50,7 +50,7 @@ def test_default_camera_section_builds_the_benchmarked_chain() -> None:
 
 def test_decoders_can_be_reordered_and_the_quick_pass_turned_off() -> None:
     section = CameraSection(device="0", decoders=["zbar", "zxing"], fast_pass_width=0)
-    assert section.chain().name == "zbar > zxing"
+    assert section.chain().name == "zbar > zxing > zxing-label"
 
 
 @pytest.mark.parametrize(
