@@ -33,6 +33,14 @@ and reads these commands from stdin, answering each with one line::
                                door.opened door.closed) and publish them: "emitted TOTAL"
     stats                      one JSON line: counters and every cabinet's connection number
     drop ID ...                cut these cabinets' connections without DISCONNECT: "dropped N"
+
+With ``--kiosks`` every cabinet also has the agent's kiosk (pickup by code or QR against
+the allow-list the server syncs; ``--pickup-keys`` gives each cabinet's key, otherwise a
+key derived from its id), and three more commands answer with what the kiosk shows::
+
+    type ID CODE               keys typed on cabinet ID's keypad: "doors", "refused", …
+    scan ID TEXT               a text held up to its reader (a pickup QR's payload)
+    close ID DOOR              a person shuts that door: the kiosk's screen after it
 """
 
 from __future__ import annotations
@@ -123,6 +131,12 @@ def _add_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     fleet.add_argument("--threads", type=int, default=4, help="network loop threads")
     fleet.add_argument("--batch-size", type=int, default=100, help="events per evt message")
     fleet.add_argument("--resend-after", type=float, default=10.0, help="seconds before re-publish")
+    fleet.add_argument(
+        "--kiosks", action="store_true", help="give every cabinet the agent's pickup kiosk"
+    )
+    fleet.add_argument(
+        "--pickup-keys", type=Path, help="JSON file {cabinet id: hex pickup key} (with --kiosks)"
+    )
     fleet.add_argument("--verbose", "-v", action="store_true", help="debug logs to stderr")
 
 
@@ -330,7 +344,22 @@ def _fleet_settings(args: argparse.Namespace) -> FleetSettings:
         loop_threads=args.threads,
         batch_size=args.batch_size,
         resend_after=args.resend_after,
+        kiosks=args.kiosks,
+        pickup_keys=_pickup_keys(args.pickup_keys),
     )
+
+
+def _pickup_keys(path: Path | None) -> dict[str, bytes]:
+    if path is None:
+        return {}
+    document = json.loads(path.read_text())
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a JSON object {{cabinet id: hex key}}")
+    keys = {str(cabinet_id): bytes.fromhex(str(key)) for cabinet_id, key in document.items()}
+    for cabinet_id, key in keys.items():
+        if len(key) != 32:
+            raise ValueError(f"{path}: the pickup key of {cabinet_id} is not 32 bytes")
+    return keys
 
 
 def _read_fleet_commands(fleet: Fleet, stop: threading.Event) -> None:
@@ -360,7 +389,21 @@ def _fleet_command(fleet: Fleet, words: list[str]) -> str:
         for cabinet_id in args:
             fleet.on_loop(cabinet_id, lambda cabinet: cabinet.drop_connection())
         return f"dropped {len(args)}"
-    return f"error: unknown command {name!r}; try: wait, emit, stats, drop"
+    if name in _KIOSK_COMMANDS:
+        return _KIOSK_COMMANDS[name](fleet, args[0], args[1])
+    return f"error: unknown command {name!r}; try: wait, emit, stats, drop, type, scan, close"
+
+
+def _close(fleet: Fleet, cabinet_id: str, door: str) -> str:
+    fleet.close_door(cabinet_id, int(door))
+    return fleet.kiosk_screen(cabinet_id)
+
+
+_KIOSK_COMMANDS: dict[str, Callable[[Fleet, str, str], str]] = {
+    "type": Fleet.type_code,
+    "scan": Fleet.scan,
+    "close": _close,
+}
 
 
 def _fleet_wait(fleet: Fleet, what: str, timeout: float) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 import jsonschema
 import pytest
@@ -449,3 +450,61 @@ def test_a_fleet_without_kiosks_has_no_keypad_to_type_on() -> None:
         assert fleet.cabinets[ids[0]].kiosk is None
         with pytest.raises(SimulatorConfigError, match="no kiosk"):
             fleet.type_code(ids[0], CODE)
+
+
+def test_locker_sim_fleet_with_kiosks_opens_a_door_for_a_typed_code_driven_from_stdin(
+    tmp_path: Path,
+) -> None:
+    ids = cabinet_ids("CLIK-", 2)
+    here = ids[0]
+    key = bytes(range(32))  # the key the server derived for this cabinet
+    keys_file = tmp_path / "pickup-keys.json"
+    keys_file.write_text(json.dumps({here: key.hex()}))
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({cid: f"pw-{cid}" for cid in ids}))
+    entry = contract.AllowListEntry(
+        parcel_id=41,
+        door=2,
+        code_hash=contract.credential_hash(key, "code", CODE),
+        qr_hash=None,
+        expires_at=contract.utc_now() + timedelta(hours=1),
+    )
+    with _broker(ids) as broker, _server(broker) as server:
+        server.subscribe(contract.topics.all_cabinets(contract.topics.Kind.CMD_RES))
+        command = [sys.executable, "-m", "simulators.cli", "fleet", "--host", broker.host]
+        command += ["--port", str(broker.plain_port), "--passwords", str(passwords), "--kiosks"]
+        command += ["--pickup-keys", str(keys_file), "--doors", "4"]
+        command += ["--trusted-key", contract.encode_public_key(SIGNING_KEY.public_key())]
+        with subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        ) as fleet:
+            assert fleet.stdin is not None
+            assert fleet.stdout is not None
+            answers = _FleetConsole(fleet.stdin, fleet.stdout)
+            assert answers.ask("wait online 20").startswith("online ok ")
+            server.publish(contract.topics.sync(here), _allow_list(here, 3, [entry]))
+            _send(server, _command(here, 1, key=Ed25519PrivateKey.generate()))
+            server.next_message(timeout=10)  # its refusal: the list before it was handled
+            replies = [
+                answers.ask(line)
+                for line in (f"type {here} {CODE}", f"close {here} 2", f"type {here} {CODE}")
+            ]
+            replies.append(answers.ask(f"type {ids[1]} {CODE}"))
+            replies.append(answers.ask("frobnicate"))
+            fleet.stdin.close()
+            assert fleet.wait(timeout=30) == 0
+    assert replies[:4] == ["doors", "thanks", "refused", "refused"]
+    assert replies[4].startswith("error: unknown command 'frobnicate'")
+
+
+class _FleetConsole:
+    """Writes one command to ``locker-sim fleet`` and reads its one-line answer."""
+
+    def __init__(self, stdin: IO[str], stdout: IO[str]) -> None:
+        self._stdin, self._stdout = stdin, stdout
+        assert stdout.readline().startswith("fleet ")
+
+    def ask(self, line: str) -> str:
+        self._stdin.write(line + "\n")
+        self._stdin.flush()
+        return self._stdout.readline().strip()
