@@ -3,9 +3,10 @@
 Server-rendered (Jinja2, no build step, no external asset: it works offline). The page
 shows the machine's :class:`~locker_agent.kiosk.machine.Screen` in words from
 :mod:`~locker_agent.kiosk.texts`; a few lines of inline JavaScript send keys (on-screen
-keypad or keyboard: digits, Backspace, Delete, Enter, Escape) and fetch the screen
-fragment again when its version changes. Without JavaScript the keypad still works as
-plain forms.
+keypad or keyboard: digits, Backspace, Delete, Enter, Escape) one at a time in the order
+pressed, and fetch the screen fragment again when its version changes (one request at a
+time, so an older screen never replaces a newer one). Without JavaScript the keypad still
+works as plain forms.
 
 Routes: ``GET /`` the page; ``GET /screen?after=N`` the fragment when the screen's
 version is past N (204 when not); ``POST /key`` (``key``), ``POST /language``
@@ -46,6 +47,7 @@ from locker_agent.kiosk.machine import (
     ChooseLanguage,
     KeyPress,
     Language,
+    Screen,
 )
 from locker_agent.kiosk.service import KioskService
 from locker_agent.kiosk.texts import OTHER_LANGUAGE, text, wording
@@ -73,8 +75,7 @@ _templates = Environment(
 def create_app(service: KioskService) -> Starlette:
     """The kiosk's ASGI app over ``service``."""
 
-    def render(template: str) -> str:
-        version, screen = service.screen()
+    def render(template: str, version: int, screen: Screen) -> str:
         language = screen.language
         other = OTHER_LANGUAGE[language]
         return _templates.get_template(template).render(
@@ -89,15 +90,17 @@ def create_app(service: KioskService) -> Starlette:
         )
 
     async def page(_: Request) -> HTMLResponse:
-        return HTMLResponse(render("page.html"), headers={"Cache-Control": "no-store"})
+        html = render("page.html", *service.screen())
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def fragment(request: Request) -> Response:
         after = _int(request.query_params.get("after"), -1)
-        version, _screen = service.screen()
+        # one reading of the screen: the version header names the screen in the body
+        version, screen = service.screen()
         if version <= after:
             return Response(status_code=204)
         headers = {"X-Screen-Version": str(version), "Cache-Control": "no-store"}
-        return HTMLResponse(render("screen.html"), headers=headers)
+        return HTMLResponse(render("screen.html", version, screen), headers=headers)
 
     async def key(request: Request) -> Response:
         form = await request.form()

@@ -8,7 +8,7 @@ docs/images/kiosk-*.png for docs/kiosk.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +20,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from starlette.types import ASGIApp
 
 from locker_agent.kiosk.courier import RecordDeposit
 from locker_agent.kiosk.courier_desk import CourierHooks
+from locker_agent.kiosk.service import KioskService
+from locker_agent.kiosk.web import KioskWebServer, create_app
 from simulators.courier_desk import FakeCourierDesk
+from tests import waiting
 from tests.agent_link.rig import entry
 from tests.kiosk.conftest import KioskCabinet, KioskCabinetFactory
+from tests.kiosk.late_answers import LateFirstKey, OvertakenScreen
 from tests.kiosk.test_courier_service import Deposits
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,6 +56,29 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+Wrapper = Callable[[ASGIApp], ASGIApp]
+PageThrough = Callable[[KioskCabinet, Wrapper], str]
+
+
+@pytest.fixture
+def page_through(monkeypatch: pytest.MonkeyPatch) -> Iterator[PageThrough]:
+    """``page_through(rig, wrapper)``: the URL of the rig's kiosk page served (by a second
+    server over the same kiosk) through ``wrapper`` around the real app."""
+    servers: list[KioskWebServer] = []
+
+    def serve(rig: KioskCabinet, wrapper: Wrapper) -> str:
+        def wrapped_app(service: KioskService) -> ASGIApp:
+            return wrapper(create_app(service))
+
+        monkeypatch.setattr("locker_agent.kiosk.web.create_app", wrapped_app)
+        servers.append(KioskWebServer(rig.kiosk, "127.0.0.1", 0).start())
+        return servers[-1].url
+
+    yield serve
+    for server in servers:
+        server.stop()
 
 
 def open_page(browser: WebDriver, rig: KioskCabinet) -> None:
@@ -121,6 +149,38 @@ def test_a_code_typed_on_keyboard_and_keypad_opens_its_door_and_the_page_names_i
     wait_for(browser, "#title", "Thank you")
     screenshot(browser, "thanks")
     assert rig.cabinet.door(2).unlock_pulses == 1
+
+
+def test_keys_typed_fast_reach_the_kiosk_in_order_when_the_first_one_is_slow(
+    make_kiosk_cabinet: KioskCabinetFactory, browser: WebDriver, page_through: PageThrough
+) -> None:
+    rig = make_kiosk_cabinet(language="en")
+    rig.supply(entry(51, 2, CODE))
+    browser.get(page_through(rig, LateFirstKey))
+    wait_for(browser, "#title", "Collect a parcel")
+
+    press(browser, CODE)
+
+    wait_for(browser, '#doors li[data-door="2"][data-status="open"]')
+    assert rig.cabinet.door(2).unlock_pulses == 1
+
+
+def test_a_screen_answered_late_never_replaces_the_newer_one_shown(
+    make_kiosk_cabinet: KioskCabinetFactory, browser: WebDriver, page_through: PageThrough
+) -> None:
+    rig = make_kiosk_cabinet(language="en")
+    late = OvertakenScreen()
+    browser.get(page_through(rig, late.wrap))
+    wait_for(browser, "#title", "Collect a parcel")
+
+    press(browser, CODE[:4])
+
+    rig.wait_screen(lambda screen: screen.digits_entered == 4)
+    newest = rig.kiosk.screen()[0]
+    # the page asks past a version once it shows it, and the late screen is in by then:
+    # from here on nothing changes, so the field shows all 4 digits or it never will
+    assert waiting.wait_until(lambda: late.asked_after >= newest, WAIT), "the page stopped asking"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#code .slot.filled")) == 4
 
 
 def test_a_wrong_code_shows_the_attempts_left_and_keys_edit_the_code(

@@ -1,28 +1,55 @@
 // Keys go to the agent; the screen comes back as a fragment when its version moves.
+//
+// On a busy cabinet computer two requests in flight can be answered in either order, so
+// there is never more than one of each: a key press waits for the one before it (the
+// agent takes the digits in the order they were typed), and a screen request waits for
+// the one before it (the version asked past is always the one shown, so an older screen
+// never replaces a newer one).
 (function () {
   "use strict";
   var kiosk = document.getElementById("kiosk");
   var version = Number(kiosk.dataset.version);
   var keys = { Backspace: "backspace", Delete: "clear", Enter: "enter", Escape: "cancel" };
   var timer = null;
+  var sent = Promise.resolve();  // the last input sent, answered or not
+  var polling = false;
+  var pollAgain = false;
 
   function post(path, field, value) {
-    return fetch(path, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Kiosk-Fetch": "1" },
-      body: field + "=" + encodeURIComponent(value)
-    }).then(poll, poll);
+    sent = sent.then(function () {
+      return fetch(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Kiosk-Fetch": "1" },
+        body: field + "=" + encodeURIComponent(value)
+      }).catch(function () {});  // not sent again (it may have arrived): the screen tells
+    });
+    sent.then(poll);
   }
 
   function poll() {
     clearTimeout(timer);
-    return fetch("/screen?after=" + version, { cache: "no-store" }).then(function (answer) {
-      if (answer.status === 200) {
-        version = Number(answer.headers.get("X-Screen-Version"));
-        return answer.text().then(show);
-      }
+    if (polling) {  // ask again when that answer is in: it may predate the input just sent
+      pollAgain = true;
+      return;
+    }
+    polling = true;
+    fetch("/screen?after=" + version, { cache: "no-store" }).then(function (answer) {
+      if (answer.status !== 200) { return; }
+      var fresh = Number(answer.headers.get("X-Screen-Version"));
+      return answer.text().then(function (html) {
+        if (fresh > version) {
+          version = fresh;
+          show(html);
+        }
+      });
     }).catch(function () {}).then(function () {
-      timer = setTimeout(poll, 300);
+      polling = false;
+      if (pollAgain) {
+        pollAgain = false;
+        poll();
+      } else {
+        timer = setTimeout(poll, 300);
+      }
     });
   }
 
