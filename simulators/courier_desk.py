@@ -358,8 +358,11 @@ class FakeCourierDesk(ServerCourierDesk):
         for parcel in expired:  # before the free doors: the allocation has only its door
             self.add_doors({parcel.door: _smallest_size(self)})
             placed = self.add_expired_parcel(parcel.tracking_number, parcel_id=parcel.parcel_id)
-            if placed.door != parcel.door:
-                raise SimulatorConfigError(f"door {parcel.door} is named twice")
+            if placed.door != parcel.door:  # an empty door was left from before
+                raise SimulatorConfigError(
+                    f"expired parcel {parcel.parcel_id} went behind door {placed.door},"
+                    f" not {parcel.door}"
+                )
         self.add_doors({n: size for size, numbers in (free_doors or {}).items() for n in numbers})
 
 
