@@ -53,7 +53,8 @@ class CabinetTuning:
     ack_timeout: float = 15.0
     #: None: the agent.toml `[control]` value (default 30)
     max_remote_opens_per_minute: int | None = None
-    #: the kiosk's courier desk and deposit record (e.g. simulators.courier_desk's fake)
+    #: the kiosk's courier desk and deposit record (e.g. simulators.courier_desk's
+    #: ServerCourierDesk)
     courier: CourierHooks | None = None
 
 

@@ -4,7 +4,7 @@ The courier desk is the server's side of a courier session: the kiosk hands it o
 operation of :mod:`locker_contract.desk` and gets the answer back, or
 :class:`~locker_agent.errors.CourierDeskUnreachable`. The real one travels over the
 cabinet's MQTT link (``req`` / ``res``); tests use :class:`simulators.courier_desk.
-FakeCourierDesk`, which answers from a table.
+ServerCourierDesk`, the server's own desk on a database of its own, without the link.
 
 :class:`CourierHooks` is the one hook a runtime passes to
 :class:`~locker_agent.kiosk.service.KioskService` to turn the courier key on: the desk,
