@@ -8,6 +8,7 @@ The ``*_query`` functions build the filtered, ordered queries that the API pages
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -54,14 +55,32 @@ def recipients_query(
     return query
 
 
+#: what people write between a phone number's digits (the stored form may keep them)
+PHONE_SEPARATORS = " ()-"
+
+
+def phone_digits(phone: str) -> str:
+    """``phone`` without its separators: "+86 (138) 0000-0000" → "+8613800000000"."""
+    return phone.translate({ord(separator): None for separator in PHONE_SEPARATORS})
+
+
+def _stored_phone_digits() -> Any:
+    """The stored phone without separators, in SQL (the same on SQLite and PostgreSQL)."""
+    expression: Any = col(Recipient.phone)
+    for separator in PHONE_SEPARATORS:
+        expression = func.replace(expression, separator, "")
+    return expression
+
+
 def find_recipient(session: Session, *, kind: str, value: str) -> Recipient | None:
-    """The recipient a courier names by ``email`` (any case) or ``phone`` (as stored), if
-    exactly one matches: an ambiguous key finds nobody rather than the wrong person."""
+    """The recipient a courier names by ``email`` (any case) or ``phone`` (separators
+    ignored on both sides), if exactly one matches: an ambiguous key finds nobody rather
+    than the wrong person."""
     wanted = value.strip()
     if kind == "email":
         condition = func.lower(col(Recipient.email)) == wanted.lower()
     elif kind == "phone":
-        condition = col(Recipient.phone) == wanted
+        condition = _stored_phone_digits() == phone_digits(wanted)
     else:
         return None
     found = session.exec(select(Recipient).where(condition).limit(2)).all()
