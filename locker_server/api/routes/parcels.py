@@ -6,13 +6,22 @@ security staff only on parcels at their sites. Anything else answers 404.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from locker_server.api.deps import MAX_ID, IdPath, Page, PageDep, SessionDep, require_roles
+from locker_server.api.deps import (
+    MAX_ID,
+    IdPath,
+    LinkPublisherDep,
+    Page,
+    PageDep,
+    SessionDep,
+    require_roles,
+)
 from locker_server.api.paging import page_of
 from locker_server.api.routes._domain import (
     CARRIER_BOUND,
@@ -40,10 +49,14 @@ from locker_server.models import (
     ReserveRequest,
     SizeClass,
 )
-from locker_server.services import parcels
+from locker_server.services import cabinet_sync, parcels
 from locker_server.services.cabinets import get_cabinet
+from locker_server.services.context import DomainDeps
 from locker_server.services.errors import InvalidField
 from locker_server.services.listing import paged
+from locker_server.services.outbound import Publisher
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/parcels", tags=["parcels"])
 
@@ -174,6 +187,7 @@ def reserve_parcel(
     deps: DomainDepsDep,
     caller: CallerDep,
     principal: Handler,
+    publisher: LinkPublisherDep,
 ) -> ParcelPublic:
     """Hold the smallest fitting free door of the cabinet for a limited time."""
     _visible(session, principal, parcel_id)
@@ -182,7 +196,25 @@ def reserve_parcel(
     parcel = parcels.reserve(
         session, deps, parcel_id=parcel_id, cabinet_id=body.cabinet_id, caller=caller
     )
+    _tell_cabinet_its_reservations(session, deps, publisher, body.cabinet_id)
     return parcel_public(session, parcel)
+
+
+def _tell_cabinet_its_reservations(
+    session: Session, deps: DomainDeps, publisher: Publisher | None, cabinet_id: int
+) -> None:
+    """Commit, then send the cabinet its reserved doors now, so the courier can deposit
+    there even if its link drops before they arrive. Without a link in this process, or
+    if sending fails, the reservation stands and the cabinet gets it at its next connect
+    (or with the courier's next request at its kiosk)."""
+    session.commit()
+    if publisher is None:
+        return
+    try:
+        cabinet_sync.send_reservations(session, publisher, keys=deps.keys, cabinet_id=cabinet_id)
+    except Exception:
+        session.rollback()
+        logger.exception("reservations sync to cabinet %s failed", cabinet_id)
 
 
 @router.post("/{parcel_id}/deposit")
@@ -215,9 +247,11 @@ def cancel_parcel(
     deps: DomainDepsDep,
     caller: CallerDep,
     principal: Handler,
+    publisher: LinkPublisherDep,
 ) -> ParcelPublic:
     """Cancel before deposit; after deposit only operators (who take the parcel out)."""
-    _visible(session, principal, parcel_id)
+    before = _visible(session, principal, parcel_id)
+    held_door_at = before.cabinet_id if before.state == ParcelState.reserved else None
     parcel = parcels.cancel(
         session,
         deps,
@@ -226,6 +260,8 @@ def cancel_parcel(
         reason=body.reason,
         as_operator=principal.role in (Role.admin, Role.operator),
     )
+    if held_door_at is not None:  # the cabinet must stop taking it offline
+        _tell_cabinet_its_reservations(session, deps, publisher, held_door_at)
     return parcel_public(session, parcel)
 
 
