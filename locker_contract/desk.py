@@ -212,6 +212,7 @@ class RefusalReason(enum.StrEnum):
     UNKNOWN_SIZE = "unknown_size"
     UNKNOWN_DOOR = "unknown_door"
     UNKNOWN_PARCEL = "unknown_parcel"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 
 class RequestRefused(BaseModel):

@@ -132,6 +132,8 @@ COURIER_EN: Final[Mapping[str, str]] = {
     "courier.refusal.unknown_size": "This cabinet has no door of that size.",
     "courier.refusal.unknown_door": "This cabinet has no such door.",
     "courier.refusal.unknown_parcel": "This parcel is not known.",
+    "courier.refusal.too_many_attempts": "Too many wrong courier codes at this cabinet."
+    " Please try again in a few minutes, or call the operator.",
     "courier.hint.not_a_tracking_number": "That is not a tracking number: letters, digits and"
     " - _ . only.",
     "courier.hint.not_a_contact": "Type an e-mail address or a phone number.",
@@ -238,6 +240,8 @@ COURIER_ZH: Final[Mapping[str, str]] = {
     "courier.refusal.unknown_size": "本柜没有该尺寸的格口。",
     "courier.refusal.unknown_door": "本柜没有此柜门。",
     "courier.refusal.unknown_parcel": "找不到此包裹。",
+    "courier.refusal.too_many_attempts": "本柜快递员代码错误次数过多，"
+    "请几分钟后再试，或联系管理员。",
     "courier.hint.not_a_tracking_number": "这不是有效的快递单号：只能包含字母、数字和 - _ .。",
     "courier.hint.not_a_contact": "请输入邮箱或手机号。",
     "courier.hint.empty_sign_in": "请先输入快递员代码。",

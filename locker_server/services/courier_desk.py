@@ -16,6 +16,11 @@ Rules:
 * **Nothing half-done.** Each operation runs in a savepoint; a refusal undoes it (a
   larger door that cannot be found leaves the old reservation as it was) and only the
   refusal's audit entry remains.
+* **Guessing courier codes is slow.** After ``SIGN_IN_FAILURES_ALLOWED`` wrong codes at
+  one cabinet within ``SIGN_IN_FAILURE_WINDOW``, that cabinet's sign-ins are refused
+  (``too_many_attempts``) — a right code too, or the refusals would say which code is
+  right — until the oldest of them is out of the window. Counted from the audit log's
+  refused sign-ins, so every server process and restart sees the same count.
 * **Never a code in the record.** The courier code is hashed as it arrives and appears
   in no audit entry, log line or reply.
 * The deposit itself is not a request: the cabinet journals a ``deposit`` event once the
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from locker_contract.desk import (
     Answer,
@@ -53,6 +58,7 @@ from locker_contract.desk import (
     SignedIn,
 )
 from locker_server.audit import Actor
+from locker_server.audit.models import AuditEntry
 from locker_server.errors import DomainError, NoDoorAvailable, NotFound
 from locker_server.models import Cabinet, Courier, Door, Parcel, ParcelState, ServiceState
 from locker_server.models.sites import SizeClass
@@ -66,6 +72,11 @@ from locker_server.services.lifecycle import move
 S = ParcelState
 #: How long a courier stays signed in at a cabinet without signing in again.
 SESSION_MINUTES = 30
+#: wrong courier codes one cabinet may see within the window before it refuses sign-ins
+SIGN_IN_FAILURES_ALLOWED = 5
+SIGN_IN_FAILURE_WINDOW = timedelta(minutes=10)
+#: how a sign-in is audited (``courier_desk.<op>``)
+_SIGN_IN_ACTION = "courier_desk.courier_sign_in"
 R = RefusalReason
 #: What the kiosk shows for each refusal (it may word its own, by ``reason``).
 MESSAGES: dict[RefusalReason, str] = {
@@ -82,6 +93,7 @@ MESSAGES: dict[RefusalReason, str] = {
     R.UNKNOWN_SIZE: "Unknown door size.",
     R.UNKNOWN_DOOR: "This cabinet has no such door.",
     R.UNKNOWN_PARCEL: "No such parcel of your carrier here.",
+    R.TOO_MANY_ATTEMPTS: "Too many wrong courier codes here: try again in a few minutes.",
 }
 
 
@@ -178,6 +190,8 @@ def _as_refusal(exc: DomainError) -> DeskRefusal:
 
 
 def _sign_in(desk: _Desk, operation: CourierSignIn) -> SignedIn:
+    if _recent_wrong_codes(desk) >= SIGN_IN_FAILURES_ALLOWED:
+        raise DeskRefusal(R.TOO_MANY_ATTEMPTS)
     courier = directory.authenticate_courier(
         desk.session, desk.deps.pickup_hmac_key, operation.secret.strip()
     )
@@ -194,6 +208,22 @@ def _sign_in(desk: _Desk, operation: CourierSignIn) -> SignedIn:
             courier_id=courier.id, expires_at=expires_at, token=_token(desk, courier.id, expires_at)
         ),
     )
+
+
+def _recent_wrong_codes(desk: _Desk) -> int:
+    """Sign-ins refused at this cabinet for a wrong code within the window."""
+    query = (
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            col(AuditEntry.cabinet_id) == desk.cabinet.id,
+            col(AuditEntry.action) == _SIGN_IN_ACTION,
+            col(AuditEntry.outcome) == "refused",
+            col(AuditEntry.reason) == R.BAD_CREDENTIAL.value,
+            col(AuditEntry.recorded_at) > desk.now - SIGN_IN_FAILURE_WINDOW,
+        )
+    )
+    return int(desk.session.exec(query).one())
 
 
 def _token(desk: _Desk, courier_id: int, expires_at: datetime) -> str:
