@@ -14,6 +14,8 @@ the cabinet's kinds     an ``alarm`` event (``board_not_answering``,  the same k
 ``wrong_code_burst``    refused pickups at one cabinet reaching the  —
                         cabinet lockout threshold in its window
 ``cabinet_offline``     the cabinet's connection going offline       back online
+``courier_code_burst``  wrong courier codes at one cabinet reaching  —
+                        the courier desk's sign-in limit
 ======================  ===========================================  =======================
 
 While an alarm is *open* (neither acknowledged nor cleared), raising the same kind at
@@ -66,6 +68,7 @@ class ServerAlarm(StrEnum):
     cabinet_offline = "cabinet_offline"
     access_out_of_hours = "access_out_of_hours"
     remote_open = "remote_open"
+    courier_code_burst = "courier_code_burst"
 
 
 @dataclass(frozen=True, slots=True)

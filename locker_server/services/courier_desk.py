@@ -62,7 +62,7 @@ from locker_server.audit.models import AuditEntry
 from locker_server.errors import DomainError, NoDoorAvailable, NotFound
 from locker_server.models import Cabinet, Courier, Door, Parcel, ParcelState, ServiceState
 from locker_server.models.sites import SizeClass
-from locker_server.services import allocation, directory, parcels
+from locker_server.services import alarms, allocation, directory, parcels
 from locker_server.services.cabinets import cabinet_caller
 from locker_server.services.context import Caller, DomainDeps, Target, audit
 from locker_server.services.credentials import courier_session_token
@@ -142,6 +142,8 @@ def answer_request(
             outcome = _carry_out(desk, operation, courier)
     except DomainError as exc:
         refusal = _as_refusal(exc)
+        if refusal.reason in (R.BAD_CREDENTIAL, R.TOO_MANY_ATTEMPTS):
+            _watch_wrong_codes(desk, refusal.reason)
         _audit(desk, request, courier, outcome="refused", reason=refusal.reason, target=None)
         return DeskOutcome(RequestRefused(reason=refusal.reason, message=refusal.message[:200]))
     signed_in = outcome.answer.courier_id if isinstance(outcome.answer, SignedIn) else None
@@ -224,6 +226,21 @@ def _recent_wrong_codes(desk: _Desk) -> int:
         )
     )
     return int(desk.session.exec(query).one())
+
+
+def _watch_wrong_codes(desk: _Desk, reason: RefusalReason) -> None:
+    """Tell operators when this cabinet's wrong courier codes reach the limit (the one
+    just refused included; each refusal while locked counts the alarm up). Outside the
+    refused operation's savepoint, and before its audit entry: the alarm row first."""
+    wrong = _recent_wrong_codes(desk) + (reason == R.BAD_CREDENTIAL)
+    if wrong < SIGN_IN_FAILURES_ALLOWED:
+        return
+    minutes = int(SIGN_IN_FAILURE_WINDOW.total_seconds() // 60)
+    alarms.raise_alarm(
+        desk.session, desk.deps, place=alarms.Place(desk.cabinet),
+        kind=alarms.ServerAlarm.courier_code_burst, caller=cabinet_caller(desk.cabinet.code),
+        detail=f"{wrong} wrong courier codes within {minutes} min",
+    )  # fmt: skip
 
 
 def _token(desk: _Desk, courier_id: int, expires_at: datetime) -> str:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from locker_contract.desk import Answer, CourierSignIn, RefusalReason, RequestRefused, SignedIn
 from locker_server.audit.models import AuditEntry
+from locker_server.models import Alarm
 from locker_server.services.courier_desk import SIGN_IN_FAILURE_WINDOW, SIGN_IN_FAILURES_ALLOWED
 from simulators.courier_desk import ServerCourierDesk
 
@@ -49,6 +50,10 @@ def test_after_the_allowed_wrong_codes_even_the_right_one_is_refused(
         ).all()
     assert reasons[-1] == "too_many_attempts"
     assert reasons.count("bad_credential") == SIGN_IN_FAILURES_ALLOWED
+    [alarm] = _alarms(desk)
+    assert (alarm.kind, alarm.cabinet_id, alarm.repeats) == (
+        "courier_code_burst", desk.cabinet_id, 1,  # raised by the 5th, seen again at the lock
+    )  # fmt: skip
 
 
 def test_one_wrong_code_fewer_still_lets_the_right_one_in(desk: ServerCourierDesk) -> None:
@@ -56,6 +61,12 @@ def test_one_wrong_code_fewer_still_lets_the_right_one_in(desk: ServerCourierDes
         _sign_in(desk, f"99990{n}")
 
     assert isinstance(_sign_in(desk, RIGHT), SignedIn)
+    assert _alarms(desk) == []
+
+
+def _alarms(desk: ServerCourierDesk) -> list[Alarm]:
+    with Session(desk.engine) as session:
+        return list(session.exec(select(Alarm)).all())
 
 
 def test_once_the_wrong_codes_are_out_of_the_window_the_right_one_signs_in(
