@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from locker_agent.errors import CameraLost, CameraUnavailable, ImageUnreadable
-from locker_agent.scan.decoders import Decoded, DecoderChain, Frame
+from locker_agent.scan.decoders import Decoded, DecoderChain, Frame, Symbology
 from locker_agent.scan.events import CameraDown, CameraUp, CodeRead, ScanEvent
 from locker_agent.scan.settings import CameraSettings
 
@@ -140,29 +140,59 @@ class FakeCamera:
         self.is_open = False
 
 
+#: frames a linear code (Code 128) must be read in before it counts. Its only check is
+#: one symbol modulo 103, so a thin, blurred label can be misread as another valid text;
+#: a QR code's error correction makes that next to impossible. A camera's noise differs
+#: from frame to frame, so the same misread twice is far rarer than once, while a label
+#: held up is read in many frames: waiting for a second read costs one frame (~33 ms).
+LINEAR_CODE_READS: Final = 2
+
+
 class Debouncer:
     """Which codes are new in a frame, given the codes of every frame before it.
 
     A code stays "in view" while it keeps being read; it is forgotten only after being
     missed for ``forget_frames`` consecutive frames AND ``forget_seconds``. Both, because
     either alone repeats a code: frames alone at a low frame rate are a fraction of a
-    second; seconds alone at a low frame rate can pass within one blurred frame.
+    second; seconds alone at a low frame rate can pass within one blurred frame. A linear
+    code is new only at its ``linear_reads``-th read (no more than ``forget_seconds``
+    between two reads).
     """
 
-    def __init__(self, forget_frames: int, forget_seconds: float) -> None:
+    def __init__(
+        self, forget_frames: int, forget_seconds: float, linear_reads: int = LINEAR_CODE_READS
+    ) -> None:
         self._forget_frames = forget_frames
         self._forget_seconds = forget_seconds
+        self._linear_reads = linear_reads
         self._seen: dict[Decoded, tuple[float, int]] = {}  # code -> (last seen, missed frames)
+        self._sightings: dict[Decoded, tuple[float, int]] = {}  # code -> (last read, reads)
 
     def new_codes(self, found: Iterable[Decoded], now: float) -> list[Decoded]:
         found = list(dict.fromkeys(found))
-        fresh = [code for code in found if code not in self._seen]
         for code in list(self._seen):
             if code not in found:
                 self._miss(code, now)
+        self._sightings = {
+            code: sighting
+            for code, sighting in self._sightings.items()
+            if now - sighting[0] <= self._forget_seconds
+        }
+        fresh = [code for code in found if code not in self._seen and self._confirmed(code, now)]
         for code in found:
-            self._seen[code] = (now, 0)
+            if code not in self._sightings:
+                self._seen[code] = (now, 0)
         return fresh
+
+    def _confirmed(self, code: Decoded, now: float) -> bool:
+        """Whether a code not in view yet has been read often enough to count."""
+        needed = self._linear_reads if code.symbology is Symbology.CODE128 else 1
+        reads = self._sightings.get(code, (now, 0))[1] + 1
+        if reads < needed:
+            self._sightings[code] = (now, reads)
+            return False
+        self._sightings.pop(code, None)
+        return True
 
     def _miss(self, code: Decoded, now: float) -> None:
         last_seen, missed = self._seen[code]
@@ -174,6 +204,7 @@ class Debouncer:
 
     def forget_all(self) -> None:
         self._seen.clear()
+        self._sightings.clear()
 
 
 class CameraReader:

@@ -77,7 +77,7 @@ def test_recipient_who_shows_the_qr_again_after_taking_it_away_is_reported_again
 def test_parcel_labels_and_damaged_codes_are_ignored_for_pickup_not_wrong_codes() -> None:
     label = frame_of("label", LABEL, size=(1280, 720))
     damaged = frame_of("clean", DAMAGED_QR)
-    events = read_all([label, damaged], frames=2)
+    events = read_all([label, label, damaged], frames=3)  # a label counts at its second read
 
     verdicts = [(e.text, e.verdict, e.token) for e in events if isinstance(e, CodeRead)]
     assert verdicts == [(LABEL, QrVerdict.FOREIGN, None), (DAMAGED_QR, QrVerdict.DAMAGED, None)]
@@ -142,6 +142,32 @@ def test_debouncer_needs_both_the_missed_frames_and_the_seconds_to_forget() -> N
     for now in (8.0, 9.0, 10.0):
         debouncer.new_codes([], now=now)
     assert debouncer.new_codes([code], now=11.0) == [code]
+
+
+def test_a_label_counts_at_its_second_read_and_a_one_frame_misread_never() -> None:
+    label = Decoded("SF1234567890", Symbology.CODE128)
+    misread = Decoded("SF1Z34567890", Symbology.CODE128)
+    debouncer = Debouncer(forget_frames=3, forget_seconds=1.0)
+
+    first = debouncer.new_codes([label, misread], now=0.0)
+    second = debouncer.new_codes([label], now=0.1)
+    held = [debouncer.new_codes([label], now=0.1 * n) for n in range(2, 6)]
+    later = debouncer.new_codes([misread], now=2.0)  # the misread's first read is long gone
+
+    assert (first, second, held, later) == ([], [label], [[]] * 4, [])
+
+
+def test_a_label_read_twice_too_far_apart_is_not_confirmed() -> None:
+    label = Decoded("SF1234567890", Symbology.CODE128)
+    debouncer = Debouncer(forget_frames=3, forget_seconds=1.0)
+    assert debouncer.new_codes([label], now=0.0) == []
+    assert debouncer.new_codes([label], now=1.5) == []
+    assert debouncer.new_codes([label], now=1.6) == [label]
+
+
+def test_a_label_held_up_to_the_camera_is_reported_once() -> None:
+    events = read_all([frame_of("label", LABEL, size=(1280, 720))] * FPS, frames=FPS)
+    assert codes(events) == [LABEL]
 
 
 def test_fake_camera_plays_saved_photos_then_reports_the_camera_lost(tmp_path: Path) -> None:
