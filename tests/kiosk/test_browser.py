@@ -2,8 +2,9 @@
 
 A person types a code (keyboard and on-screen keypad), reads which door to go to, sees
 a wrong code refused with the attempts left, and switches the language; a courier signs
-in, scans a label and deposits it. The screenshots of the main screens are saved to
-docs/images/kiosk-*.png for docs/kiosk.md.
+in, scans a label and deposits it. The screenshots of the main screens are saved as
+kiosk-*.png where ``tests.web.browser.SCREENSHOTS`` says (docs/images for docs/kiosk.md
+when ``LOCKER_SCREENSHOTS_DIR`` names it).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from tests.agent_link.rig import entry
 from tests.kiosk.conftest import KioskCabinet, KioskCabinetFactory
 from tests.kiosk.late_answers import LateFirstKey, OvertakenScreen
 from tests.kiosk.test_courier_service import Deposits
+from tests.web.browser import SCREENSHOTS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 CODE = "36925814"
 WAIT = 10.0
 
@@ -114,8 +115,7 @@ def filled_slots(browser: WebDriver, count: int) -> None:
 
 
 def screenshot(browser: WebDriver, name: str) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(IMAGES / f"kiosk-{name}.png"))
+    assert browser.save_screenshot(str(SCREENSHOTS / f"kiosk-{name}.png"))
 
 
 def press(browser: WebDriver, keys: str) -> None:

@@ -3,8 +3,10 @@ Debian's chromium through chromedriver (Selenium), sign in through the form."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +25,13 @@ from tests.waiting import wait_until
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+#: where the browser tests save their screenshots: docs/images refreshes the docs'
+#: (``LOCKER_SCREENSHOTS_DIR=docs/images scripts/test tests/web tests/kiosk``); by
+#: default a temporary folder, so a test run leaves the working tree as it was
+SCREENSHOTS = Path(
+    os.environ.get("LOCKER_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "locker-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
