@@ -11,8 +11,6 @@ answer. A redelivered request is answered again; the cabinet drops the second re
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import Engine
 
 from locker_contract import topics
@@ -22,8 +20,6 @@ from locker_server.link.bridge import LinkPublisher
 from locker_server.services import cabinet_sync, courier_desk, outbound
 from locker_server.services.cabinets import get_cabinet
 from locker_server.services.context import DomainDeps
-
-logger = logging.getLogger(__name__)
 
 
 def answer(
@@ -47,14 +43,5 @@ def answer(
     )
     out.publish(topics.res(cabinet_code), outbound.reply(deps.keys, cabinet_code, body))
     if outcome.reservations_changed:
-        _send_reservations(engine, deps, out, cabinet_id)
-
-
-def _send_reservations(
-    engine: Engine, deps: DomainDeps, out: LinkPublisher, cabinet_id: int
-) -> None:
-    try:
         with session_scope(engine) as session:
-            cabinet_sync.send_reservations(session, out, keys=deps.keys, cabinet_id=cabinet_id)
-    except Exception:
-        logger.exception("reservations sync to cabinet %s failed", cabinet_id)
+            cabinet_sync.try_send_reservations(session, out, keys=deps.keys, cabinet_id=cabinet_id)

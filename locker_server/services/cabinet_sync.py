@@ -323,6 +323,21 @@ def send_reservations(
     return version
 
 
+def try_send_reservations(
+    session: Session, publisher: Publisher, *, keys: ServerKeys, cabinet_id: int
+) -> bool:
+    """:func:`send_reservations` where the change that called for it stands on its own
+    (committed first): a failure is logged, never raised; the cabinet then gets its
+    reservations at its next connect."""
+    try:
+        send_reservations(session, publisher, keys=keys, cabinet_id=cabinet_id)
+    except Exception:
+        session.rollback()
+        logger.exception("reservations sync to cabinet %s failed", cabinet_id)
+        return False
+    return True
+
+
 def on_cabinet_online(
     session: Session, publisher: Publisher, *, keys: ServerKeys, cabinet_id: int
 ) -> None:

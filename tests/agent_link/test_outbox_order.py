@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from locker_agent.journal import Journal
 from locker_agent.link.mqtt import Outgoing
 from locker_agent.link.outbox import Outbox
@@ -46,36 +48,22 @@ def test_the_first_message_follows_nothing_and_each_next_one_follows_the_one_bef
     assert third.after_event == second.events[-1].event_id
 
 
-def test_after_an_acknowledgement_the_oldest_unacknowledged_message_follows_nothing(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "acknowledged", [0, 1], ids=["the first acknowledged", "the second, the first lost"]
+)
+def test_published_again_the_oldest_unacknowledged_message_follows_nothing(
+    tmp_path: Path, acknowledged: int
 ) -> None:
     journal = _journal_of(tmp_path, 150)
     published = Published()
     outbox = Outbox(CABINET, journal, published)
     outbox.flush()
-    first, second = published.batches
-    outbox.acknowledged([event.event_id for event in first.events])
+    batches = published.batches[:2]
+    outbox.acknowledged([event.event_id for event in batches[acknowledged].events])
 
     outbox.restart()  # a reconnect: everything unacknowledged goes out again
     outbox.flush()
 
-    again = published.batches[2]
-    assert [e.event_id for e in again.events] == [e.event_id for e in second.events]
+    again, left = published.batches[2], batches[1 - acknowledged]
+    assert [e.event_id for e in again.events] == [e.event_id for e in left.events]
     assert again.after_event is None
-
-
-def test_a_message_published_again_still_follows_an_earlier_one_left_unacknowledged(
-    tmp_path: Path,
-) -> None:
-    journal = _journal_of(tmp_path, 150)
-    published = Published()
-    outbox = Outbox(CABINET, journal, published)
-    outbox.flush()
-    first, second = published.batches
-    outbox.acknowledged([event.event_id for event in second.events])  # the first was lost
-
-    outbox.restart()
-    outbox.flush()
-
-    assert published.batches[2].after_event is None  # the lost one, again, first
-    assert [e.event_id for e in published.batches[2].events] == [e.event_id for e in first.events]

@@ -6,7 +6,6 @@ security staff only on parcels at their sites. Anything else answers 404.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -55,8 +54,6 @@ from locker_server.services.context import DomainDeps
 from locker_server.services.errors import InvalidField
 from locker_server.services.listing import paged
 from locker_server.services.outbound import Publisher
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/parcels", tags=["parcels"])
 
@@ -208,13 +205,10 @@ def _tell_cabinet_its_reservations(
     if sending fails, the reservation stands and the cabinet gets it at its next connect
     (or with the courier's next request at its kiosk)."""
     session.commit()
-    if publisher is None:
-        return
-    try:
-        cabinet_sync.send_reservations(session, publisher, keys=deps.keys, cabinet_id=cabinet_id)
-    except Exception:
-        session.rollback()
-        logger.exception("reservations sync to cabinet %s failed", cabinet_id)
+    if publisher is not None:
+        cabinet_sync.try_send_reservations(
+            session, publisher, keys=deps.keys, cabinet_id=cabinet_id
+        )
 
 
 @router.post("/{parcel_id}/deposit")
